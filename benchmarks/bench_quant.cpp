@@ -1,0 +1,112 @@
+// Quantizer core throughput on a 4096×4096 fp32 weight, next to memcpy of the same
+// bytes into a prefaulted buffer (the floor for any out-of-place pass).
+// Ratios: scripts/bench_ratios.py over this program's --benchmark_format=json output.
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include <lowbit/lowbit.hpp>
+
+namespace {
+
+constexpr lowbit::Index kRows = 4096, kCols = 4096;
+
+const std::vector<float>& weight() {
+  static const std::vector<float> w = [] {
+    std::vector<float> v(static_cast<std::size_t>(kRows * kCols));
+    std::mt19937 gen(1);
+    std::normal_distribution<float> d(0.0f, 0.02f);
+    for (auto& x : v) x = d(gen);
+    return v;
+  }();
+  return w;
+}
+
+std::vector<float> prefaulted() { return std::vector<float>(static_cast<std::size_t>(kRows * kCols), 1.0f); }
+
+void set_bytes(benchmark::State& state) {
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * kRows * kCols * 4);
+}
+
+void BM_Memcpy(benchmark::State& state) {
+  const auto& w = weight();
+  auto out = prefaulted();
+  for (auto _ : state) {
+    std::memcpy(out.data(), w.data(), w.size() * sizeof(float));
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state);
+}
+BENCHMARK(BM_Memcpy)->Unit(benchmark::kMillisecond);
+
+// Applying known scales: the kernel alone.
+template <class Q>
+void BM_ApplyScales(benchmark::State& state) {
+  const auto& w = weight();
+  auto out = prefaulted();
+  const lowbit::ConstMatrixView in(w.data(), kRows, kCols);
+  const lowbit::QuantParams p = Q{}.params(in);
+  for (auto _ : state) {
+    p.apply(in, lowbit::MatrixView(out.data(), kRows, kCols));
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state);
+}
+
+// Scale search + fake-quantize, out of place.
+template <class Q>
+void BM_FakeQuantize(benchmark::State& state) {
+  const auto& w = weight();
+  auto out = prefaulted();
+  const lowbit::ConstMatrixView in(w.data(), kRows, kCols);
+  const Q q{};
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(q.fake_quantize(in, lowbit::MatrixView(out.data(), kRows, kCols)));
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state);
+}
+
+// Scale search alone.
+template <class Q>
+void BM_ScaleSearch(benchmark::State& state) {
+  const auto& w = weight();
+  const lowbit::ConstMatrixView in(w.data(), kRows, kCols);
+  const Q q{};
+  for (auto _ : state) benchmark::DoNotOptimize(q.params(in));
+  set_bytes(state);
+}
+
+using namespace lowbit;
+using Int4Tensor = Quantizer<Int<4>, PerTensor, AbsMax>;
+using Int4Channel = Quantizer<Int<4>, PerChannel, AbsMax>;
+using Int4Group128 = Quantizer<Int<4>, PerGroup<128>, AbsMax>;
+using Int8Tensor = Quantizer<Int<8>, PerTensor, AbsMax>;
+using Int2Tensor = Quantizer<Int<2>, PerTensor, AbsMax>;
+using Full4Tensor = Quantizer<IntFull<4>, PerTensor, AbsMax>;
+using Gptq4Tensor = Quantizer<GptqGrid<4>, PerTensor, AbsMax>;
+using Gptq4Channel = Quantizer<GptqGrid<4>, PerChannel, AbsMax>;
+using HistTensor = Quantizer<Int<4>, PerTensor, HistogramMse<>>;
+using HistTrueTensor = Quantizer<Int<4>, PerTensor, HistogramMse<HistogramMode::TrueGrid>>;
+
+BENCHMARK_TEMPLATE(BM_ApplyScales, Int4Tensor)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_ApplyScales, Int8Tensor)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_ApplyScales, Int2Tensor)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_ApplyScales, Full4Tensor)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_ApplyScales, Gptq4Tensor)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_ApplyScales, Int4Channel)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_ApplyScales, Int4Group128)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_FakeQuantize, Int4Tensor)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_FakeQuantize, Int4Channel)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_FakeQuantize, Int4Group128)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_FakeQuantize, Gptq4Channel)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_ScaleSearch, HistTensor)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_ScaleSearch, HistTrueTensor)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,7 @@
+// lowbit — header-only low-bit weight quantization of LLMs. Include this for everything.
+#pragma once
+
+#include "lowbit/core/error.hpp"
+#include "lowbit/core/matrix_view.hpp"
+#include "lowbit/quant.hpp"
+#include "lowbit/version.hpp"

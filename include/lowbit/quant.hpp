@@ -1,0 +1,14 @@
+// The quantizer core: formats, granularities, scale searches, kernels, packing.
+#pragma once
+
+#include "lowbit/quant/abs_max.hpp"
+#include "lowbit/quant/format.hpp"
+#include "lowbit/quant/granularity.hpp"
+#include "lowbit/quant/histogram.hpp"
+#include "lowbit/quant/histogram_mse.hpp"
+#include "lowbit/quant/kernels.hpp"
+#include "lowbit/quant/mse_shrink.hpp"
+#include "lowbit/quant/packing.hpp"
+#include "lowbit/quant/quant_params.hpp"
+#include "lowbit/quant/quantizer.hpp"
+#include "lowbit/quant/rounding.hpp"

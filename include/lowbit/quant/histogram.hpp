@@ -1,0 +1,85 @@
+// A fixed-bin histogram with torch.histc's exact bin assignment.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+
+#include "lowbit/core/matrix_view.hpp"
+
+namespace lowbit {
+
+/// Counts of `bins` equal-width bins over [lo, hi]. Values outside (and NaN) are
+/// not counted; hi itself falls into the last bin.
+struct Histogram {
+  float lo = 0.0f;
+  float hi = 0.0f;
+  std::vector<double> counts;
+
+  [[nodiscard]] Index bins() const { return static_cast<Index>(counts.size()); }
+  [[nodiscard]] double total() const {
+    double t = 0;
+    for (double c : counts) t += c;
+    return t;
+  }
+};
+
+namespace kernels {
+
+/// torch.histc's bin of x (CPU, linear interpolation without local search):
+/// trunc((x - lo) * bins / (hi - lo)), all in float32, clamped to the last bin.
+/// Returns -1 when x is outside [lo, hi] or NaN.
+inline Index histc_bin(float x, float lo, float hi, Index bins) {
+  if (!(x >= lo && x <= hi)) return -1;
+  const float span = hi - lo;
+  const float scaled = (x - lo) * static_cast<float>(bins);
+  const auto pos = static_cast<Index>(scaled / span);
+  return pos == bins ? bins - 1 : pos;
+}
+
+inline void histc_scalar(const float* x, Index n, Histogram& h) {
+  for (Index i = 0; i < n; ++i) {
+    const Index b = histc_bin(x[i], h.lo, h.hi, h.bins());
+    if (b >= 0) h.counts[static_cast<std::size_t>(b)] += 1.0;
+  }
+}
+
+/// Vectorised bin indices, then a scalar scatter into four interleaved
+/// sub-histograms so that runs of equal bins do not serialise on one counter.
+inline void histc(const float* x, Index n, Histogram& h) {
+  using simd = xsimd::batch<float>;
+  constexpr Index lanes = static_cast<Index>(simd::size);
+  const Index bins = h.bins();
+  const Index stride = bins + 2;  // slot `bins` takes x == hi, `bins + 1` the rejects
+  std::vector<std::uint32_t> sub(static_cast<std::size_t>(4 * stride), 0u);
+  const simd lo(h.lo), hi(h.hi), nb(static_cast<float>(bins)), span(h.hi - h.lo);
+  const simd reject(static_cast<float>(bins + 1));
+  alignas(64) std::int32_t idx[simd::size];
+  Index i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const simd v = simd::load_unaligned(x + i);
+    const auto inside = (v >= lo) & (v <= hi);
+    const simd pos = xsimd::select(inside, ((v - lo) * nb) / span, reject);
+    xsimd::to_int(pos).store_aligned(idx);
+    for (Index k = 0; k < lanes; ++k) ++sub[static_cast<std::size_t>((k & 3) * stride + idx[k])];
+  }
+  for (Index c = 0; c < 4; ++c) {
+    const std::uint32_t* s = sub.data() + c * stride;
+    for (Index b = 0; b < bins; ++b) h.counts[static_cast<std::size_t>(b)] += s[b];
+    h.counts[static_cast<std::size_t>(bins - 1)] += s[bins];
+  }
+  histc_scalar(x + i, n - i, h);
+}
+
+}  // namespace kernels
+
+/// Histogram of n values over [lo, hi] (lo < hi).
+inline Histogram make_histogram(const float* x, Index n, float lo, float hi, Index bins) {
+  Histogram h{lo, hi, std::vector<double>(static_cast<std::size_t>(bins), 0.0)};
+  kernels::histc(x, n, h);
+  return h;
+}
+
+}  // namespace lowbit

@@ -1,0 +1,104 @@
+// The xsimd kernels against their scalar references, bit for bit.
+#include <doctest/doctest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "lowbit/quant/histogram.hpp"
+#include "lowbit/quant/kernels.hpp"
+#include "../support/random.hpp"
+
+using namespace lowbit;
+
+namespace {
+
+// Gaussian values plus exact ties (k + 0.5)·s, their neighbours, ±0 and clamps.
+std::vector<float> tricky_values(std::size_t n, float scale) {
+  auto v = test::gaussian(n, 3.0f * scale, 7);
+  for (std::size_t i = 0; i + 6 < n; i += 7) {
+    const float tie = (static_cast<float>(static_cast<int>(i % 21)) - 10.0f + 0.5f) * scale;
+    v[i] = tie;
+    v[i + 1] = std::nextafter(tie, 1e9f);
+    v[i + 2] = std::nextafter(tie, -1e9f);
+    v[i + 3] = -0.0f;
+    v[i + 4] = 1e6f * scale;
+    v[i + 5] = -1e6f * scale;
+  }
+  return v;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("fake_quantize: SIMD path equals the scalar reference bit for bit") {
+  for (const Division d : {Division::reciprocal, Division::exact}) {
+    for (const float scale : {0.25f, 0.0137f, 3.1e-5f}) {
+      for (const std::size_t n : {std::size_t{1}, std::size_t{15}, std::size_t{64}, std::size_t{1000}, std::size_t{4099}}) {
+        const auto x = tricky_values(n, scale);
+        std::vector<float> ref(n), vec(n);
+        const GridStep g = GridStep::make(scale, d);
+        for (const auto& [qmin, qmax] : {std::pair{-1, 1}, std::pair{-7, 7}, std::pair{-8, 7}, std::pair{-127, 127}}) {
+          kernels::fake_quantize_scalar(x.data(), ref.data(), static_cast<Index>(n), g, qmin, qmax);
+          kernels::fake_quantize(x.data(), vec.data(), static_cast<Index>(n), g, qmin, qmax);
+          CHECK(same_bits(ref, vec));
+          std::vector<std::int8_t> qs(n), qv(n);
+          kernels::codes_scalar(x.data(), qs.data(), static_cast<Index>(n), g, qmin, qmax);
+          kernels::codes(x.data(), qv.data(), static_cast<Index>(n), g, qmin, qmax);
+          CHECK(qs == qv);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("fake_quantize: round half to even, clamp, and +0 for codes of zero") {
+  const float s = 0.5f;
+  const std::vector<float> x = {0.25f, 0.75f, -0.25f, -0.75f, 1.25f, -1.25f, -0.1f, 100.0f, -100.0f};
+  // x/s = 0.5, 1.5, -0.5, -1.5, 2.5, -2.5, -0.2, 200, -200 → ties go to even codes
+  const std::vector<float> expect = {0.0f, 1.0f, 0.0f, -1.0f, 1.0f, -1.0f, 0.0f, 1.5f, -1.5f};
+  std::vector<float> y(x.size());
+  kernels::fake_quantize(x.data(), y.data(), static_cast<Index>(x.size()), GridStep::make(s, Division::exact), -3, 3);
+  CHECK(y == expect);
+  for (float v : y) CHECK_FALSE((v == 0.0f && std::signbit(v)));
+}
+
+TEST_CASE("stats: min, max and non-finite detection match the scalar reference") {
+  for (const std::size_t n : {std::size_t{1}, std::size_t{17}, std::size_t{1024}, std::size_t{3001}}) {
+    auto x = test::gaussian(n, 2.0f, 3);
+    const auto a = kernels::stats(x.data(), static_cast<Index>(n));
+    const auto b = kernels::stats_scalar(x.data(), static_cast<Index>(n));
+    CHECK(a.min == b.min);
+    CHECK(a.max == b.max);
+    CHECK(a.finite);
+    for (const float bad : {NAN, INFINITY, -INFINITY}) {
+      auto y = x;
+      y[n / 2] = bad;
+      CHECK_FALSE(kernels::stats(y.data(), static_cast<Index>(n)).finite);
+      CHECK(kernels::first_non_finite(y.data(), static_cast<Index>(n)) == static_cast<Index>(n / 2));
+    }
+  }
+}
+
+TEST_CASE("histc: SIMD binning equals the scalar reference, edges included") {
+  auto x = test::gaussian(10007, 0.3f, 5);
+  x[0] = -1.0f;  // exactly lo
+  x[1] = 1.0f;   // exactly hi → last bin
+  x[2] = 1.5f;   // outside → ignored
+  x[3] = NAN;    // ignored
+  Histogram a{-1.0f, 1.0f, std::vector<double>(2048, 0.0)};
+  Histogram b = a;
+  kernels::histc(x.data(), static_cast<Index>(x.size()), a);
+  kernels::histc_scalar(x.data(), static_cast<Index>(x.size()), b);
+  CHECK(a.counts == b.counts);
+  CHECK(a.counts.front() >= 1.0);
+  CHECK(a.counts.back() >= 1.0);
+  std::size_t outside = 0;
+  for (float v : x)
+    if (!(v >= -1.0f && v <= 1.0f)) ++outside;
+  CHECK(a.total() == static_cast<double>(x.size() - outside));
+}
