@@ -102,3 +102,19 @@ TEST_CASE("histc: SIMD binning equals the scalar reference, edges included") {
     if (!(v >= -1.0f && v <= 1.0f)) ++outside;
   CHECK(a.total() == static_cast<double>(x.size() - outside));
 }
+
+TEST_CASE("histc: values on and next to every bin edge land where the scalar division puts them") {
+  for (const auto& [lo, hi] : {std::pair{-0.0731f, 0.0694f}, std::pair{-3.0f, 5.0f}, std::pair{0.1f, 0.1000001f}}) {
+    std::vector<float> x;  // each edge and the two floats on either side of it
+    for (int k = 0; k <= 2048; ++k) {
+      const float edge = lo + (hi - lo) * static_cast<float>(k) / 2048.0f;
+      float e = std::nextafter(std::nextafter(edge, -1e9f), -1e9f);
+      for (int j = 0; j < 5; ++j, e = std::nextafter(e, 1e9f)) x.push_back(e);
+    }
+    Histogram a{lo, hi, std::vector<double>(2048, 0.0)};
+    Histogram b = a;
+    kernels::histc(x.data(), static_cast<Index>(x.size()), a);
+    kernels::histc_scalar(x.data(), static_cast<Index>(x.size()), b);
+    CHECK(a.counts == b.counts);
+  }
+}

@@ -53,22 +53,40 @@ inline SliceStats stats_scalar(const float* x, Index n) {
 
 /// Min, max and finiteness in one pass. x * 0 is NaN exactly when x is NaN or
 /// ±inf, so one accumulated sum of those products flags every non-finite value.
+/// Four independent accumulator sets keep the loop at memory speed rather than
+/// at the latency of one min/max chain.
 inline SliceStats stats(const float* x, Index n) {
-  simd vmin(std::numeric_limits<float>::infinity());
-  simd vmax(-std::numeric_limits<float>::infinity());
-  simd poison(0.0f);
+  constexpr int ways = 4;
   const simd zero(0.0f);
+  simd vmin[ways], vmax[ways], poison[ways];
+  for (int k = 0; k < ways; ++k) {
+    vmin[k] = simd(std::numeric_limits<float>::infinity());
+    vmax[k] = simd(-std::numeric_limits<float>::infinity());
+    poison[k] = zero;
+  }
   Index i = 0;
+  for (; i + ways * lanes <= n; i += ways * lanes)
+    for (int k = 0; k < ways; ++k) {
+      const simd v = simd::load_unaligned(x + i + k * lanes);
+      vmin[k] = xsimd::min(vmin[k], v);
+      vmax[k] = xsimd::max(vmax[k], v);
+      poison[k] += v * zero;
+    }
   for (; i + lanes <= n; i += lanes) {
     const simd v = simd::load_unaligned(x + i);
-    vmin = xsimd::min(vmin, v);
-    vmax = xsimd::max(vmax, v);
-    poison += v * zero;
+    vmin[0] = xsimd::min(vmin[0], v);
+    vmax[0] = xsimd::max(vmax[0], v);
+    poison[0] += v * zero;
+  }
+  for (int k = 1; k < ways; ++k) {
+    vmin[0] = xsimd::min(vmin[0], vmin[k]);
+    vmax[0] = xsimd::max(vmax[0], vmax[k]);
+    poison[0] += poison[k];
   }
   alignas(64) float lo[simd::size], hi[simd::size], bad[simd::size];
-  vmin.store_aligned(lo);
-  vmax.store_aligned(hi);
-  poison.store_aligned(bad);
+  vmin[0].store_aligned(lo);
+  vmax[0].store_aligned(hi);
+  poison[0].store_aligned(bad);
   SliceStats s = stats_scalar(x + i, n - i);
   for (std::size_t k = 0; k < simd::size; ++k) {
     s.min = std::min(s.min, lo[k]);
