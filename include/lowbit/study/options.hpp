@@ -1,0 +1,232 @@
+// The study's command line: every flag parsed and validated before any work starts.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lowbit/core/error.hpp"
+
+namespace lowbit::study {
+
+/// A command-line mistake: the message names the flag and says what was wrong.
+/// lowbit-study prints it with the usage and exits with status 2.
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
+enum class Method { rtn, gptq, qaft };
+enum class ScaleChoice { hist, hist_true, absmax, mse };
+
+struct Granularity {
+  enum class Kind { tensor, channel, group } kind = Kind::tensor;
+  long group_size = 0;
+};
+
+struct StudyOptions {
+  std::filesystem::path model;  ///< empty: stories260K under the data folder
+  std::filesystem::path data;   ///< empty: $LOWBIT_DATA, else ../shared/data
+  std::filesystem::path out = "study-out";
+  std::vector<int> bits = {8, 6, 4, 3, 2};
+  std::vector<Method> methods = {Method::rtn, Method::gptq, Method::qaft};
+  Granularity granularity{};
+  ScaleChoice scale = ScaleChoice::hist;
+  long calib = 128;
+  long seq_len = 0;  ///< 0: the model's context
+  std::uint64_t seed = 0;
+  std::vector<double> damp_grid = {1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4};
+  long qaft_epochs = 1;
+  std::vector<double> lr_grid = {1e-6, 1e-5, 1e-4, 1e-3};
+  double lr_decay = 0.1;
+  int threads = 0;  ///< 0: all cores
+  bool quick = false;
+  bool landscape = false;
+  bool save = false;
+  long directions = 4;  ///< random directions for --landscape
+};
+
+inline const char* study_usage() {
+  return "usage: lowbit-study [options]\n"
+         "  --model DIR|FILE       GPT-2/Llama safetensors folder or llama2.c .bin (default: stories260K)\n"
+         "  --data DIR             data folder (default: $LOWBIT_DATA, else ../shared/data)\n"
+         "  --out DIR              results folder (default: study-out); finished units are reused\n"
+         "  --bits LIST            e.g. 8,6,4,3,2\n"
+         "  --methods LIST         subset of rtn,gptq,qaft\n"
+         "  --granularity G        tensor | channel | group:N\n"
+         "  --scale S              hist | hist-true | absmax | mse\n"
+         "  --calib N              calibration sequences (default 128)\n"
+         "  --seq-len N            sequence length (default: the model's context)\n"
+         "  --seed S               sampling seed (default 0)\n"
+         "  --damp-grid A:B|LIST   GPTQ dampening grid, decades from A to B, or a list\n"
+         "  --qaft-epochs E        QAFT epochs (default 1)\n"
+         "  --lr-grid LIST         QAFT learning rates (AdamW, no weight decay)\n"
+         "  --lr-decay F           linear decay to F times the start rate (default 0.1)\n"
+         "  --threads N            worker threads (default: all cores)\n"
+         "  --landscape            radial loss profiles and segments\n"
+         "  --directions K         random directions for --landscape (default 4)\n"
+         "  --save                 write the quantized models (packed safetensors)\n"
+         "  --quick                a reduced grid that finishes in minutes\n";
+}
+
+namespace detail {
+
+inline std::vector<std::string> split(std::string_view s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == sep) {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+[[noreturn]] inline void usage_fail(std::string_view flag, std::string_view value, std::string_view why) {
+  std::ostringstream m;
+  m << flag << " " << value << ": " << why;
+  throw UsageError(m.str());
+}
+
+inline double parse_number(std::string_view flag, const std::string& v) {
+  char* end = nullptr;
+  const double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || end != v.c_str() + v.size() || !std::isfinite(x)) usage_fail(flag, v, "is not a number");
+  return x;
+}
+
+inline long parse_positive(std::string_view flag, const std::string& v, bool allow_zero = false) {
+  const double x = parse_number(flag, v);
+  if (x != std::floor(x) || x < (allow_zero ? 0 : 1) || x > 1e12)
+    usage_fail(flag, v, allow_zero ? "must be a non-negative integer" : "must be a positive integer");
+  return static_cast<long>(x);
+}
+
+inline std::vector<double> parse_positive_list(std::string_view flag, const std::string& v) {
+  std::vector<double> out;
+  for (const auto& part : split(v, ',')) {
+    const double x = parse_number(flag, part);
+    if (!(x > 0)) usage_fail(flag, v, "values must be positive");
+    out.push_back(x);
+  }
+  return out;
+}
+
+}  // namespace detail
+
+/// Parses argv (without argv[0]); throws UsageError on the first problem.
+inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
+  using detail::usage_fail;
+  StudyOptions o;
+  bool methods_set = false, bits_set = false, damp_set = false, lr_set = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    const auto value = [&]() -> const std::string& {
+      if (i + 1 >= args.size()) usage_fail(flag, "", "needs a value");
+      return args[++i];
+    };
+    if (flag == "--quick") {
+      o.quick = true;
+    } else if (flag == "--landscape") {
+      o.landscape = true;
+    } else if (flag == "--save") {
+      o.save = true;
+    } else if (flag == "--model") {
+      o.model = value();
+    } else if (flag == "--data") {
+      o.data = value();
+    } else if (flag == "--out") {
+      o.out = value();
+      if (o.out.empty()) usage_fail(flag, "''", "must name a folder");
+    } else if (flag == "--bits") {
+      const auto& v = value();
+      o.bits.clear();
+      for (const auto& part : detail::split(v, ',')) {
+        const long b = detail::parse_positive(flag, part);
+        if (b < 2 || b > 8) usage_fail(flag, v, "bit widths must be 2..8");
+        o.bits.push_back(static_cast<int>(b));
+      }
+      bits_set = true;
+    } else if (flag == "--methods") {
+      const auto& v = value();
+      o.methods.clear();
+      for (const auto& m : detail::split(v, ',')) {
+        if (m == "rtn") o.methods.push_back(Method::rtn);
+        else if (m == "gptq") o.methods.push_back(Method::gptq);
+        else if (m == "qaft") o.methods.push_back(Method::qaft);
+        else usage_fail(flag, v, "methods are rtn, gptq, qaft");
+      }
+      methods_set = true;
+    } else if (flag == "--granularity") {
+      const auto& v = value();
+      if (v == "tensor") {
+        o.granularity = {Granularity::Kind::tensor, 0};
+      } else if (v == "channel") {
+        o.granularity = {Granularity::Kind::channel, 0};
+      } else if (v.rfind("group:", 0) == 0) {
+        o.granularity = {Granularity::Kind::group, detail::parse_positive(flag, v.substr(6))};
+      } else {
+        usage_fail(flag, v, "is tensor, channel or group:N");
+      }
+    } else if (flag == "--scale") {
+      const auto& v = value();
+      if (v == "hist") o.scale = ScaleChoice::hist;
+      else if (v == "hist-true") o.scale = ScaleChoice::hist_true;
+      else if (v == "absmax") o.scale = ScaleChoice::absmax;
+      else if (v == "mse") o.scale = ScaleChoice::mse;
+      else usage_fail(flag, v, "is hist, hist-true, absmax or mse");
+    } else if (flag == "--calib") {
+      o.calib = detail::parse_positive(flag, value());
+    } else if (flag == "--seq-len") {
+      o.seq_len = detail::parse_positive(flag, value());
+    } else if (flag == "--seed") {
+      o.seed = static_cast<std::uint64_t>(detail::parse_positive(flag, value(), true));
+    } else if (flag == "--damp-grid") {
+      const auto& v = value();
+      const auto ends = detail::split(v, ':');
+      if (ends.size() == 2) {
+        const double a = detail::parse_number(flag, ends[0]), b = detail::parse_number(flag, ends[1]);
+        if (!(a > 0) || !(b >= a)) usage_fail(flag, v, "needs 0 < A <= B");
+        o.damp_grid.clear();
+        for (double e = std::round(std::log10(a)); e <= std::log10(b) + 1e-9; e += 1) o.damp_grid.push_back(std::pow(10.0, e));
+      } else {
+        o.damp_grid = detail::parse_positive_list(flag, v);
+      }
+      damp_set = true;
+    } else if (flag == "--qaft-epochs") {
+      o.qaft_epochs = detail::parse_positive(flag, value());
+    } else if (flag == "--lr-grid") {
+      o.lr_grid = detail::parse_positive_list(flag, value());
+      lr_set = true;
+    } else if (flag == "--lr-decay") {
+      const auto& v = value();
+      o.lr_decay = detail::parse_number(flag, v);
+      if (!(o.lr_decay > 0 && o.lr_decay <= 1)) usage_fail(flag, v, "must be in (0, 1]");
+    } else if (flag == "--threads") {
+      o.threads = static_cast<int>(detail::parse_positive(flag, value()));
+    } else if (flag == "--directions") {
+      o.directions = detail::parse_positive(flag, value());
+    } else {
+      usage_fail(flag, "", "is not an option (see --help)");
+    }
+  }
+  if (o.quick) {  // the reduced grid, unless the user chose otherwise
+    if (!bits_set) o.bits = {8, 4, 3, 2};
+    if (!damp_set) o.damp_grid = {1e-2, 1e0, 1e2};
+    if (!lr_set) o.lr_grid = {1e-4, 1e-3};
+    if (!methods_set) o.methods = {Method::rtn, Method::gptq, Method::qaft};
+  }
+  return o;
+}
+
+}  // namespace lowbit::study

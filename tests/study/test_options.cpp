@@ -1,0 +1,60 @@
+// lowbit-study's flags: defaults, parsing, and a clear UsageError for each mistake.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "lowbit/study/options.hpp"
+
+using namespace lowbit::study;
+
+TEST_CASE("study options: the study's defaults and a full command line") {
+  const auto d = parse_study_options({});
+  CHECK(d.bits == std::vector<int>{8, 6, 4, 3, 2});
+  CHECK(d.calib == 128);
+  CHECK(d.scale == ScaleChoice::hist);
+  CHECK(d.granularity.kind == Granularity::Kind::tensor);
+  CHECK(d.damp_grid.size() == 8);
+  const auto o = parse_study_options({"--bits", "4,2", "--methods", "gptq,qaft", "--granularity", "group:64",
+                                      "--scale", "hist-true", "--damp-grid", "1e-2:1e1", "--lr-grid", "1e-5,1e-4",
+                                      "--calib", "16", "--seq-len", "256", "--seed", "7", "--threads", "2",
+                                      "--landscape", "--save", "--out", "/tmp/x"});
+  CHECK(o.bits == std::vector<int>{4, 2});
+  CHECK(o.methods == std::vector<Method>{Method::gptq, Method::qaft});
+  CHECK(o.granularity.kind == Granularity::Kind::group);
+  CHECK(o.granularity.group_size == 64);
+  CHECK(o.scale == ScaleChoice::hist_true);
+  REQUIRE(o.damp_grid.size() == 4);
+  CHECK(o.damp_grid.front() == doctest::Approx(1e-2));
+  CHECK(o.damp_grid.back() == doctest::Approx(10.0));
+  CHECK(o.lr_grid == std::vector<double>{1e-5, 1e-4});
+  CHECK(o.seed == 7);
+  CHECK(o.landscape);
+  CHECK(o.save);
+  const auto q = parse_study_options({"--quick"});
+  CHECK(q.bits.size() < d.bits.size());
+  CHECK(q.damp_grid.size() < d.damp_grid.size());
+}
+
+TEST_CASE("study options: each mistake names the flag") {
+  const auto message = [](std::vector<std::string> args) {
+    try {
+      (void)parse_study_options(args);
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(message({"--bits", "4,9"}).find("--bits 4,9: bit widths must be 2..8") == 0);
+  CHECK(message({"--bits", "four"}).find("--bits") == 0);
+  CHECK(message({"--methods", "rtn,awq"}).find("--methods") == 0);
+  CHECK(message({"--granularity", "group:0"}).find("--granularity") == 0);
+  CHECK(message({"--granularity", "row"}).find("--granularity") == 0);
+  CHECK(message({"--scale", "max"}).find("--scale") == 0);
+  CHECK(message({"--calib", "-3"}).find("--calib") == 0);
+  CHECK(message({"--calib"}).find("--calib") == 0);
+  CHECK(message({"--damp-grid", "1e4:1e-3"}).find("--damp-grid") == 0);
+  CHECK(message({"--lr-grid", "1e-4,0"}).find("--lr-grid") == 0);
+  CHECK(message({"--lr-decay", "2"}).find("--lr-decay") == 0);
+  CHECK(message({"--frobnicate"}).find("--frobnicate") == 0);
+}
