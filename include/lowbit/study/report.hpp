@@ -1,0 +1,253 @@
+// The study's outputs: tidy CSV files, SVG figures and report.md with findings.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "lowbit/core/atomic_file.hpp"
+#include "lowbit/study/results.hpp"
+#include "lowbit/study/svg_plot.hpp"
+
+namespace lowbit::study {
+
+namespace detail {
+
+inline std::string num(double v, int digits = 6) {
+  if (!std::isfinite(v)) return std::isnan(v) ? "" : (v > 0 ? "inf" : "-inf");
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+  return buf;
+}
+
+inline std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string r = "\"";
+  for (char c : s) r += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return r + "\"";
+}
+
+inline std::vector<int> bit_widths(const StudyResults& r) {
+  std::set<int> b;
+  for (const auto& u : r.units) b.insert(u.bits);
+  return {b.rbegin(), b.rend()};  // int8 first
+}
+
+}  // namespace detail
+
+/// units.csv: one row per (method, bits), plus the full-precision model.
+inline std::string units_csv(const StudyResults& r) {
+  using detail::num;
+  std::ostringstream o;
+  o << "method,bits,test_nll,test_ppl,val_nll,weight_distance,weight_bytes,learning_rate\n";
+  o << "fp32,32," << num(r.fp_test_nll) << "," << num(std::exp(r.fp_test_nll)) << "," << num(r.fp_val_nll)
+    << ",0," << num(r.fp_weight_bytes) << ",\n";
+  for (const auto& u : r.units)
+    o << u.method << "," << u.bits << "," << num(u.test_nll) << "," << num(u.test_ppl()) << "," << num(u.val_nll)
+      << "," << num(u.weight_distance) << "," << num(u.weight_bytes) << "," << num(u.learning_rate) << "\n";
+  return o.str();
+}
+
+/// layers.csv: per-layer output MSE, weight error and chosen damping.
+inline std::string layers_csv(const StudyResults& r) {
+  using detail::num;
+  std::ostringstream o;
+  o << "method,bits,layer,output_mse,weight_sq_error,damp\n";
+  for (const auto& u : r.units)
+    for (const auto& l : u.layers)
+      o << u.method << "," << u.bits << "," << detail::csv_field(l.name) << "," << num(l.output_mse) << ","
+        << num(l.weight_sq_error) << "," << num(l.damp) << "\n";
+  return o.str();
+}
+
+/// profiles.csv: every landscape profile point.
+inline std::string profiles_csv(const StudyResults& r) {
+  using detail::num;
+  std::ostringstream o;
+  o << "profile,t,nll\n";
+  for (const auto& p : r.profiles)
+    for (std::size_t i = 0; i < p.t.size() && i < p.nll.size(); ++i)
+      o << detail::csv_field(p.label) << "," << num(p.t[i]) << "," << num(p.nll[i]) << "\n";
+  return o.str();
+}
+
+/// qaft.csv: QAFT's learning-rate curve and per-epoch test NLL.
+inline std::string qaft_csv(const StudyResults& r) {
+  using detail::num;
+  std::ostringstream o;
+  o << "bits,kind,x,nll\n";
+  for (const auto& u : r.units) {
+    if (u.method != "qaft") continue;
+    for (const auto& [lr, nll] : u.lr_curve) o << u.bits << ",val_nll_vs_lr," << num(lr) << "," << num(nll) << "\n";
+    for (std::size_t e = 0; e < u.epoch_test_nll.size(); ++e)
+      o << u.bits << ",test_nll_vs_epoch," << e + 1 << "," << num(u.epoch_test_nll[e]) << "\n";
+  }
+  return o.str();
+}
+
+/// Figure 1 (left): global test NLL, QAFT against GPTQ, one point per bit width.
+inline SvgPlot figure_nll_qaft_vs_gptq(const StudyResults& r) {
+  SvgPlot p;
+  p.title = "Test NLL: QAFT vs GPTQ (" + r.model + ")";
+  p.x_label = "GPTQ test NLL (nats/token)";
+  p.y_label = "QAFT test NLL (nats/token)";
+  p.identity_line = true;
+  for (const int b : detail::bit_widths(r)) {
+    const auto *g = r.find("gptq", b), *q = r.find("qaft", b);
+    if (g && q) p.add({"int" + std::to_string(b), {g->test_nll}, {q->test_nll}, false, true, "", false});
+  }
+  return p;
+}
+
+/// Figure 1 (right): per-layer output MSE, QAFT against GPTQ, log-log.
+inline SvgPlot figure_layer_mse(const StudyResults& r) {
+  SvgPlot p;
+  p.title = "Per-layer output MSE: QAFT vs GPTQ";
+  p.x_label = "GPTQ layer MSE";
+  p.y_label = "QAFT layer MSE";
+  p.log_x = p.log_y = true;
+  p.identity_line = true;
+  for (const int b : detail::bit_widths(r)) {
+    const auto *g = r.find("gptq", b), *q = r.find("qaft", b);
+    if (!g || !q) continue;
+    Series s{"int" + std::to_string(b), {}, {}, false, true, "", false};
+    for (const auto& lg : g->layers)
+      for (const auto& lq : q->layers)
+        if (lg.name == lq.name) {
+          s.x.push_back(lg.output_mse);
+          s.y.push_back(lq.output_mse);
+        }
+    p.add(s);
+  }
+  return p;
+}
+
+/// Figure 2: test NLL against weight size in bytes, one line per method.
+inline SvgPlot figure_nll_vs_size(const StudyResults& r) {
+  SvgPlot p;
+  p.title = "Test NLL vs weight size (" + r.model + ")";
+  p.x_label = "weight bytes";
+  p.y_label = "test NLL (nats/token)";
+  p.log_x = true;
+  for (const std::string m : {"rtn", "gptq", "qaft"}) {
+    Series s{m, {}, {}, true, true, "", false};
+    for (const int b : detail::bit_widths(r))
+      if (const auto* u = r.find(m, b)) {
+        s.x.push_back(u->weight_bytes);
+        s.y.push_back(u->test_nll);
+      }
+    if (!s.x.empty()) p.add(s);
+  }
+  if (std::isfinite(r.fp_test_nll))
+    p.add({"fp32", {r.fp_weight_bytes}, {r.fp_test_nll}, false, true, "#000000", false});
+  return p;
+}
+
+/// Figure 3: radial and segment profiles of the global NLL.
+inline SvgPlot figure_landscape(const StudyResults& r) {
+  SvgPlot p;
+  p.title = "Global NLL along directions from w";
+  p.x_label = "distance from w (L2 over quantized weights)";
+  p.y_label = "test NLL (nats/token)";
+  for (const auto& pr : r.profiles) p.add({pr.label, pr.t, pr.nll, true, false, "", pr.label.rfind("random", 0) == 0});
+  return p;
+}
+
+namespace detail {
+inline std::string verdict(bool held) { return held ? "**held**" : "**did not hold**"; }
+}  // namespace detail
+
+/// report.md: the numbers and, for each of the study's findings, whether it held here.
+inline std::string report_markdown(const StudyResults& r, const std::string& command) {
+  using detail::num;
+  std::ostringstream o;
+  o << "# lowbit study: " << r.model << "\n\n"
+    << "Command: `" << command << "`\n\n"
+    << "Data: " << r.data << ". Parameters: " << r.parameters << " (" << r.quantized_parameters
+    << " in the quantized linear layers of the transformer stack; embeddings and head stay fp32).\n\n"
+    << "## Results\n\n| method | bits | test NLL | test PPL | val NLL | ‖w_q − w‖₂ | weight bytes |\n"
+    << "|---|---|---|---|---|---|---|\n"
+    << "| fp32 | 32 | " << num(r.fp_test_nll, 5) << " | " << num(std::exp(r.fp_test_nll), 5) << " | "
+    << num(r.fp_val_nll, 5) << " | 0 | " << num(r.fp_weight_bytes, 4) << " |\n";
+  for (const int b : detail::bit_widths(r))
+    for (const std::string m : {"rtn", "gptq", "qaft"})
+      if (const auto* u = r.find(m, b))
+        o << "| " << m << " | " << b << " | " << num(u->test_nll, 5) << " | " << num(u->test_ppl(), 5) << " | "
+          << num(u->val_nll, 5) << " | " << num(u->weight_distance, 4) << " | " << num(u->weight_bytes, 4) << " |\n";
+  o << "\n![NLL QAFT vs GPTQ](fig1_nll_qaft_vs_gptq.svg) ![layer MSE](fig1_layer_mse.svg)\n\n"
+    << "![NLL vs size](fig2_nll_vs_size.svg)";
+  if (!r.profiles.empty()) o << " ![landscape](fig3_landscape.svg)";
+  o << "\n\n## The study's findings, checked on this model\n\n";
+  // 1. QAFT beats GPTQ at low precision
+  for (const int b : {4, 3, 2}) {
+    const auto *g = r.find("gptq", b), *q = r.find("qaft", b);
+    if (g && q)
+      o << "- int" << b << ": QAFT beats GPTQ on test NLL — " << detail::verdict(q->test_nll < g->test_nll) << " ("
+        << num(q->test_nll, 5) << " vs " << num(g->test_nll, 5) << ").\n";
+  }
+  // 2. GPTQ lowers every layer's MSE relative to RTN; QAFT does not
+  for (const int b : detail::bit_widths(r)) {
+    const auto *rt = r.find("rtn", b), *g = r.find("gptq", b), *q = r.find("qaft", b);
+    if (!rt || !g) continue;
+    int lower = 0, total = 0, q_lower = 0, q_total = 0;
+    for (const auto& lr : rt->layers) {
+      for (const auto& lg : g->layers)
+        if (lg.name == lr.name) total += 1, lower += lg.output_mse <= lr.output_mse ? 1 : 0;
+      if (q)
+        for (const auto& lq : q->layers)
+          if (lq.name == lr.name) q_total += 1, q_lower += lq.output_mse <= lr.output_mse ? 1 : 0;
+    }
+    o << "- int" << b << ": GPTQ lowers the output MSE of every layer below RTN's — "
+      << detail::verdict(total > 0 && lower == total) << " (" << lower << "/" << total << " layers)";
+    if (q) o << "; QAFT does so for " << q_lower << "/" << q_total;
+    o << ".\n";
+  }
+  // 3. GPTQ moves the weights further than RTN
+  for (const int b : detail::bit_widths(r)) {
+    const auto *rt = r.find("rtn", b), *g = r.find("gptq", b);
+    if (rt && g)
+      o << "- int" << b << ": ‖w_GPTQ − w‖ > ‖w_RTN − w‖ — " << detail::verdict(g->weight_distance > rt->weight_distance)
+        << " (" << num(g->weight_distance, 4) << " vs " << num(rt->weight_distance, 4) << ").\n";
+  }
+  // 4. basin radius against the RTN perturbation
+  if (std::isfinite(r.basin_radius) || !r.profiles.empty()) {
+    o << "- Basin radius R(w) (radial profiles leave their quadratic fit): "
+      << (std::isfinite(r.basin_radius) ? num(r.basin_radius, 4) : std::string("beyond the largest radius probed"))
+      << ". ‖w_RTN − w‖ per bit width:";
+    for (const int b : detail::bit_widths(r))
+      if (const auto* rt = r.find("rtn", b))
+        o << " int" << b << " " << num(rt->weight_distance, 4)
+          << (std::isfinite(r.basin_radius) ? (rt->weight_distance > r.basin_radius ? " (outside)" : " (inside)") : "");
+    o << ". The study predicts that local (layer-wise) and global objectives disagree once ‖Δw‖ leaves the basin.\n";
+  }
+  // 5. Appendix B: one epoch of QAFT already beats GPTQ
+  for (const int b : {4, 3, 2}) {
+    const auto *g = r.find("gptq", b), *q = r.find("qaft", b);
+    if (g && q && !q->epoch_test_nll.empty())
+      o << "- int" << b << ": one epoch of QAFT already beats GPTQ — "
+        << detail::verdict(q->epoch_test_nll.front() < g->test_nll) << " (" << num(q->epoch_test_nll.front(), 5)
+        << " vs " << num(g->test_nll, 5) << ").\n";
+  }
+  o << "\nTidy data: `units.csv`, `layers.csv`, `qaft.csv`, `profiles.csv`; everything in `results.json`.\n";
+  return o.str();
+}
+
+/// Writes the CSV files, the figures and report.md into `dir` (which must exist).
+inline void write_report(const StudyResults& r, const std::filesystem::path& dir, const std::string& command) {
+  write_file_atomic(dir / "units.csv", units_csv(r));
+  write_file_atomic(dir / "layers.csv", layers_csv(r));
+  write_file_atomic(dir / "qaft.csv", qaft_csv(r));
+  write_file_atomic(dir / "profiles.csv", profiles_csv(r));
+  figure_nll_qaft_vs_gptq(r).write(dir / "fig1_nll_qaft_vs_gptq.svg");
+  figure_layer_mse(r).write(dir / "fig1_layer_mse.svg");
+  figure_nll_vs_size(r).write(dir / "fig2_nll_vs_size.svg");
+  if (!r.profiles.empty()) figure_landscape(r).write(dir / "fig3_landscape.svg");
+  write_file_atomic(dir / "report.md", report_markdown(r, command));
+}
+
+}  // namespace lowbit::study

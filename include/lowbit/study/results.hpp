@@ -1,0 +1,67 @@
+// What one study run measures: the full-precision model and every method × bit width.
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lowbit::study {
+
+inline constexpr double nan_value = std::numeric_limits<double>::quiet_NaN();
+
+/// One quantizable linear layer's figures for one quantized model.
+struct LayerResult {
+  std::string name;
+  double output_mse = nan_value;  ///< ‖Q(W)X − WX‖² / (tokens · out_features) on test inputs
+  double weight_sq_error = nan_value;  ///< ‖Q(W) − W‖²_F
+  double damp = nan_value;        ///< GPTQ's chosen dampening (relative to mean diag H)
+};
+
+/// One (method, bits) unit: the resumable piece of a run.
+struct UnitResult {
+  std::string method;  ///< "rtn", "gptq", "qaft"
+  int bits = 0;
+  double test_nll = nan_value;
+  double val_nll = nan_value;
+  double weight_distance = nan_value;  ///< ‖w_q − w‖₂ over the whole quantized stack
+  double weight_bytes = nan_value;     ///< packed codes + scales of the quantized layers + the rest in fp32
+  double learning_rate = nan_value;    ///< QAFT: the rate chosen on validation
+  std::vector<double> epoch_test_nll;  ///< QAFT: test NLL after each epoch
+  std::vector<std::pair<double, double>> lr_curve;  ///< QAFT: (rate, validation NLL)
+  std::vector<LayerResult> layers;
+  std::map<std::string, double> seconds;  ///< wall time per phase
+  [[nodiscard]] double test_ppl() const { return std::exp(test_nll); }
+  [[nodiscard]] std::string key() const { return method + "-int" + std::to_string(bits); }
+};
+
+/// A radial or segment profile of the global NLL.
+struct Profile {
+  std::string label;  ///< "random 0", "w -> w_gptq (int4)", …
+  std::vector<double> t;
+  std::vector<double> nll;
+  double basin_radius = nan_value;
+};
+
+struct StudyResults {
+  std::string model;
+  std::string data;
+  long parameters = 0;           ///< all parameters
+  long quantized_parameters = 0; ///< those in the quantized linear layers
+  double fp_test_nll = nan_value;
+  double fp_val_nll = nan_value;
+  double fp_weight_bytes = nan_value;
+  std::vector<UnitResult> units;
+  std::vector<Profile> profiles;
+  double basin_radius = nan_value;  ///< mean R(w) over the random radial directions
+
+  [[nodiscard]] const UnitResult* find(const std::string& method, int bits) const {
+    for (const auto& u : units)
+      if (u.method == method && u.bits == bits) return &u;
+    return nullptr;
+  }
+};
+
+}  // namespace lowbit::study

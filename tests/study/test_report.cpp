@@ -1,0 +1,74 @@
+// report.md findings and tidy CSVs from hand-made results with known answers.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "lowbit/study/report.hpp"
+
+using namespace lowbit::study;
+
+namespace {
+StudyResults sample() {
+  StudyResults r;
+  r.model = "toy";
+  r.data = "synthetic";
+  r.fp_test_nll = 1.0;
+  r.fp_val_nll = 1.1;
+  r.fp_weight_bytes = 4000;
+  r.basin_radius = 0.5;
+  const auto unit = [](std::string m, int b, double nll, double dist, double mse0, double mse1) {
+    UnitResult u;
+    u.method = std::move(m);
+    u.bits = b;
+    u.test_nll = nll;
+    u.val_nll = nll + 0.1;
+    u.weight_distance = dist;
+    u.weight_bytes = 1000.0 * b / 8;
+    u.layers = {{"l0", mse0, 1.0, 1.0}, {"l1", mse1, 1.0, 1.0}};
+    return u;
+  };
+  r.units = {unit("rtn", 4, 1.5, 0.3, 1e-2, 2e-2), unit("gptq", 4, 1.3, 0.4, 5e-3, 1e-2),
+             unit("qaft", 4, 1.2, 0.6, 2e-2, 3e-2), unit("rtn", 2, 5.0, 0.9, 1e-1, 2e-1),
+             unit("gptq", 2, 3.0, 1.1, 5e-2, 3e-1), unit("qaft", 2, 2.0, 1.3, 2e-1, 1e-1)};
+  r.units[2].epoch_test_nll = {1.25};
+  r.units[5].epoch_test_nll = {3.5};
+  return r;
+}
+}  // namespace
+
+TEST_CASE("report.md states each finding with its numbers") {
+  const std::string md = report_markdown(sample(), "lowbit-study --quick");
+  CHECK(md.find("int4: QAFT beats GPTQ on test NLL — **held** (1.2 vs 1.3)") != std::string::npos);
+  CHECK(md.find("int2: QAFT beats GPTQ on test NLL — **held** (2 vs 3)") != std::string::npos);
+  CHECK(md.find("int4: GPTQ lowers the output MSE of every layer below RTN's — **held** (2/2 layers); QAFT does so for 0/2") !=
+        std::string::npos);
+  CHECK(md.find("int2: GPTQ lowers the output MSE of every layer below RTN's — **did not hold** (1/2 layers)") !=
+        std::string::npos);
+  CHECK(md.find("int4: ‖w_GPTQ − w‖ > ‖w_RTN − w‖ — **held**") != std::string::npos);
+  CHECK(md.find("int4 0.3 (inside)") != std::string::npos);
+  CHECK(md.find("int2 0.9 (outside)") != std::string::npos);
+  CHECK(md.find("int4: one epoch of QAFT already beats GPTQ — **held**") != std::string::npos);
+  CHECK(md.find("int2: one epoch of QAFT already beats GPTQ — **did not hold**") != std::string::npos);
+}
+
+TEST_CASE("tidy CSVs have one row per unit and per layer") {
+  const auto r = sample();
+  const std::string u = units_csv(r);
+  CHECK(u.rfind("method,bits,test_nll", 0) == 0);
+  CHECK(std::count(u.begin(), u.end(), '\n') == 1 + 1 + 6);
+  const std::string l = layers_csv(r);
+  CHECK(std::count(l.begin(), l.end(), '\n') == 1 + 12);
+  CHECK(l.find("gptq,4,l1,0.01,1,1") != std::string::npos);
+}
+
+TEST_CASE("write_report writes every file into the folder") {
+  const auto dir = std::filesystem::temp_directory_path() / "lowbit_report_test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  write_report(sample(), dir, "lowbit-study");
+  for (const char* f : {"units.csv", "layers.csv", "qaft.csv", "profiles.csv", "fig1_nll_qaft_vs_gptq.svg",
+                        "fig1_layer_mse.svg", "fig2_nll_vs_size.svg", "report.md"})
+    CHECK(std::filesystem::exists(dir / f));
+  std::filesystem::remove_all(dir);
+}
