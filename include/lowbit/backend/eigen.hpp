@@ -1,0 +1,169 @@
+// backend::Eigen — the CPU backend of the GPTQ solver and the Hessian accumulator.
+//
+// A backend supplies the three heavy steps of GPTQ and nothing else:
+//   * a symmetric rank-k accumulator (H ← β·H + α·XᵀX, lower triangle kept);
+//   * the upper Cholesky factor U of H⁻¹ (UᵀU = H⁻¹) of a damped Hessian;
+//   * the lazy-batch trailing update W[:, i2:] -= Err · U[i1:i2, i2:].
+// The column loop (quantize, error feedback inside a block) stays on the host in
+// gptq/gptq.hpp, shared by every backend, so all backends quantize identically.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
+#include "lowbit/core/error.hpp"
+#include "lowbit/core/matrix_view.hpp"
+
+namespace lowbit::backend {
+
+namespace detail {
+
+/// In-place inverse of an upper-triangular matrix, recursively blocked so that
+/// almost all of its n³/3 flops run as triangular matrix products (TRMM):
+///   [A B; 0 C]⁻¹ = [A⁻¹  -A⁻¹·B·C⁻¹; 0  C⁻¹].
+/// Solving against a full identity would cost n³ instead.
+template <class Scalar>
+void invert_upper_in_place(::Eigen::Ref<::Eigen::Matrix<Scalar, ::Eigen::Dynamic, ::Eigen::Dynamic>> t) {
+  const Index n = t.rows();
+  if (n <= 48) {
+    // Back substitution for column j of the inverse; columns right to left so that
+    // the columns k < j still hold T when column j reads them.
+    for (Index j = n - 1; j >= 0; --j) {
+      t(j, j) = Scalar(1) / t(j, j);
+      for (Index i = j - 1; i >= 0; --i) {
+        Scalar s(0);
+        for (Index k = i + 1; k <= j; ++k) s += t(i, k) * t(k, j);
+        t(i, j) = -s / t(i, i);
+      }
+    }
+    return;
+  }
+  const Index h = n / 2;
+  auto a = t.topLeftCorner(h, h);
+  auto b = t.topRightCorner(h, n - h);
+  auto c = t.bottomRightCorner(n - h, n - h);
+  invert_upper_in_place<Scalar>(a);
+  invert_upper_in_place<Scalar>(c);
+  // B ← B·C⁻¹, then B ← -A⁻¹·B (both triangular products).
+  b = (b * c.template triangularView<::Eigen::Upper>()).eval();
+  b = -(a.template triangularView<::Eigen::Upper>() * b).eval();
+}
+
+inline bool all_finite(const ::Eigen::MatrixXf& m) { return m.allFinite(); }
+
+}  // namespace detail
+
+/// The default backend: Eigen on the CPU (multi-threaded if Eigen is, see
+/// Eigen::setNbThreads; the benchmarks pin it to one thread).
+struct Eigen {
+  static constexpr const char* name = "eigen";
+
+  /// Always usable; `why` stays untouched.
+  static bool available(std::string* /*why*/ = nullptr) { return true; }
+
+  /// H ← β·H + α·XᵀX on the lower triangle, accumulated in Scalar (float or double).
+  template <class Scalar>
+  class SymmetricAccumulator {
+   public:
+    using Matrix = ::Eigen::Matrix<Scalar, ::Eigen::Dynamic, ::Eigen::Dynamic>;
+
+    explicit SymmetricAccumulator(Index n) : h_(Matrix::Zero(n, n)) {}
+
+    /// x: tokens × n, row-major, i.e. Xᵀ as a column-major n × tokens matrix.
+    void update(ConstMatrixView x, double alpha, double beta) {
+      const Index n = h_.rows();
+      if (beta != 1.0) h_.template triangularView<::Eigen::Lower>() *= static_cast<Scalar>(beta);
+      if constexpr (std::is_same_v<Scalar, float>) {
+        const ::Eigen::Map<const ::Eigen::MatrixXf> xt(x.data, n, x.rows);
+        h_.template selfadjointView<::Eigen::Lower>().rankUpdate(xt, static_cast<Scalar>(alpha));
+      } else {
+        // Widen in slabs of tokens so that the double copy stays small.
+        constexpr Index slab = 512;
+        for (Index t0 = 0; t0 < x.rows; t0 += slab) {
+          const Index k = std::min(slab, x.rows - t0);
+          const ::Eigen::Map<const ::Eigen::MatrixXf> xt(x.row(t0), n, k);
+          const Matrix wide = xt.template cast<Scalar>();
+          h_.template selfadjointView<::Eigen::Lower>().rankUpdate(wide, static_cast<Scalar>(alpha));
+        }
+      }
+    }
+
+    /// The full symmetric matrix in float.
+    [[nodiscard]] ::Eigen::MatrixXf full() const {
+      ::Eigen::MatrixXf out = h_.template cast<float>();
+      out.template triangularView<::Eigen::StrictlyUpper>() = out.transpose();
+      return out;
+    }
+
+    [[nodiscard]] Index size() const { return h_.rows(); }
+
+   private:
+    Matrix h_;
+  };
+
+  /// Holds the working weights (column-major rows × cols, columns in the solver's
+  /// order) and U, the upper Cholesky factor of the damped H⁻¹.
+  class GptqWorkspace {
+   public:
+    /// Computes U from a damped Hessian (column-major, only its lower triangle is
+    /// read, as torch.linalg.cholesky does). Returns false with a reason when H is
+    /// not numerically positive definite.
+    ///
+    /// The reference computes chol(H) → H⁻¹ → chol(H⁻¹, upper): three n³ steps.
+    /// The same U comes from one Cholesky of H with rows and columns reversed:
+    /// JHJ = L̃L̃ᵀ gives H = ŨŨᵀ with Ũ = JL̃J upper, so H⁻¹ = (Ũ⁻¹)ᵀŨ⁻¹ and
+    /// U = Ũ⁻¹ (a triangular inverse, n³/3 flops).
+    bool factor_inverse(::Eigen::MatrixXf h, std::string& why) {
+      const Index n = h.rows();
+      h.template triangularView<::Eigen::StrictlyUpper>() = h.transpose();
+      ::Eigen::MatrixXf reversed = h.reverse();
+      ::Eigen::LLT<::Eigen::MatrixXf, ::Eigen::Lower> llt;
+      llt.compute(reversed);
+      if (llt.info() != ::Eigen::Success) {
+        why = "Cholesky factorization failed: H is not positive definite";
+        return false;
+      }
+      u_ = ::Eigen::MatrixXf(llt.matrixL()).reverse();  // Ũ, upper
+      u_.template triangularView<::Eigen::StrictlyLower>().setZero();
+      detail::invert_upper_in_place<float>(u_);
+      (void)n;
+      if (!detail::all_finite(u_) || (u_.diagonal().array() <= 0.0f).any()) {
+        why = "inverse Cholesky factor is not finite: H is numerically singular";
+        return false;
+      }
+      return true;
+    }
+
+    void load_weights(::Eigen::MatrixXf w) { w_ = std::move(w); }
+
+    /// Columns [c0, c1) of the working weights as they are now.
+    [[nodiscard]] ::Eigen::MatrixXf columns(Index c0, Index c1) const {
+      return w_.middleCols(c0, c1 - c0);
+    }
+
+    /// U[i1:i2, i1:i2].
+    [[nodiscard]] ::Eigen::MatrixXf u_block(Index i1, Index i2) const {
+      return u_.block(i1, i1, i2 - i1, i2 - i1);
+    }
+
+    /// W[:, i2:] -= Err · U[i1:i2, i2:] — the one GEMM of each lazy batch.
+    void trailing_update(Index i1, Index i2, const ::Eigen::MatrixXf& err) {
+      const Index rest = w_.cols() - i2;
+      if (rest <= 0) return;
+      w_.rightCols(rest).noalias() -= err * u_.block(i1, i2, i2 - i1, rest);
+    }
+
+    [[nodiscard]] const ::Eigen::MatrixXf& u() const { return u_; }
+
+   private:
+    ::Eigen::MatrixXf w_;
+    ::Eigen::MatrixXf u_;
+  };
+};
+
+}  // namespace lowbit::backend
