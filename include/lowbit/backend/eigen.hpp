@@ -12,6 +12,7 @@
 #include <cmath>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
@@ -53,8 +54,6 @@ void invert_upper_in_place(::Eigen::Ref<::Eigen::Matrix<Scalar, ::Eigen::Dynamic
   b = (b * c.template triangularView<::Eigen::Upper>()).eval();
   b = -(a.template triangularView<::Eigen::Upper>() * b).eval();
 }
-
-inline bool all_finite(const ::Eigen::MatrixXf& m) { return m.allFinite(); }
 
 }  // namespace detail
 
@@ -110,36 +109,67 @@ struct Eigen {
   /// order) and U, the upper Cholesky factor of the damped H⁻¹.
   class GptqWorkspace {
    public:
-    /// Computes U from a damped Hessian (column-major, only its lower triangle is
-    /// read, as torch.linalg.cholesky does). Returns false with a reason when H is
-    /// not numerically positive definite.
+    /// Computes U for the Hessian as GPTQ uses it: H with its columns (and rows)
+    /// in processing order perm (empty: as is), zero diagonal entries (dead
+    /// columns) set to 1, and damp added to the diagonal. Only H's lower triangle
+    /// is read, as torch.linalg.cholesky does. Returns false with a reason when
+    /// that matrix is not numerically positive definite.
     ///
     /// The reference computes chol(H) → H⁻¹ → chol(H⁻¹, upper): three n³ steps.
     /// The same U comes from one Cholesky of H with rows and columns reversed:
     /// JHJ = L̃L̃ᵀ gives H = ŨŨᵀ with Ũ = JL̃J upper, so H⁻¹ = (Ũ⁻¹)ᵀŨ⁻¹ and
-    /// U = Ũ⁻¹ (a triangular inverse, n³/3 flops).
-    bool factor_inverse(::Eigen::MatrixXf h, std::string& why) {
+    /// U = Ũ⁻¹ (a triangular inverse, n³/3 flops). All in one n × n buffer.
+    bool factor_inverse(const ::Eigen::MatrixXf& h, const std::vector<Index>& perm, float damp, std::string& why) {
       const Index n = h.rows();
-      h.template triangularView<::Eigen::StrictlyUpper>() = h.transpose();
-      ::Eigen::MatrixXf reversed = h.reverse();
-      ::Eigen::LLT<::Eigen::MatrixXf, ::Eigen::Lower> llt;
-      llt.compute(reversed);
+      if (perm.empty()) {
+        u_ = h.reverse();
+      } else {
+        u_.resize(n, n);
+        for (Index j = 0; j < n; ++j) {
+          const Index src = perm[static_cast<std::size_t>(n - 1 - j)];
+          for (Index i = 0; i < n; ++i) u_(i, j) = h(perm[static_cast<std::size_t>(n - 1 - i)], src);
+        }
+      }
+      for (Index d = 0; d < n; ++d) {
+        float& x = u_(d, d);
+        x = (x == 0.0f ? 1.0f : x) + damp;
+      }
+      ::Eigen::LLT<::Eigen::Ref<::Eigen::MatrixXf>, ::Eigen::Lower> llt(u_);  // in place, lower triangle
       if (llt.info() != ::Eigen::Success) {
         why = "Cholesky factorization failed: H is not positive definite";
         return false;
       }
-      u_ = ::Eigen::MatrixXf(llt.matrixL()).reverse();  // Ũ, upper
+      u_.reverseInPlace();  // JL̃J: upper
       u_.template triangularView<::Eigen::StrictlyLower>().setZero();
       detail::invert_upper_in_place<float>(u_);
-      (void)n;
-      if (!detail::all_finite(u_) || (u_.diagonal().array() <= 0.0f).any()) {
+      if (!u_.allFinite() || (u_.diagonal().array() <= 0.0f).any()) {
         why = "inverse Cholesky factor is not finite: H is numerically singular";
         return false;
       }
       return true;
     }
 
-    void load_weights(::Eigen::MatrixXf w) { w_ = std::move(w); }
+    /// The working weights: column p = W[:, perm[p]] (zero for dead columns),
+    /// column-major so that a column is contiguous. Transposed in tiles.
+    void load_weights(ConstMatrixView w, const std::vector<Index>& perm, const std::vector<bool>& dead) {
+      const Index rows = w.rows, cols = w.cols;
+      w_.resize(rows, cols);
+      constexpr Index tile = 32;
+      for (Index p0 = 0; p0 < cols; p0 += tile)
+        for (Index r0 = 0; r0 < rows; r0 += tile)
+          for (Index p = p0; p < std::min(p0 + tile, cols); ++p) {
+            const Index c = perm.empty() ? p : perm[static_cast<std::size_t>(p)];
+            const bool zero = dead[static_cast<std::size_t>(c)];
+            for (Index r = r0; r < std::min(r0 + tile, rows); ++r) w_(r, p) = zero ? 0.0f : w(r, c);
+          }
+    }
+
+    /// Quantized columns [i1, i1 + q.cols()) once their block is done: the
+    /// working copy of those columns is never read again, so Q takes its place.
+    void store_quantized(Index i1, const ::Eigen::MatrixXf& q) { w_.middleCols(i1, q.cols()) = q; }
+
+    /// Q (rows × cols, processing order) after the last block.
+    [[nodiscard]] ::Eigen::MatrixXf release_quantized() { return std::move(w_); }
 
     /// Columns [c0, c1) of the working weights as they are now.
     [[nodiscard]] ::Eigen::MatrixXf columns(Index c0, Index c1) const {

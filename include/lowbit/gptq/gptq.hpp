@@ -55,20 +55,28 @@ inline void check_hessian(const Hessian& h, Index cols, std::string_view name) {
   check(m.rows() == m.cols(), "Hessian of '", name, "' must be square, got ", m.rows(), "x", m.cols());
   check(m.rows() == cols, "Hessian of '", name, "' is ", m.rows(), "x", m.cols(), " but the weight has ", cols,
         " columns (in_features)");
-  for (Index j = 0; j < m.cols(); ++j)
-    for (Index i = 0; i < m.rows(); ++i)
-      if (!std::isfinite(m(i, j)))
-        fail("Hessian of '", name, "' has a non-finite value (", m(i, j), ") at [", i, ", ", j, "]");
+  if (!m.allFinite())
+    for (Index j = 0; j < m.cols(); ++j)
+      for (Index i = 0; i < m.rows(); ++i)
+        if (!std::isfinite(m(i, j)))
+          fail("Hessian of '", name, "' has a non-finite value (", m(i, j), ") at [", i, ", ", j, "]");
   for (Index d = 0; d < m.rows(); ++d)
     check(m(d, d) >= 0.0f, "Hessian of '", name, "' has a negative diagonal entry H[", d, ", ", d, "] = ", m(d, d),
           ": not a Hessian 2XᵀX/n");
-  for (Index j = 0; j < m.cols(); ++j)
-    for (Index i = j + 1; i < m.rows(); ++i) {
-      const double a = m(i, j), b = m(j, i);
-      const double tol = 1e-4 * (std::fabs(a) + std::fabs(b) + std::sqrt(double(m(i, i)) * double(m(j, j)))) + 1e-30;
-      if (std::fabs(a - b) > tol)
-        fail("Hessian of '", name, "' is not symmetric: H[", i, ", ", j, "] = ", a, " but H[", j, ", ", i, "] = ", b);
-    }
+  // Tile by tile, so that reading the transpose stays in cache.
+  constexpr Index tile = 32;
+  const Index n = m.rows();
+  for (Index j0 = 0; j0 < n; j0 += tile)
+    for (Index i0 = j0; i0 < n; i0 += tile)
+      for (Index j = j0; j < std::min(j0 + tile, n); ++j)
+        for (Index i = std::max(i0, j + 1); i < std::min(i0 + tile, n); ++i) {
+          const double a = m(i, j), b = m(j, i);
+          if (a == b) continue;
+          const double tol = 1e-4 * (std::fabs(a) + std::fabs(b) + std::sqrt(double(m(i, i)) * double(m(j, j))));
+          if (std::fabs(a - b) > tol)
+            fail("Hessian of '", name, "' is not symmetric: H[", i, ", ", j, "] = ", a, " but H[", j, ", ", i,
+                 "] = ", b);
+        }
 }
 
 inline void check_options(const GptqOptions& o, ScaleLayout::Kind kind) {
@@ -82,12 +90,16 @@ inline void check_options(const GptqOptions& o, ScaleLayout::Kind kind) {
         "GptqOptions: static_groups needs a PerGroup granularity");
 }
 
-/// q = clamp(round(w ⊙ step), qmin, qmax); returns the code, writes q·scale.
-inline std::int8_t quantize_one(float w, GridStep g, float qmin, float qmax, float& out) {
-  const float t = g.division == Division::reciprocal ? w * g.factor : w / g.factor;
-  const float code = std::clamp(std::nearbyint(t), qmin, qmax) + 0.0f;
-  out = code * g.scale;
-  return static_cast<std::int8_t>(code);
+/// dst(r, perm[p]) = src(r, p): column-major processing order → row-major
+/// original order, in 32 × 32 tiles so that both sides stay in cache and TLB.
+inline void unpermute_transposed(const ::Eigen::MatrixXf& src, const std::vector<Index>& perm,
+                                 SolveResult::RowMajorMatrix& dst) {
+  const Index rows = src.rows(), cols = src.cols();
+  constexpr Index tile = 32;
+  for (Index r0 = 0; r0 < rows; r0 += tile)
+    for (Index p0 = 0; p0 < cols; p0 += tile)
+      for (Index r = r0; r < std::min(r0 + tile, rows); ++r)
+        for (Index p = p0; p < std::min(p0 + tile, cols); ++p) dst(r, perm[static_cast<std::size_t>(p)]) = src(r, p);
 }
 
 }  // namespace detail
@@ -152,55 +164,50 @@ class Gptq {
     res.params = grouped ? QuantParams{Format::info(), layout, std::vector<float>(layout.num_scales(), 0.0f)}
                          : quantizer.params(w, name);
 
-    // 2. Dead columns.
-    MatrixXf hf = h.matrix;
-    RowMajor wz = ::Eigen::Map<const RowMajor>(w.data, rows, cols);
-    for (Index d = 0; d < cols; ++d)
-      if (hf(d, d) == 0.0f) {
-        hf(d, d) = 1.0f;
-        wz.col(d).setZero();
-      }
+    // 2. Dead columns: H_dd = 0 → H_dd = 1 (done by the backend while it copies H)
+    // and W[:, d] = 0 (done while the working copy of W is made).
+    const ::Eigen::MatrixXf& hm = h.matrix;
+    std::vector<bool> dead(static_cast<std::size_t>(cols), false);
+    double mean_diag = 0.0;
+    for (Index d = 0; d < cols; ++d) {
+      dead[static_cast<std::size_t>(d)] = hm(d, d) == 0.0f;
+      mean_diag += dead[static_cast<std::size_t>(d)] ? 1.0 : static_cast<double>(hm(d, d));
+    }
+    mean_diag /= static_cast<double>(cols);
 
-    // 3. Static groups.
+    // 3. Static groups: every group's scales from the dead-zeroed W.
     QuantParams static_params;
     if (grouped && options_.static_groups) {
+      RowMajor wz = ::Eigen::Map<const RowMajor>(w.data, rows, cols);
+      for (Index d = 0; d < cols; ++d)
+        if (dead[static_cast<std::size_t>(d)]) wz.col(d).setZero();
       static_params = quantizer.params(ConstMatrixView(wz), name);
       res.params.scales = static_params.scales;
     }
 
-    // 4. Act-order.
+    // 4. Act-order: processing position p takes original column perm[p].
     std::vector<Index> perm(static_cast<std::size_t>(cols));
     std::iota(perm.begin(), perm.end(), Index{0});
     if (options_.act_order) {
-      std::stable_sort(perm.begin(), perm.end(), [&](Index a, Index b) { return hf(a, a) > hf(b, b); });
+      auto diag = [&](Index c) { return dead[static_cast<std::size_t>(c)] ? 1.0f : hm(c, c); };
+      std::stable_sort(perm.begin(), perm.end(), [&](Index a, Index b) { return diag(a) > diag(b); });
       res.permutation = perm;
-    }
-    MatrixXf wc(rows, cols);  // column-major: a column of W is contiguous
-    MatrixXf hp(cols, cols);
-    for (Index p = 0; p < cols; ++p) {
-      wc.col(p) = wz.col(perm[p]).transpose();
-      for (Index q = 0; q < cols; ++q) hp(q, p) = hf(perm[q], perm[p]);
     }
 
     // 5. Damping and U, retried; 6. the column loop.
-    double mean_diag = 0.0;
-    for (Index d = 0; d < cols; ++d) mean_diag += hp(d, d);
-    mean_diag /= static_cast<double>(cols);
     double percdamp = options_.percdamp;
     MatrixXf qc;
     std::vector<double> losses_c;
-    std::vector<std::int8_t> codes_c;
     bool solved = false;
     for (int attempt = 0; attempt <= options_.max_retries; ++attempt) {
       const double damp = percdamp * mean_diag;
-      MatrixXf hd = hp;
-      hd.diagonal().array() += static_cast<float>(damp);
       typename Backend::GptqWorkspace ws;
       std::string reason;
-      if (ws.factor_inverse(std::move(hd), reason)) {
-        ws.load_weights(wc);
-        if (column_loop(ws, rows, cols, group, groups, dynamic_groups, perm, static_params, res.params, qc,
-                        codes_c, losses_c, name)) {
+      if (ws.factor_inverse(hm, perm, static_cast<float>(damp), reason)) {
+        ws.load_weights(w, perm, dead);
+        if (column_loop(ws, rows, cols, group, groups, dynamic_groups, perm, static_params, res.params, losses_c,
+                        name)) {
+          qc = ws.release_quantized();
           res.percdamp = percdamp;
           res.damp = damp;
           solved = true;
@@ -224,16 +231,27 @@ class Gptq {
       res.column_losses.assign(static_cast<std::size_t>(cols), 0.0);
     } else {
       // 7. Back to the original column order.
-      res.weights = RowMajor(rows, cols);
-      res.codes.resize(static_cast<std::size_t>(rows * cols));
       res.column_losses.resize(static_cast<std::size_t>(cols));
       res.group_index.resize(static_cast<std::size_t>(cols));
+      res.weights.resize(rows, cols);
+      detail::unpermute_transposed(qc, perm, res.weights);
       for (Index p = 0; p < cols; ++p) {
-        const Index c = perm[p];
-        res.weights.col(c) = qc.col(p);
-        for (Index r = 0; r < rows; ++r) res.codes[static_cast<std::size_t>(r * cols + c)] = codes_c[static_cast<std::size_t>(p * rows + r)];
+        const Index c = perm[static_cast<std::size_t>(p)];
         res.column_losses[static_cast<std::size_t>(c)] = losses_c[static_cast<std::size_t>(p)];
         res.group_index[static_cast<std::size_t>(c)] = grouped ? (dynamic_groups ? p / group : c / group) : 0;
+      }
+      // Codes from Q = code·scale (exact): one sequential pass instead of a
+      // byte-wise transpose of codes written column by column.
+      res.codes.resize(static_cast<std::size_t>(rows * cols));
+      for (Index r = 0; r < rows; ++r) {
+        const float* q = res.weights.data() + r * cols;
+        std::int8_t* code = res.codes.data() + r * cols;
+        for (Index c = 0; c < cols; ++c) {
+          const std::size_t k = layout.kind == ScaleLayout::Kind::tensor
+                                    ? 0
+                                    : static_cast<std::size_t>(r * groups + res.group_index[static_cast<std::size_t>(c)]);
+          code[c] = static_cast<std::int8_t>(std::nearbyint(q[c] / res.params.scales[k]));
+        }
       }
     }
     res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -255,21 +273,19 @@ class Gptq {
     return g;
   }
 
-  /// Step 6: quantizes every column in processing order. qc: rows × cols
-  /// (processing order), codes_c column-major likewise, losses_c per position.
+  /// Step 6: quantizes every column in processing order into the workspace
+  /// (release_quantized() gives Q, rows × cols, processing order); losses_c per position.
   /// Returns false if the error feedback stopped being finite.
   template <class Workspace>
   bool column_loop(Workspace& ws, Index rows, Index cols, Index group, Index groups, bool dynamic_groups,
                    const std::vector<Index>& perm, const QuantParams& static_params, QuantParams& params,
-                   ::Eigen::MatrixXf& qc, std::vector<std::int8_t>& codes_c, std::vector<double>& losses_c,
+                   std::vector<double>& losses_c,
                    std::string_view name) const {
     using ::Eigen::MatrixXf;
     const Quantizer<Format, PerChannel, ScaleSearch> row_quantizer(PerChannel{}, search_);
     const ScaleLayout::Kind kind = params.layout.kind;
     const auto qmin = static_cast<float>(Format::qmin), qmax = static_cast<float>(Format::qmax);
-    qc.resize(rows, cols);
     losses_c.assign(static_cast<std::size_t>(cols), 0.0);
-    codes_c.assign(static_cast<std::size_t>(rows * cols), 0);
 
     std::vector<GridStep> steps(static_cast<std::size_t>(rows), GridStep::make(1.0f, Format::division));
     Index current = -1;  // group whose scales are in `steps`
@@ -284,14 +300,16 @@ class Gptq {
     if (kind != ScaleLayout::Kind::group) load_steps(params.scales, 0);
 
     const Index bs = options_.block_size;
-    MatrixXf w1, u1, err(rows, std::min(bs, cols));
+    MatrixXf w1, u1, q1, err(rows, std::min(bs, cols));
     SolveResult::RowMajorMatrix slice;
-    ::Eigen::VectorXf qcol(rows), diff(rows);
+    ::Eigen::VectorXf qcol(rows);
+    constexpr Index sub = 16;
     for (Index i1 = 0; i1 < cols; i1 += bs) {
       const Index i2 = std::min(i1 + bs, cols), count = i2 - i1;
       w1 = ws.columns(i1, i2);
       u1 = ws.u_block(i1, i2);
       err.resize(rows, count);
+      q1.resize(rows, count);
       for (Index i = 0; i < count; ++i) {
         const Index p = i1 + i;
         if (kind == ScaleLayout::Kind::group) {
@@ -313,18 +331,24 @@ class Gptq {
           }
         }
         const float d = u1(i, i);
-        std::int8_t* codes = codes_c.data() + p * rows;
         for (Index r = 0; r < rows; ++r)
-          codes[r] = detail::quantize_one(w1(r, i), steps[static_cast<std::size_t>(r)], qmin, qmax, qcol[r]);
-        qc.col(p) = qcol;
-        diff = w1.col(i) - qcol;
-        err.col(i) = diff / d;
+          qcol[r] = kernels::fake_quantize_one(w1(r, i), steps[static_cast<std::size_t>(r)], qmin, qmax);
+        q1.col(i) = qcol;
+        err.col(i) = (w1.col(i) - qcol) / d;
         losses_c[static_cast<std::size_t>(p)] = 0.5 * err.col(i).template cast<double>().squaredNorm();
-        const Index rest = count - i - 1;
-        if (rest > 0) w1.rightCols(rest).noalias() -= err.col(i) * u1.row(i).tail(rest);
+        // Error feedback inside the block, itself in two levels: rank-1 updates
+        // within a sub-block of `sub` columns (cache-resident), then one small
+        // GEMM from the finished sub-block onto the rest of the block. Same
+        // arithmetic as the reference's rank-1 sweep, in another order.
+        const Index s0 = (i / sub) * sub, s1 = std::min(s0 + sub, count);
+        if (i + 1 < s1) w1.middleCols(i + 1, s1 - i - 1).noalias() -= err.col(i) * u1.row(i).segment(i + 1, s1 - i - 1);
+        if (i + 1 == s1 && s1 < count)
+          w1.rightCols(count - s1).noalias() -=
+              err.middleCols(s0, s1 - s0) * u1.block(s0, s1, s1 - s0, count - s1);
       }
       if (!err.allFinite()) return false;
       ws.trailing_update(i1, i2, err);
+      ws.store_quantized(i1, q1);
     }
     return true;
   }
