@@ -11,11 +11,17 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <cstdlib>
+#include <new>
 #include <utility>
 #include <vector>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_view.hpp"
@@ -54,6 +60,42 @@ void invert_upper_in_place(::Eigen::Ref<::Eigen::Matrix<Scalar, ::Eigen::Dynamic
   b = (b * c.template triangularView<::Eigen::Upper>()).eval();
   b = -(a.template triangularView<::Eigen::Upper>() * b).eval();
 }
+
+/// A float buffer for the n² workspaces. Large ones are 2 MiB aligned and, on
+/// Linux, advised to use transparent huge pages: on a virtual machine a page
+/// fault can cost ~10 µs, so first touching 64 MiB in 4 KiB pages costs more
+/// than the arithmetic done on it.
+class BigBuffer {
+ public:
+  BigBuffer() = default;
+  BigBuffer(const BigBuffer&) = delete;
+  BigBuffer& operator=(const BigBuffer&) = delete;
+  ~BigBuffer() { std::free(data_); }
+
+  [[nodiscard]] float* data() { return data_; }
+  [[nodiscard]] const float* data() const { return data_; }
+
+  /// Room for `count` floats (contents undefined after growing).
+  float* resize(std::size_t count) {
+    if (count <= capacity_) return data_;
+    std::free(data_);
+    constexpr std::size_t huge = std::size_t{2} << 20;
+    const std::size_t bytes = count * sizeof(float);
+    const std::size_t align = bytes >= 2 * huge ? huge : 64;
+    const std::size_t rounded = (bytes + align - 1) / align * align;
+    data_ = static_cast<float*>(std::aligned_alloc(align, rounded));
+    if (data_ == nullptr) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (align == huge) ::madvise(data_, rounded, MADV_HUGEPAGE);
+#endif
+    capacity_ = count;
+    return data_;
+  }
+
+ private:
+  float* data_ = nullptr;
+  std::size_t capacity_ = 0;
+};
 
 }  // namespace detail
 
@@ -121,28 +163,30 @@ struct Eigen {
     /// U = Ũ⁻¹ (a triangular inverse, n³/3 flops). All in one n × n buffer.
     bool factor_inverse(const ::Eigen::MatrixXf& h, const std::vector<Index>& perm, float damp, std::string& why) {
       const Index n = h.rows();
+      n_ = n;
+      u_buf_.resize(static_cast<std::size_t>(n * n));
+      auto m = u();
       if (perm.empty()) {
-        u_ = h.reverse();
+        m = h.reverse();
       } else {
-        u_.resize(n, n);
         for (Index j = 0; j < n; ++j) {
           const Index src = perm[static_cast<std::size_t>(n - 1 - j)];
-          for (Index i = 0; i < n; ++i) u_(i, j) = h(perm[static_cast<std::size_t>(n - 1 - i)], src);
+          for (Index i = 0; i < n; ++i) m(i, j) = h(perm[static_cast<std::size_t>(n - 1 - i)], src);
         }
       }
       for (Index d = 0; d < n; ++d) {
-        float& x = u_(d, d);
+        float& x = m(d, d);
         x = (x == 0.0f ? 1.0f : x) + damp;
       }
-      ::Eigen::LLT<::Eigen::Ref<::Eigen::MatrixXf>, ::Eigen::Lower> llt(u_);  // in place, lower triangle
+      ::Eigen::LLT<::Eigen::Ref<::Eigen::MatrixXf>, ::Eigen::Lower> llt(m);  // in place, lower triangle
       if (llt.info() != ::Eigen::Success) {
         why = "Cholesky factorization failed: H is not positive definite";
         return false;
       }
-      u_.reverseInPlace();  // JL̃J: upper
-      u_.template triangularView<::Eigen::StrictlyLower>().setZero();
-      detail::invert_upper_in_place<float>(u_);
-      if (!u_.allFinite() || (u_.diagonal().array() <= 0.0f).any()) {
+      m.reverseInPlace();  // JL̃J: upper
+      m.template triangularView<::Eigen::StrictlyLower>().setZero();
+      detail::invert_upper_in_place<float>(m);
+      if (!m.allFinite() || (m.diagonal().array() <= 0.0f).any()) {
         why = "inverse Cholesky factor is not finite: H is numerically singular";
         return false;
       }
@@ -151,48 +195,54 @@ struct Eigen {
 
     /// The working weights: column p = W[:, perm[p]] (zero for dead columns),
     /// column-major so that a column is contiguous. Transposed in tiles.
-    void load_weights(ConstMatrixView w, const std::vector<Index>& perm, const std::vector<bool>& dead) {
-      const Index rows = w.rows, cols = w.cols;
-      w_.resize(rows, cols);
+    void load_weights(ConstMatrixView src, const std::vector<Index>& perm, const std::vector<bool>& dead) {
+      const Index rows = src.rows, cols = src.cols;
+      rows_ = rows;
+      w_buf_.resize(static_cast<std::size_t>(rows * cols));
+      auto wk = w();
       constexpr Index tile = 32;
       for (Index p0 = 0; p0 < cols; p0 += tile)
         for (Index r0 = 0; r0 < rows; r0 += tile)
           for (Index p = p0; p < std::min(p0 + tile, cols); ++p) {
             const Index c = perm.empty() ? p : perm[static_cast<std::size_t>(p)];
             const bool zero = dead[static_cast<std::size_t>(c)];
-            for (Index r = r0; r < std::min(r0 + tile, rows); ++r) w_(r, p) = zero ? 0.0f : w(r, c);
+            for (Index r = r0; r < std::min(r0 + tile, rows); ++r) wk(r, p) = zero ? 0.0f : src(r, c);
           }
     }
 
     /// Quantized columns [i1, i1 + q.cols()) once their block is done: the
     /// working copy of those columns is never read again, so Q takes its place.
-    void store_quantized(Index i1, const ::Eigen::MatrixXf& q) { w_.middleCols(i1, q.cols()) = q; }
+    void store_quantized(Index i1, const ::Eigen::MatrixXf& q) { w().middleCols(i1, q.cols()) = q; }
 
     /// Q (rows × cols, processing order) after the last block.
-    [[nodiscard]] ::Eigen::MatrixXf release_quantized() { return std::move(w_); }
+    [[nodiscard]] ::Eigen::Map<const ::Eigen::MatrixXf> quantized() const { return w(); }
 
     /// Columns [c0, c1) of the working weights as they are now.
     [[nodiscard]] ::Eigen::MatrixXf columns(Index c0, Index c1) const {
-      return w_.middleCols(c0, c1 - c0);
+      return w().middleCols(c0, c1 - c0);
     }
 
     /// U[i1:i2, i1:i2].
     [[nodiscard]] ::Eigen::MatrixXf u_block(Index i1, Index i2) const {
-      return u_.block(i1, i1, i2 - i1, i2 - i1);
+      return u().block(i1, i1, i2 - i1, i2 - i1);
     }
 
     /// W[:, i2:] -= Err · U[i1:i2, i2:] — the one GEMM of each lazy batch.
     void trailing_update(Index i1, Index i2, const ::Eigen::MatrixXf& err) {
-      const Index rest = w_.cols() - i2;
+      const Index rest = n_ - i2;
       if (rest <= 0) return;
-      w_.rightCols(rest).noalias() -= err * u_.block(i1, i2, i2 - i1, rest);
+      w().rightCols(rest).noalias() -= err * u().block(i1, i2, i2 - i1, rest);
     }
 
-    [[nodiscard]] const ::Eigen::MatrixXf& u() const { return u_; }
+    [[nodiscard]] ::Eigen::Map<::Eigen::MatrixXf> u() { return {u_buf_.data(), n_, n_}; }
+    [[nodiscard]] ::Eigen::Map<const ::Eigen::MatrixXf> u() const { return {u_buf_.data(), n_, n_}; }
 
    private:
-    ::Eigen::MatrixXf w_;
-    ::Eigen::MatrixXf u_;
+    [[nodiscard]] ::Eigen::Map<::Eigen::MatrixXf> w() { return {w_buf_.data(), rows_, n_}; }
+    [[nodiscard]] ::Eigen::Map<const ::Eigen::MatrixXf> w() const { return {w_buf_.data(), rows_, n_}; }
+
+    detail::BigBuffer u_buf_, w_buf_;
+    Index n_ = 0, rows_ = 0;
   };
 };
 

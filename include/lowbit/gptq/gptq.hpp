@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <cmath>
 #include <cstdint>
 #include <numeric>
@@ -92,8 +93,8 @@ inline void check_options(const GptqOptions& o, ScaleLayout::Kind kind) {
 
 /// dst(r, perm[p]) = src(r, p): column-major processing order → row-major
 /// original order, in 32 × 32 tiles so that both sides stay in cache and TLB.
-inline void unpermute_transposed(const ::Eigen::MatrixXf& src, const std::vector<Index>& perm,
-                                 SolveResult::RowMajorMatrix& dst) {
+template <class Src>
+void unpermute_transposed(const Src& src, const std::vector<Index>& perm, SolveResult::RowMajorMatrix& dst) {
   const Index rows = src.rows(), cols = src.cols();
   constexpr Index tile = 32;
   for (Index r0 = 0; r0 < rows; r0 += tile)
@@ -196,21 +197,19 @@ class Gptq {
 
     // 5. Damping and U, retried; 6. the column loop.
     double percdamp = options_.percdamp;
-    MatrixXf qc;
     std::vector<double> losses_c;
-    bool solved = false;
+    std::unique_ptr<typename Backend::GptqWorkspace> solved;
     for (int attempt = 0; attempt <= options_.max_retries; ++attempt) {
       const double damp = percdamp * mean_diag;
-      typename Backend::GptqWorkspace ws;
+      auto ws = std::make_unique<typename Backend::GptqWorkspace>();
       std::string reason;
-      if (ws.factor_inverse(hm, perm, static_cast<float>(damp), reason)) {
-        ws.load_weights(w, perm, dead);
-        if (column_loop(ws, rows, cols, group, groups, dynamic_groups, perm, static_params, res.params, losses_c,
+      if (ws->factor_inverse(hm, perm, static_cast<float>(damp), reason)) {
+        ws->load_weights(w, perm, dead);
+        if (column_loop(*ws, rows, cols, group, groups, dynamic_groups, perm, static_params, res.params, losses_c,
                         name)) {
-          qc = ws.release_quantized();
+          solved = std::move(ws);
           res.percdamp = percdamp;
           res.damp = damp;
-          solved = true;
           break;
         }
         reason = "error feedback overflowed: H is numerically singular";
@@ -234,7 +233,8 @@ class Gptq {
       res.column_losses.resize(static_cast<std::size_t>(cols));
       res.group_index.resize(static_cast<std::size_t>(cols));
       res.weights.resize(rows, cols);
-      detail::unpermute_transposed(qc, perm, res.weights);
+      detail::unpermute_transposed(solved->quantized(), perm, res.weights);
+      solved.reset();
       for (Index p = 0; p < cols; ++p) {
         const Index c = perm[static_cast<std::size_t>(p)];
         res.column_losses[static_cast<std::size_t>(c)] = losses_c[static_cast<std::size_t>(p)];
@@ -274,7 +274,7 @@ class Gptq {
   }
 
   /// Step 6: quantizes every column in processing order into the workspace
-  /// (release_quantized() gives Q, rows × cols, processing order); losses_c per position.
+  /// (quantized() gives Q, rows × cols, processing order); losses_c per position.
   /// Returns false if the error feedback stopped being finite.
   template <class Workspace>
   bool column_loop(Workspace& ws, Index rows, Index cols, Index group, Index groups, bool dynamic_groups,
