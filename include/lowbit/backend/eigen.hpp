@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <utility>
@@ -59,6 +60,20 @@ void invert_upper_in_place(::Eigen::Ref<::Eigen::Matrix<Scalar, ::Eigen::Dynamic
   // B ← B·C⁻¹, then B ← -A⁻¹·B (both triangular products).
   b = (b * c.template triangularView<::Eigen::Upper>()).eval();
   b = -(a.template triangularView<::Eigen::Upper>() * b).eval();
+}
+
+/// Asks the kernel to back [p, p + bytes) with transparent huge pages (Linux;
+/// a hint, harmless elsewhere). Call before the memory is first touched.
+inline void advise_huge_pages(void* p, std::size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + huge - 1) / huge * huge;
+  const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) / huge * huge;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
 }
 
 /// A float buffer for the n² workspaces. Large ones are 2 MiB aligned and, on

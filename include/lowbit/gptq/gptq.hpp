@@ -233,6 +233,7 @@ class Gptq {
       res.column_losses.resize(static_cast<std::size_t>(cols));
       res.group_index.resize(static_cast<std::size_t>(cols));
       res.weights.resize(rows, cols);
+      backend::detail::advise_huge_pages(res.weights.data(), static_cast<std::size_t>(rows * cols) * sizeof(float));
       detail::unpermute_transposed(solved->quantized(), perm, res.weights);
       solved.reset();
       for (Index p = 0; p < cols; ++p) {
