@@ -62,6 +62,19 @@ void invert_upper_in_place(::Eigen::Ref<::Eigen::Matrix<Scalar, ::Eigen::Dynamic
   b = -(a.template triangularView<::Eigen::Upper>() * b).eval();
 }
 
+/// dst = src between storage orders, 32 × 32 tiles at a time so that the strided
+/// side stays within a few pages (Eigen's plain assignment walks it element by element).
+template <class Src, class Dst>
+void copy_tiled(const Src& src, Dst&& dst) {
+  constexpr Index tile = 32;
+  const Index rows = src.rows(), cols = src.cols();
+  for (Index r0 = 0; r0 < rows; r0 += tile)
+    for (Index c0 = 0; c0 < cols; c0 += tile) {
+      const Index r1 = std::min(r0 + tile, rows), c1 = std::min(c0 + tile, cols);
+      dst.block(r0, c0, r1 - r0, c1 - c0) = src.block(r0, c0, r1 - r0, c1 - c0);
+    }
+}
+
 /// Asks the kernel to back [p, p + bytes) with transparent huge pages (Linux;
 /// a hint, harmless elsewhere). Call before the memory is first touched.
 inline void advise_huge_pages(void* p, std::size_t bytes) {
@@ -166,6 +179,8 @@ struct Eigen {
   /// order) and U, the upper Cholesky factor of the damped H⁻¹.
   class GptqWorkspace {
    public:
+    using RowMajorMatrix = ::Eigen::Matrix<float, ::Eigen::Dynamic, ::Eigen::Dynamic, ::Eigen::RowMajor>;
+
     /// Computes U for the Hessian as GPTQ uses it: H with its columns (and rows)
     /// in processing order perm (empty: as is), zero diagonal entries (dead
     /// columns) set to 1, and damp added to the diagonal. Only H's lower triangle
@@ -209,32 +224,41 @@ struct Eigen {
     }
 
     /// The working weights: column p = W[:, perm[p]] (zero for dead columns),
-    /// column-major so that a column is contiguous. Transposed in tiles.
+    /// row-major like the input, so that loading it and returning Q need no
+    /// transpose; the column loop works on column-major copies of one block.
     void load_weights(ConstMatrixView src, const std::vector<Index>& perm, const std::vector<bool>& dead) {
       const Index rows = src.rows, cols = src.cols;
       rows_ = rows;
       w_buf_.resize(static_cast<std::size_t>(rows * cols));
-      auto wk = w();
-      constexpr Index tile = 32;
-      for (Index p0 = 0; p0 < cols; p0 += tile)
-        for (Index r0 = 0; r0 < rows; r0 += tile)
-          for (Index p = p0; p < std::min(p0 + tile, cols); ++p) {
-            const Index c = perm.empty() ? p : perm[static_cast<std::size_t>(p)];
-            const bool zero = dead[static_cast<std::size_t>(c)];
-            for (Index r = r0; r < std::min(r0 + tile, rows); ++r) wk(r, p) = zero ? 0.0f : src(r, c);
-          }
+      float* out = w_buf_.data();
+      bool any_dead = false;
+      for (bool d : dead) any_dead = any_dead || d;
+      for (Index r = 0; r < rows; ++r) {
+        const float* in = src.row(r);
+        float* o = out + r * cols;
+        if (perm.empty() && !any_dead) {
+          std::copy(in, in + cols, o);
+          continue;
+        }
+        for (Index p = 0; p < cols; ++p) {
+          const Index c = perm.empty() ? p : perm[static_cast<std::size_t>(p)];
+          o[p] = dead[static_cast<std::size_t>(c)] ? 0.0f : in[c];
+        }
+      }
     }
 
     /// Quantized columns [i1, i1 + q.cols()) once their block is done: the
     /// working copy of those columns is never read again, so Q takes its place.
-    void store_quantized(Index i1, const ::Eigen::MatrixXf& q) { w().middleCols(i1, q.cols()) = q; }
+    void store_quantized(Index i1, const ::Eigen::MatrixXf& q) { detail::copy_tiled(q, w().middleCols(i1, q.cols())); }
 
-    /// Q (rows × cols, processing order) after the last block.
-    [[nodiscard]] ::Eigen::Map<const ::Eigen::MatrixXf> quantized() const { return w(); }
+    /// Q (rows × cols, row-major, processing order) after the last block.
+    [[nodiscard]] ::Eigen::Map<const RowMajorMatrix> quantized() const { return w(); }
 
-    /// Columns [c0, c1) of the working weights as they are now.
+    /// Columns [c0, c1) of the working weights as they are now (column-major copy).
     [[nodiscard]] ::Eigen::MatrixXf columns(Index c0, Index c1) const {
-      return w().middleCols(c0, c1 - c0);
+      ::Eigen::MatrixXf out(rows_, c1 - c0);
+      detail::copy_tiled(w().middleCols(c0, c1 - c0), out);
+      return out;
     }
 
     /// U[i1:i2, i1:i2].
@@ -253,8 +277,8 @@ struct Eigen {
     [[nodiscard]] ::Eigen::Map<const ::Eigen::MatrixXf> u() const { return {u_buf_.data(), n_, n_}; }
 
    private:
-    [[nodiscard]] ::Eigen::Map<::Eigen::MatrixXf> w() { return {w_buf_.data(), rows_, n_}; }
-    [[nodiscard]] ::Eigen::Map<const ::Eigen::MatrixXf> w() const { return {w_buf_.data(), rows_, n_}; }
+    [[nodiscard]] ::Eigen::Map<RowMajorMatrix> w() { return {w_buf_.data(), rows_, n_}; }
+    [[nodiscard]] ::Eigen::Map<const RowMajorMatrix> w() const { return {w_buf_.data(), rows_, n_}; }
 
     detail::BigBuffer u_buf_, w_buf_;
     Index n_ = 0, rows_ = 0;

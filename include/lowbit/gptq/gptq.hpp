@@ -91,16 +91,24 @@ inline void check_options(const GptqOptions& o, ScaleLayout::Kind kind) {
         "GptqOptions: static_groups needs a PerGroup granularity");
 }
 
-/// dst(r, perm[p]) = src(r, p): column-major processing order → row-major
-/// original order, in 32 × 32 tiles so that both sides stay in cache and TLB.
+/// dst(r, perm[p]) = src(r, p): processing order → original column order.
+/// A row-major source is read row by row; a column-major one in 32 × 32 tiles.
 template <class Src>
-void unpermute_transposed(const Src& src, const std::vector<Index>& perm, SolveResult::RowMajorMatrix& dst) {
+void unpermute(const Src& src, const std::vector<Index>& perm, SolveResult::RowMajorMatrix& dst) {
   const Index rows = src.rows(), cols = src.cols();
-  constexpr Index tile = 32;
-  for (Index r0 = 0; r0 < rows; r0 += tile)
-    for (Index p0 = 0; p0 < cols; p0 += tile)
-      for (Index r = r0; r < std::min(r0 + tile, rows); ++r)
-        for (Index p = p0; p < std::min(p0 + tile, cols); ++p) dst(r, perm[static_cast<std::size_t>(p)]) = src(r, p);
+  if constexpr (static_cast<bool>(Src::IsRowMajor)) {
+    for (Index r = 0; r < rows; ++r) {
+      const float* in = src.data() + r * cols;
+      float* out = dst.data() + r * cols;
+      for (Index p = 0; p < cols; ++p) out[perm[static_cast<std::size_t>(p)]] = in[p];
+    }
+  } else {
+    constexpr Index tile = 32;
+    for (Index r0 = 0; r0 < rows; r0 += tile)
+      for (Index p0 = 0; p0 < cols; p0 += tile)
+        for (Index r = r0; r < std::min(r0 + tile, rows); ++r)
+          for (Index p = p0; p < std::min(p0 + tile, cols); ++p) dst(r, perm[static_cast<std::size_t>(p)]) = src(r, p);
+  }
 }
 
 }  // namespace detail
@@ -234,7 +242,7 @@ class Gptq {
       res.group_index.resize(static_cast<std::size_t>(cols));
       res.weights.resize(rows, cols);
       backend::detail::advise_huge_pages(res.weights.data(), static_cast<std::size_t>(rows * cols) * sizeof(float));
-      detail::unpermute_transposed(solved->quantized(), perm, res.weights);
+      detail::unpermute(solved->quantized(), perm, res.weights);
       solved.reset();
       for (Index p = 0; p < cols; ++p) {
         const Index c = perm[static_cast<std::size_t>(p)];
