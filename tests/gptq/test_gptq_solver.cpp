@@ -102,6 +102,14 @@ TEST_CASE("gptq: twice the summed losses equal tr(ΔHΔᵀ) with the damped H") 
     const SolveResult r = Gptq<Int<4>, PerGroup<>>(o, PerGroup<>{16}).quantize(ConstMatrixView(w), h);
     REQUIRE(r.info() == Eigen::Success);
     CHECK(test::codes_reproduce_weights(r));
+    CHECK(r.natural_groups() == !act);
+    if (act) {
+      CHECK_THROWS_WITH_AS((void)r.quantized_tensor(), doctest::Contains("g_idx"), Error);
+    } else {
+      RowMatrix back(r.rows(), r.cols());
+      r.quantized_tensor().dequantize(MatrixView(back));
+      CHECK(back == r.weights);
+    }
     const double obj = layer_objective(ConstMatrixView(w), ConstMatrixView(r.weights), damped(h, r.damp));
     CHECK(2.0 * r.total_loss() == doctest::Approx(obj).epsilon(1e-3));
     // And the undamped objective reported is the same quantity without λ‖Δ‖².

@@ -59,13 +59,21 @@ struct SolveResult {
   [[nodiscard]] Index rows() const { return weights.rows(); }
   [[nodiscard]] Index cols() const { return weights.cols(); }
 
-  /// Codes and scales as a QuantizedTensor (only when group_index is the natural
-  /// c / group_size, i.e. not dynamic groups with act-order).
+  /// Whether every column uses the scale the QuantParams layout gives it
+  /// (group_index[c] = c / group_size): true except for dynamic groups with act-order.
   [[nodiscard]] bool natural_groups() const {
     const Index g = params.layout.kind == ScaleLayout::Kind::group ? params.layout.group_size : 0;
     for (std::size_t c = 0; c < group_index.size(); ++c)
       if (group_index[c] != (g > 0 ? static_cast<Index>(c) / g : 0)) return false;
     return true;
+  }
+
+  /// Codes and scales as a QuantizedTensor (packable, exportable). Throws when the
+  /// groups are not natural: those need group_index (g_idx) beside the scales.
+  [[nodiscard]] QuantizedTensor quantized_tensor() const {
+    lowbit::detail::check(natural_groups(), "SolveResult: dynamic groups with act-order use group_index (g_idx); "
+                                            "a QuantizedTensor cannot express them");
+    return QuantizedTensor{params, codes};
   }
 };
 
