@@ -146,7 +146,6 @@ class Gptq {
   [[nodiscard]] const Granularity& granularity() const { return granularity_; }
 
   [[nodiscard]] SolveResult quantize(ConstMatrixView w, const Hessian& h, std::string_view name = "weight") const {
-    using ::Eigen::MatrixXf;
     using RowMajor = SolveResult::RowMajorMatrix;
     detail::check_weight(w, name);
     detail::check_hessian(h, w.cols, name);
@@ -203,7 +202,10 @@ class Gptq {
       res.permutation = perm;
     }
 
-    // 5. Damping and U, retried; 6. the column loop.
+    // 5. Damping and U, retried; 6. the column loop. Backends take an empty
+    // order for the identity, which lets them copy instead of gathering.
+    const std::vector<Index> identity;
+    const std::vector<Index>& backend_order = options_.act_order ? perm : identity;
     double percdamp = options_.percdamp;
     std::vector<double> losses_c;
     std::unique_ptr<typename Backend::GptqWorkspace> solved;
@@ -211,8 +213,8 @@ class Gptq {
       const double damp = percdamp * mean_diag;
       auto ws = std::make_unique<typename Backend::GptqWorkspace>();
       std::string reason;
-      if (ws->factor_inverse(hm, perm, static_cast<float>(damp), reason)) {
-        ws->load_weights(w, perm, dead);
+      if (ws->factor_inverse(hm, backend_order, static_cast<float>(damp), reason)) {
+        ws->load_weights(w, backend_order, dead);
         if (column_loop(*ws, rows, cols, group, groups, dynamic_groups, perm, static_params, res.params, losses_c,
                         name)) {
           solved = std::move(ws);
