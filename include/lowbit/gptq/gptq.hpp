@@ -91,23 +91,28 @@ inline void check_options(const GptqOptions& o, ScaleLayout::Kind kind) {
         "GptqOptions: static_groups needs a PerGroup granularity");
 }
 
-/// dst(r, perm[p]) = src(r, p): processing order → original column order.
-/// A row-major source is read row by row; a column-major one in 32 × 32 tiles.
+/// dst(r, perm[p]) = src(r, p): processing order → original column order (an
+/// empty perm is the identity). A row-major source is read row by row; a
+/// column-major one in 32 × 32 tiles.
 template <class Src>
 void unpermute(const Src& src, const std::vector<Index>& perm, SolveResult::RowMajorMatrix& dst) {
   const Index rows = src.rows(), cols = src.cols();
+  auto at = [&](Index p) { return perm.empty() ? p : perm[static_cast<std::size_t>(p)]; };
   if constexpr (static_cast<bool>(Src::IsRowMajor)) {
     for (Index r = 0; r < rows; ++r) {
       const float* in = src.data() + r * cols;
       float* out = dst.data() + r * cols;
-      for (Index p = 0; p < cols; ++p) out[perm[static_cast<std::size_t>(p)]] = in[p];
+      if (perm.empty())
+        std::copy(in, in + cols, out);
+      else
+        for (Index p = 0; p < cols; ++p) out[at(p)] = in[p];
     }
   } else {
     constexpr Index tile = 32;
     for (Index r0 = 0; r0 < rows; r0 += tile)
       for (Index p0 = 0; p0 < cols; p0 += tile)
         for (Index r = r0; r < std::min(r0 + tile, rows); ++r)
-          for (Index p = p0; p < std::min(p0 + tile, cols); ++p) dst(r, perm[static_cast<std::size_t>(p)]) = src(r, p);
+          for (Index p = p0; p < std::min(p0 + tile, cols); ++p) dst(r, at(p)) = src(r, p);
   }
 }
 
@@ -244,24 +249,26 @@ class Gptq {
       res.group_index.resize(static_cast<std::size_t>(cols));
       res.weights.resize(rows, cols);
       backend::detail::advise_huge_pages(res.weights.data(), static_cast<std::size_t>(rows * cols) * sizeof(float));
-      detail::unpermute(solved->quantized(), perm, res.weights);
+      detail::unpermute(solved->quantized(), backend_order, res.weights);
       solved.reset();
       for (Index p = 0; p < cols; ++p) {
         const Index c = perm[static_cast<std::size_t>(p)];
         res.column_losses[static_cast<std::size_t>(c)] = losses_c[static_cast<std::size_t>(p)];
         res.group_index[static_cast<std::size_t>(c)] = grouped ? (dynamic_groups ? p / group : c / group) : 0;
       }
-      // Codes from Q = code·scale (exact): one sequential pass instead of a
-      // byte-wise transpose of codes written column by column.
-      res.codes.resize(static_cast<std::size_t>(rows * cols));
-      for (Index r = 0; r < rows; ++r) {
-        const float* q = res.weights.data() + r * cols;
-        std::int8_t* code = res.codes.data() + r * cols;
-        for (Index c = 0; c < cols; ++c) {
-          const std::size_t k = layout.kind == ScaleLayout::Kind::tensor
-                                    ? 0
-                                    : static_cast<std::size_t>(r * groups + res.group_index[static_cast<std::size_t>(c)]);
-          code[c] = static_cast<std::int8_t>(std::nearbyint(q[c] / res.params.scales[k]));
+      // Codes from Q = code·scale (exact, so re-quantizing Q with its own scales
+      // gives them back): one sequential pass per run of a shared scale.
+      if (res.natural_groups()) {
+        res.codes = res.params.codes(ConstMatrixView(res.weights));
+      } else {
+        res.codes.resize(static_cast<std::size_t>(rows * cols));
+        for (Index r = 0; r < rows; ++r) {
+          const float* q = res.weights.data() + r * cols;
+          std::int8_t* code = res.codes.data() + r * cols;
+          for (Index c = 0; c < cols; ++c) {
+            const float s = res.params.scales[static_cast<std::size_t>(r * groups + res.group_index[static_cast<std::size_t>(c)])];
+            code[c] = static_cast<std::int8_t>(std::nearbyint(q[c] / s));
+          }
         }
       }
     }
