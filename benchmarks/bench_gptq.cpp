@@ -1,0 +1,158 @@
+// GPTQ solve time next to one Eigen GEMM W·H of the same size, and Hessian
+// accumulation throughput next to the GEMM rate. Single-threaded.
+//
+//   build/dev/benchmarks/bench_gptq --benchmark_counters_tabular=true
+//
+// Counters: `gemm_ratio` = GPTQ time / time of one W·H (rows × cols × cols) GEMM
+// measured in the same process just before; `GFLOP/s` for the Hessian
+// accumulation counts the tokens·n·(n+1) multiply-adds×2/2 a symmetric rank-k
+// update needs (a full XᵀX GEMM does 2·tokens·n²).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <random>
+
+#include <Eigen/Core>
+
+#include "lowbit/gptq.hpp"
+
+namespace {
+
+using RowMatrix = lowbit::SolveResult::RowMajorMatrix;
+constexpr lowbit::Index kSamples = 2048;
+
+RowMatrix random_matrix(lowbit::Index rows, lowbit::Index cols, float stddev, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> d(0.0f, stddev);
+  RowMatrix m(rows, cols);
+  for (lowbit::Index i = 0; i < m.size(); ++i) m.data()[i] = d(gen);
+  return m;
+}
+
+/// H from kSamples random activations (feature scales vary, as in real layers).
+lowbit::Hessian random_hessian(lowbit::Index cols, std::uint32_t seed) {
+  RowMatrix x = random_matrix(kSamples, cols, 1.0f, seed);
+  std::mt19937 gen(seed + 1);
+  std::lognormal_distribution<float> scale(0.0f, 0.5f);
+  for (lowbit::Index c = 0; c < cols; ++c) x.col(c) *= scale(gen);
+  lowbit::HessianAccumulator<float> acc(cols);
+  acc.add(lowbit::ConstMatrixView(x));
+  return acc.hessian();
+}
+
+double seconds_of_gemm(const RowMatrix& w, const Eigen::MatrixXf& h) {
+  RowMatrix out(w.rows(), h.cols());
+  double best = 1e30;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    out.noalias() = w * h;
+    benchmark::DoNotOptimize(out.data());
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+void BM_Gptq4bitPerTensor(benchmark::State& state) {
+  const lowbit::Index rows = state.range(0), cols = state.range(1);
+  const RowMatrix w = random_matrix(rows, cols, 0.02f, 1);
+  const lowbit::Hessian h = random_hessian(cols, 2);
+  lowbit::GptqOptions o;
+  o.block_size = 128;
+  o.evaluate = state.range(2) != 0;
+  const lowbit::Gptq<lowbit::Int<4>, lowbit::PerTensor> gptq(o);
+  const double gemm = seconds_of_gemm(w, h.matrix);
+  double total = 0.0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    lowbit::SolveResult r = gptq.quantize(lowbit::ConstMatrixView(w), h);
+    total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    benchmark::DoNotOptimize(r.weights.data());
+  }
+  const double per = total / static_cast<double>(state.iterations());
+  state.counters["gemm_ms"] = gemm * 1e3;
+  state.counters["gemm_ratio"] = per / gemm;
+}
+
+void BM_GemmWH(benchmark::State& state) {
+  const lowbit::Index rows = state.range(0), cols = state.range(1);
+  const RowMatrix w = random_matrix(rows, cols, 0.02f, 1);
+  const Eigen::MatrixXf h = random_matrix(cols, cols, 1.0f, 3);
+  RowMatrix out(rows, cols);
+  for (auto _ : state) {
+    out.noalias() = w * h;
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(rows) * double(cols) * double(cols),
+                                                 benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+
+template <class Scalar>
+void BM_HessianAccumulate(benchmark::State& state) {
+  const lowbit::Index n = state.range(0);
+  const RowMatrix x = random_matrix(kSamples, n, 1.0f, 4);
+  for (auto _ : state) {
+    lowbit::HessianAccumulator<Scalar> acc(n);
+    acc.add(lowbit::ConstMatrixView(x));
+    benchmark::DoNotOptimize(&acc);
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(double(kSamples) * double(n) * double(n + 1),
+                                                 benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+
+/// The machine's GEMM rate on the same operands: full XᵀX (2·tokens·n² flops).
+void BM_GemmXtX(benchmark::State& state) {
+  const lowbit::Index n = state.range(0);
+  const RowMatrix x = random_matrix(kSamples, n, 1.0f, 4);
+  Eigen::MatrixXf h(n, n);
+  for (auto _ : state) {
+    h.noalias() = x.transpose() * x;
+    benchmark::DoNotOptimize(h.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(kSamples) * double(n) * double(n),
+                                                 benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+
+}  // namespace
+
+// The three smaller layers run as long as Google Benchmark likes; 4096×4096 once
+// per repetition (3 repetitions: the first call in a process pays for fresh pages).
+BENCHMARK(BM_Gptq4bitPerTensor)
+    ->Args({768, 768, 0})
+    ->Args({768, 3072, 0})
+    ->Args({3072, 768, 0})
+    ->Args({768, 768, 1})
+    ->ArgNames({"rows", "cols", "eval"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_Gptq4bitPerTensor)
+    ->Args({4096, 4096, 0})
+    ->ArgNames({"rows", "cols", "eval"})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->Repetitions(3)
+    ->UseRealTime();
+BENCHMARK(BM_GemmWH)
+    ->Args({768, 768})
+    ->Args({768, 3072})
+    ->Args({3072, 768})
+    ->Args({4096, 4096})
+    ->ArgNames({"rows", "cols"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_HessianAccumulate<float>)->Arg(768)->Arg(3072)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_HessianAccumulate<double>)->Arg(768)->Arg(3072)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_GemmXtX)->Arg(768)->Arg(3072)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+int main(int argc, char** argv) {
+  Eigen::setNbThreads(1);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,379 @@
+// Gptq<Format, Granularity, ScaleSearch, Backend>: the GPTQ layer solver
+// (Frantar et al. 2022), following the reference gptq.py fasterquant step by step.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "lowbit/backend/eigen.hpp"
+#include "lowbit/core/error.hpp"
+#include "lowbit/core/matrix_view.hpp"
+#include "lowbit/gptq/hessian.hpp"
+#include "lowbit/gptq/result.hpp"
+#include "lowbit/quant/abs_max.hpp"
+#include "lowbit/quant/format.hpp"
+#include "lowbit/quant/granularity.hpp"
+#include "lowbit/quant/kernels.hpp"
+#include "lowbit/quant/quant_params.hpp"
+#include "lowbit/quant/quantizer.hpp"
+
+namespace lowbit {
+
+struct GptqOptions {
+  double percdamp = 0.01;     ///< λ = percdamp · mean(diag H), added to diag H
+  Index block_size = 128;     ///< lazy-batch width (columns per trailing GEMM)
+  bool act_order = false;     ///< process columns by descending diag(H)
+  bool static_groups = false; ///< group scales from the original W instead of at each boundary
+  int max_retries = 8;        ///< damping retries when H is not positive definite
+  double retry_factor = 10.0; ///< percdamp multiplier per retry
+  bool evaluate = true;       ///< compute the before/after layer errors (two extra GEMMs)
+};
+
+namespace detail {
+
+inline void check_weight(ConstMatrixView w, std::string_view name) {
+  check(!w.empty(), "weight '", name, "' is empty (", w.rows, "x", w.cols, ")");
+  const SliceStats st = kernels::stats(w.data, w.size());
+  if (!st.finite) {
+    const Index i = kernels::first_non_finite(w.data, w.size());
+    fail("weight '", name, "' has a non-finite value (", w.data[i], ") at [", i / w.cols, ", ", i % w.cols, "]");
+  }
+}
+
+/// Shape, finiteness, symmetry (to fp32 round-off: the reference reads the lower
+/// triangle only, and so do we) and a non-negative diagonal.
+inline void check_hessian(const Hessian& h, Index cols, std::string_view name) {
+  const ::Eigen::MatrixXf& m = h.matrix;
+  check(m.rows() == m.cols(), "Hessian of '", name, "' must be square, got ", m.rows(), "x", m.cols());
+  check(m.rows() == cols, "Hessian of '", name, "' is ", m.rows(), "x", m.cols(), " but the weight has ", cols,
+        " columns (in_features)");
+  if (!m.allFinite())
+    for (Index j = 0; j < m.cols(); ++j)
+      for (Index i = 0; i < m.rows(); ++i)
+        if (!std::isfinite(m(i, j)))
+          fail("Hessian of '", name, "' has a non-finite value (", m(i, j), ") at [", i, ", ", j, "]");
+  for (Index d = 0; d < m.rows(); ++d)
+    check(m(d, d) >= 0.0f, "Hessian of '", name, "' has a negative diagonal entry H[", d, ", ", d, "] = ", m(d, d),
+          ": not a Hessian 2XᵀX/n");
+  // Tile by tile, so that reading the transpose stays in cache.
+  constexpr Index tile = 32;
+  const Index n = m.rows();
+  for (Index j0 = 0; j0 < n; j0 += tile)
+    for (Index i0 = j0; i0 < n; i0 += tile)
+      for (Index j = j0; j < std::min(j0 + tile, n); ++j)
+        for (Index i = std::max(i0, j + 1); i < std::min(i0 + tile, n); ++i) {
+          const double a = m(i, j), b = m(j, i);
+          if (a == b) continue;
+          const double tol = 1e-4 * (std::fabs(a) + std::fabs(b) + std::sqrt(double(m(i, i)) * double(m(j, j))));
+          if (std::fabs(a - b) > tol)
+            fail("Hessian of '", name, "' is not symmetric: H[", i, ", ", j, "] = ", a, " but H[", j, ", ", i,
+                 "] = ", b);
+        }
+}
+
+inline void check_options(const GptqOptions& o, ScaleLayout::Kind kind) {
+  check(std::isfinite(o.percdamp) && o.percdamp >= 0.0, "GptqOptions: percdamp must be finite and >= 0, got ",
+        o.percdamp);
+  check(o.block_size > 0, "GptqOptions: block_size must be positive, got ", o.block_size);
+  check(o.max_retries >= 0, "GptqOptions: max_retries must be >= 0, got ", o.max_retries);
+  check(std::isfinite(o.retry_factor) && o.retry_factor > 1.0, "GptqOptions: retry_factor must be > 1, got ",
+        o.retry_factor);
+  check(!o.static_groups || kind == ScaleLayout::Kind::group,
+        "GptqOptions: static_groups needs a PerGroup granularity");
+}
+
+/// dst(r, perm[p]) = src(r, p): processing order → original column order (an
+/// empty perm is the identity). A row-major source is read row by row; a
+/// column-major one in 32 × 32 tiles.
+template <class Src>
+void unpermute(const Src& src, const std::vector<Index>& perm, SolveResult::RowMajorMatrix& dst) {
+  const Index rows = src.rows(), cols = src.cols();
+  auto at = [&](Index p) { return perm.empty() ? p : perm[static_cast<std::size_t>(p)]; };
+  if constexpr (static_cast<bool>(Src::IsRowMajor)) {
+    for (Index r = 0; r < rows; ++r) {
+      const float* in = src.data() + r * cols;
+      float* out = dst.data() + r * cols;
+      if (perm.empty())
+        std::copy(in, in + cols, out);
+      else
+        for (Index p = 0; p < cols; ++p) out[at(p)] = in[p];
+    }
+  } else {
+    constexpr Index tile = 32;
+    for (Index r0 = 0; r0 < rows; r0 += tile)
+      for (Index p0 = 0; p0 < cols; p0 += tile)
+        for (Index r = r0; r < std::min(r0 + tile, rows); ++r)
+          for (Index p = p0; p < std::min(p0 + tile, cols); ++p) dst(r, at(p)) = src(r, p);
+  }
+}
+
+}  // namespace detail
+
+/// GPTQ for one linear layer W (rows = out_features × cols = in_features,
+/// row-major) with Hessian H (cols × cols):
+///   1. scales (per-tensor / per-channel) from the original W with ScaleSearch;
+///   2. dead columns (H_dd = 0): H_dd ← 1, W[:, d] ← 0;
+///   3. static groups: every group's scales from that W;
+///   4. act-order: columns permuted by descending diag(H);
+///   5. λ = percdamp·mean(diag H) on the diagonal, U = chol(H⁻¹) upper — retried with
+///      damping × retry_factor while H is not positive definite;
+///   6. blocks of block_size columns: each column quantized with the current
+///      scales (dynamic groups: refreshed at each group boundary from W as it
+///      stands at the start of the block, as the reference slices it), its error
+///      (w−q)/U_jj fed back into the block's later columns, then one GEMM
+///      W[:, i2:] -= Err·U[i1:i2, i2:];
+///   7. the inverse permutation applied to Q, codes and losses.
+template <QuantFormat Format, class Granularity = PerTensor, class ScaleSearch = AbsMax,
+          class Backend = backend::Eigen>
+  requires ScaleSearchFor<ScaleSearch, Format>
+class Gptq {
+ public:
+  using format_type = Format;
+  using granularity_type = Granularity;
+  using search_type = ScaleSearch;
+  using backend_type = Backend;
+
+  Gptq() = default;
+  explicit Gptq(GptqOptions options, Granularity granularity = {}, ScaleSearch search = {})
+      : options_(options), granularity_(granularity), search_(search) {}
+
+  [[nodiscard]] GptqOptions& options() { return options_; }
+  [[nodiscard]] const GptqOptions& options() const { return options_; }
+  [[nodiscard]] const Granularity& granularity() const { return granularity_; }
+
+  [[nodiscard]] SolveResult quantize(ConstMatrixView w, const Hessian& h, std::string_view name = "weight") const {
+    using RowMajor = SolveResult::RowMajorMatrix;
+    detail::check_weight(w, name);
+    detail::check_hessian(h, w.cols, name);
+    const Quantizer<Format, Granularity, ScaleSearch> quantizer(granularity_, search_);
+    ScaleLayout layout;
+    try {
+      layout = granularity_.layout(w.rows, w.cols);
+    } catch (const Error& e) {
+      detail::fail("weight '", name, "': ", e.what());
+    }
+    detail::check_options(options_, layout.kind);
+    std::string why;
+    detail::check(Backend::available(&why), "GPTQ backend '", Backend::name, "' is unavailable: ", why);
+
+    const auto start = std::chrono::steady_clock::now();
+    const Index rows = w.rows, cols = w.cols;
+    const bool grouped = layout.kind == ScaleLayout::Kind::group;
+    const bool dynamic_groups = grouped && !options_.static_groups;
+    const Index group = grouped ? layout.group_size : cols;
+    const Index groups = layout.groups_per_row();
+
+    SolveResult res;
+    // 1. Scales from the original W (overwritten group by group for dynamic groups).
+    res.params = grouped ? QuantParams{Format::info(), layout, std::vector<float>(layout.num_scales(), 0.0f)}
+                         : quantizer.params(w, name);
+
+    // 2. Dead columns: H_dd = 0 → H_dd = 1 (done by the backend while it copies H)
+    // and W[:, d] = 0 (done while the working copy of W is made).
+    const ::Eigen::MatrixXf& hm = h.matrix;
+    std::vector<bool> dead(static_cast<std::size_t>(cols), false);
+    double mean_diag = 0.0;
+    for (Index d = 0; d < cols; ++d) {
+      dead[static_cast<std::size_t>(d)] = hm(d, d) == 0.0f;
+      mean_diag += dead[static_cast<std::size_t>(d)] ? 1.0 : static_cast<double>(hm(d, d));
+    }
+    mean_diag /= static_cast<double>(cols);
+
+    // 3. Static groups: every group's scales from the dead-zeroed W.
+    QuantParams static_params;
+    if (grouped && options_.static_groups) {
+      RowMajor wz = ::Eigen::Map<const RowMajor>(w.data, rows, cols);
+      for (Index d = 0; d < cols; ++d)
+        if (dead[static_cast<std::size_t>(d)]) wz.col(d).setZero();
+      static_params = quantizer.params(ConstMatrixView(wz), name);
+      res.params.scales = static_params.scales;
+    }
+
+    // 4. Act-order: processing position p takes original column perm[p].
+    std::vector<Index> perm(static_cast<std::size_t>(cols));
+    std::iota(perm.begin(), perm.end(), Index{0});
+    if (options_.act_order) {
+      auto diag = [&](Index c) { return dead[static_cast<std::size_t>(c)] ? 1.0f : hm(c, c); };
+      std::stable_sort(perm.begin(), perm.end(), [&](Index a, Index b) { return diag(a) > diag(b); });
+      res.permutation = perm;
+    }
+
+    // 5. Damping and U, retried; 6. the column loop. Backends take an empty
+    // order for the identity, which lets them copy instead of gathering.
+    const std::vector<Index> identity;
+    const std::vector<Index>& backend_order = options_.act_order ? perm : identity;
+    double percdamp = options_.percdamp;
+    std::vector<double> losses_c;
+    std::unique_ptr<typename Backend::GptqWorkspace> solved;
+    for (int attempt = 0; attempt <= options_.max_retries; ++attempt) {
+      const double damp = percdamp * mean_diag;
+      auto ws = std::make_unique<typename Backend::GptqWorkspace>();
+      std::string reason;
+      if (ws->factor_inverse(hm, backend_order, static_cast<float>(damp), reason)) {
+        ws->load_weights(w, backend_order, dead);
+        if (column_loop(*ws, rows, cols, group, groups, dynamic_groups, perm, static_params, res.params, losses_c,
+                        name)) {
+          solved = std::move(ws);
+          res.percdamp = percdamp;
+          res.damp = damp;
+          break;
+        }
+        reason = "error feedback overflowed: H is numerically singular";
+      }
+      res.retries.push_back({percdamp, damp, reason});
+      percdamp = std::max(percdamp * options_.retry_factor, 1e-6);
+    }
+
+    if (!solved) {
+      res.status = ::Eigen::NumericalIssue;
+      res.message = "GPTQ on '" + std::string(name) + "': H is not positive definite even with percdamp " +
+                    std::to_string(res.retries.back().percdamp) + "; returned round-to-nearest";
+      res.permutation.clear();
+      res.weights = RowMajor(rows, cols);
+      res.params = quantizer.fake_quantize(w, MatrixView(res.weights), name);
+      res.codes = res.params.codes(w);
+      res.group_index = natural_group_index(cols, grouped ? group : 0);
+      res.column_losses.assign(static_cast<std::size_t>(cols), 0.0);
+    } else {
+      // 7. Back to the original column order.
+      res.column_losses.resize(static_cast<std::size_t>(cols));
+      res.group_index.resize(static_cast<std::size_t>(cols));
+      res.weights.resize(rows, cols);
+      backend::detail::advise_huge_pages(res.weights.data(), static_cast<std::size_t>(rows * cols) * sizeof(float));
+      detail::unpermute(solved->quantized(), backend_order, res.weights);
+      solved.reset();
+      for (Index p = 0; p < cols; ++p) {
+        const Index c = perm[static_cast<std::size_t>(p)];
+        res.column_losses[static_cast<std::size_t>(c)] = losses_c[static_cast<std::size_t>(p)];
+        res.group_index[static_cast<std::size_t>(c)] = grouped ? (dynamic_groups ? p / group : c / group) : 0;
+      }
+      // Codes from Q = code·scale (exact, so re-quantizing Q with its own scales
+      // gives them back): one sequential pass per run of a shared scale.
+      if (res.natural_groups()) {
+        res.codes = res.params.codes(ConstMatrixView(res.weights));
+      } else {
+        res.codes.resize(static_cast<std::size_t>(rows * cols));
+        for (Index r = 0; r < rows; ++r) {
+          const float* q = res.weights.data() + r * cols;
+          std::int8_t* code = res.codes.data() + r * cols;
+          for (Index c = 0; c < cols; ++c) {
+            const float s = res.params.scales[static_cast<std::size_t>(r * groups + res.group_index[static_cast<std::size_t>(c)])];
+            code[c] = static_cast<std::int8_t>(std::nearbyint(q[c] / s));
+          }
+        }
+      }
+    }
+    res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+    if (options_.evaluate) {
+      RowMajor rtn(rows, cols);
+      quantizer.fake_quantize(w, MatrixView(rtn), name);
+      res.before = detail::layer_error(w, ConstMatrixView(rtn), h);
+      res.after = detail::layer_error(w, ConstMatrixView(res.weights), h);
+    }
+    return res;
+  }
+
+ private:
+  static std::vector<Index> natural_group_index(Index cols, Index group) {
+    std::vector<Index> g(static_cast<std::size_t>(cols), 0);
+    if (group > 0)
+      for (Index c = 0; c < cols; ++c) g[static_cast<std::size_t>(c)] = c / group;
+    return g;
+  }
+
+  /// Step 6: quantizes every column in processing order into the workspace
+  /// (quantized() gives Q, rows × cols, processing order); losses_c per position.
+  /// Returns false if the error feedback stopped being finite.
+  template <class Workspace>
+  bool column_loop(Workspace& ws, Index rows, Index cols, Index group, Index groups, bool dynamic_groups,
+                   const std::vector<Index>& perm, const QuantParams& static_params, QuantParams& params,
+                   std::vector<double>& losses_c,
+                   std::string_view name) const {
+    using ::Eigen::MatrixXf;
+    const Quantizer<Format, PerChannel, ScaleSearch> row_quantizer(PerChannel{}, search_);
+    const ScaleLayout::Kind kind = params.layout.kind;
+    const auto qmin = static_cast<float>(Format::qmin), qmax = static_cast<float>(Format::qmax);
+    losses_c.assign(static_cast<std::size_t>(cols), 0.0);
+
+    std::vector<GridStep> steps(static_cast<std::size_t>(rows), GridStep::make(1.0f, Format::division));
+    Index current = -1;  // group whose scales are in `steps`
+    auto load_steps = [&](const std::vector<float>& scales, Index g) {
+      for (Index r = 0; r < rows; ++r) {
+        const float s = kind == ScaleLayout::Kind::tensor ? scales[0]
+                                                          : scales[static_cast<std::size_t>(r * groups + g)];
+        steps[static_cast<std::size_t>(r)] = GridStep::make(s, Format::division);
+      }
+      current = g;
+    };
+    if (kind != ScaleLayout::Kind::group) load_steps(params.scales, 0);
+
+    const Index bs = options_.block_size;
+    MatrixXf w1, u1, q1, err(rows, std::min(bs, cols));
+    SolveResult::RowMajorMatrix slice;
+    ::Eigen::VectorXf qcol(rows);
+    constexpr Index sub = 16;
+    for (Index i1 = 0; i1 < cols; i1 += bs) {
+      const Index i2 = std::min(i1 + bs, cols), count = i2 - i1;
+      w1 = ws.columns(i1, i2);
+      u1 = ws.u_block(i1, i2);
+      err.resize(rows, count);
+      q1.resize(rows, count);
+      for (Index i = 0; i < count; ++i) {
+        const Index p = i1 + i;
+        if (kind == ScaleLayout::Kind::group) {
+          if (dynamic_groups) {
+            if (p % group == 0) {
+              // Scales from W[:, p:p+G] as it stands at the block start (the
+              // reference slices the full W, which the in-block updates do not touch).
+              slice = ws.columns(p, std::min(p + group, cols));
+              if (!slice.allFinite()) return false;
+              const QuantParams gp = row_quantizer.params(ConstMatrixView(slice), name);
+              const Index g = p / group;
+              for (Index r = 0; r < rows; ++r)
+                params.scales[static_cast<std::size_t>(r * groups + g)] = gp.scales[static_cast<std::size_t>(r)];
+              load_steps(params.scales, g);
+            }
+          } else {
+            const Index g = perm[static_cast<std::size_t>(p)] / group;
+            if (g != current) load_steps(static_params.scales, g);
+          }
+        }
+        const float d = u1(i, i);
+        for (Index r = 0; r < rows; ++r)
+          qcol[r] = kernels::fake_quantize_one(w1(r, i), steps[static_cast<std::size_t>(r)], qmin, qmax);
+        q1.col(i) = qcol;
+        err.col(i) = (w1.col(i) - qcol) / d;
+        losses_c[static_cast<std::size_t>(p)] = 0.5 * err.col(i).template cast<double>().squaredNorm();
+        // Error feedback inside the block, itself in two levels: rank-1 updates
+        // within a sub-block of `sub` columns (cache-resident), then one small
+        // GEMM from the finished sub-block onto the rest of the block. Same
+        // arithmetic as the reference's rank-1 sweep, in another order.
+        const Index s0 = (i / sub) * sub, s1 = std::min(s0 + sub, count);
+        if (i + 1 < s1) w1.middleCols(i + 1, s1 - i - 1).noalias() -= err.col(i) * u1.row(i).segment(i + 1, s1 - i - 1);
+        if (i + 1 == s1 && s1 < count)
+          w1.rightCols(count - s1).noalias() -=
+              err.middleCols(s0, s1 - s0) * u1.block(s0, s1, s1 - s0, count - s1);
+      }
+      if (!err.allFinite()) return false;
+      ws.trailing_update(i1, i2, err);
+      ws.store_quantized(i1, q1);
+    }
+    return true;
+  }
+
+  GptqOptions options_{};
+  [[no_unique_address]] Granularity granularity_{};
+  [[no_unique_address]] ScaleSearch search_{};
+};
+
+}  // namespace lowbit
