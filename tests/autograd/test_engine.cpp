@@ -185,3 +185,23 @@ TEST_CASE("engine: results do not depend on the thread count") {
     for (std::size_t i = 0; i < results[0].size(); ++i)
       CHECK(results[t][i] == doctest::Approx(results[0][i]).epsilon(1e-4));
 }
+
+TEST_CASE("activations: SIMD GELU/SiLU kernels agree with the scalar reference") {
+  const auto x = lowbit::test::uniform(1003, -9.0f, 9.0f, 14);
+  const auto dy = gaussian(1003, 1.0f, 15);
+  auto compare = [&](auto tag) {
+    using F = typename decltype(tag)::type;
+    std::vector<float> simd(x.size()), ref(x.size()), dsimd(x.size(), 0.5f), dref(x.size(), 0.5f);
+    const auto n = static_cast<lowbit::Index>(x.size());
+    detail::pointwise_kernel<F, false, true>(x.data(), nullptr, simd.data(), n);
+    detail::pointwise_kernel<F, false, false>(x.data(), nullptr, ref.data(), n);
+    detail::pointwise_kernel<F, true, true>(x.data(), dy.data(), dsimd.data(), n);
+    detail::pointwise_kernel<F, true, false>(x.data(), dy.data(), dref.data(), n);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      CHECK(simd[i] == doctest::Approx(ref[i]).epsilon(1e-6).scale(1e-6));
+      CHECK(dsimd[i] == doctest::Approx(dref[i]).epsilon(1e-6).scale(1e-6));
+    }
+  };
+  compare(std::type_identity<detail::GeluTanh<float>>{});
+  compare(std::type_identity<detail::Silu<float>>{});
+}
