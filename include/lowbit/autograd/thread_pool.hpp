@@ -1,0 +1,153 @@
+// parallel_for over a persistent pool of worker threads (fork-join, no allocation per call).
+#pragma once
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "lowbit/core/error.hpp"
+#include "lowbit/core/matrix_view.hpp"
+
+namespace lowbit::autograd {
+
+/// Fork-join pool: parallel_for splits [0, n) into one contiguous range per thread,
+/// runs the first on the caller and waits for the rest. Nested calls run serially.
+/// Eigen is built without OpenMP here, so this is what makes GEMM and attention use
+/// more than one core.
+class ThreadPool {
+ public:
+  static ThreadPool& instance() {
+    static ThreadPool pool;
+    return pool;
+  }
+
+  /// Threads used by parallel_for, the caller included (≥ 1).
+  void set_num_threads(int n) {
+    lowbit::detail::check(n >= 1, "set_num_threads: need at least one thread, got ", n);
+    std::lock_guard<std::mutex> call(call_mutex_);
+    stop_workers();
+    threads_ = n;
+    // Workers start from the current generation, read here and not in the new thread:
+    // a job posted before a worker first runs must still be seen as new by it.
+    const std::size_t start = generation_;
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, start] { work(i, start); });
+  }
+  [[nodiscard]] int num_threads() const { return threads_; }
+
+  /// f(begin, end, thread) for a split of [0, n) into at most num_threads() ranges whose
+  /// sizes (except the last) are multiples of `grain`.
+  template <class F>
+  void parallel_for(Index n, Index grain, F&& f) {
+    if (n <= 0) return;
+    grain = std::max<Index>(grain, 1);
+    const Index blocks = (n + grain - 1) / grain;
+    const int parts = static_cast<int>(std::min<Index>(threads_, blocks));
+    if (parts <= 1 || inside_) {
+      f(Index{0}, n, 0);
+      return;
+    }
+    const Index per = (blocks + parts - 1) / parts * grain;
+    auto run = [&](int t) {
+      const Index b = std::min(n, per * t), e = std::min(n, per * (t + 1));
+      if (b < e) f(b, e, t);
+    };
+    std::lock_guard<std::mutex> call(call_mutex_);
+    Job job{&run, [](void* fn, int t) { (*static_cast<decltype(run)*>(fn))(t); }, parts};
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = &job;
+      pending_ = parts - 1;
+      ++generation_;
+    }
+    wake_.notify_all();
+    inside_ = true;
+    std::exception_ptr error;
+    try {
+      run(0);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    inside_ = false;
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [&] { return pending_ == 0; });
+    job_ = nullptr;
+    if (!error) error = job.error;
+    lock.unlock();
+    if (error) std::rethrow_exception(error);
+  }
+
+  ~ThreadPool() { stop_workers(); }
+
+ private:
+  struct Job {
+    void* fn;
+    void (*invoke)(void*, int);
+    int parts;
+    std::exception_ptr error{};
+  };
+
+  ThreadPool() {
+    const unsigned hw = std::thread::hardware_concurrency();
+    set_num_threads(static_cast<int>(std::max(1u, hw)));
+  }
+
+  void work(int index, std::size_t seen) {
+    inside_ = true;
+    for (;;) {
+      Job* job = nullptr;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        job = job_;
+      }
+      if (job == nullptr || index >= job->parts) continue;
+      std::exception_ptr error;
+      try {
+        job->invoke(job->fn, index);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (error && !job->error) job->error = error;
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+    stop_ = false;
+  }
+
+  std::mutex call_mutex_;  // one parallel_for at a time
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> workers_;
+  Job* job_ = nullptr;
+  std::size_t generation_ = 0;
+  int pending_ = 0;
+  int threads_ = 1;
+  bool stop_ = false;
+  static inline thread_local bool inside_ = false;
+};
+
+inline void set_num_threads(int n) { ThreadPool::instance().set_num_threads(n); }
+inline int num_threads() { return ThreadPool::instance().num_threads(); }
+
+template <class F>
+void parallel_for(Index n, Index grain, F&& f) {
+  ThreadPool::instance().parallel_for(n, grain, std::forward<F>(f));
+}
+
+}  // namespace lowbit::autograd
