@@ -40,6 +40,14 @@ TEST_CASE("llama2c tokenizer: tok512.bin encodes as run.c does") {
   CHECK(std::vector<int>(smile.end() - 4, smile.end()) == std::vector<int>{0xF0 + 3, 0x9F + 3, 0x98 + 3, 0x80 + 3});
   CHECK(tok.decode(1, 0xF0 + 3) == "\xF0");
   CHECK(tok.encode("", true, true) == std::vector<int>{1, 2});
+
+  // The heap-based encoder against run.c's quadratic loop, kept as encode_reference().
+  for (std::size_t i = 0; i < stories.size(); i += 23) {
+    INFO("story ", i);
+    CHECK(tok.encode(stories[i], true, false) == tok.encode_reference(stories[i], true, false));
+  }
+  for (const char* s : {"aaaaaaaaaaaaaaaa", "   ", "\xE4\xB8\xAD\xFF\x80 x", "the the the the"})
+    CHECK(tok.encode(s, true, true) == tok.encode_reference(s, true, true));
 }
 
 TEST_CASE("llama2c tokenizer: truncated and inconsistent files are refused") {

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <queue>
 #include <span>
 #include <string>
 #include <string_view>
@@ -69,6 +70,7 @@ class Llama2cTokenizer {
     const auto space = t.lookup_.find(" ");
     detail::check(space != t.lookup_.end(), where(), ": no \" \" token for the dummy prefix");
     t.space_id_ = space->second;
+    t.build_merges();
     return t;
   }
 
@@ -80,27 +82,58 @@ class Llama2cTokenizer {
   }
   [[nodiscard]] float score(int id) const { (void)piece(id); return scores_[static_cast<std::size_t>(id)]; }
 
+  /// run.c's encode(). Same ids as encode_reference(), in O(n log n): the
+  /// candidate pairs sit in a heap ordered by (score desc, position asc), which is
+  /// run.c's choice (highest score, leftmost on ties), with stale entries skipped.
   [[nodiscard]] std::vector<int> encode(std::string_view text, bool bos, bool eos) const {
-    std::vector<int> t;
-    t.reserve(text.size() + 3);
-    if (bos) t.push_back(bos_id);
-    if (!text.empty()) t.push_back(space_id_);
-    std::string buf;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-      const auto c = static_cast<unsigned char>(text[i]);
-      if ((c & 0xC0) != 0x80) buf.clear();
-      buf += static_cast<char>(c);
-      const bool next_cont = i + 1 < text.size() && (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80;
-      if (next_cont && buf.size() < 4) continue;
-      if (const auto it = lookup_.find(buf); it != lookup_.end()) {
-        t.push_back(it->second);
-      } else {
-        for (const char b : buf) t.push_back(static_cast<unsigned char>(b) + 3);
-      }
-      buf.clear();
+    std::vector<int> t = initial_tokens(text, bos);
+    const auto n = static_cast<int>(t.size());
+    std::vector<int> prev(static_cast<std::size_t>(n)), next(static_cast<std::size_t>(n));
+    std::vector<char> alive(static_cast<std::size_t>(n), 1);
+    for (int i = 0; i < n; ++i) {
+      prev[static_cast<std::size_t>(i)] = i - 1;
+      next[static_cast<std::size_t>(i)] = i + 1 < n ? i + 1 : -1;
     }
-    // Greedy merges over the whole list, BOS included as in run.c. The list is
-    // short (a story), so the quadratic scan is fine.
+    struct Candidate {
+      float score;
+      int left, right, left_id, right_id, merged;
+      bool operator<(const Candidate& o) const {  // max-heap: higher score, then smaller position
+        return score != o.score ? score < o.score : left > o.left;
+      }
+    };
+    std::priority_queue<Candidate> heap;
+    const auto offer = [&](int l, int r) {
+      if (l < 0 || r < 0) return;
+      const int m = merge_of(t[static_cast<std::size_t>(l)], t[static_cast<std::size_t>(r)]);
+      if (m >= 0)
+        heap.push({scores_[static_cast<std::size_t>(m)], l, r, t[static_cast<std::size_t>(l)],
+                   t[static_cast<std::size_t>(r)], m});
+    };
+    for (int i = 0; i + 1 < n; ++i) offer(i, i + 1);
+    while (!heap.empty()) {
+      const Candidate c = heap.top();
+      heap.pop();
+      const auto l = static_cast<std::size_t>(c.left), r = static_cast<std::size_t>(c.right);
+      if (!alive[l] || !alive[r] || next[l] != c.right || t[l] != c.left_id || t[r] != c.right_id) continue;
+      t[l] = c.merged;
+      alive[r] = 0;
+      next[l] = next[r];
+      if (next[r] >= 0) prev[static_cast<std::size_t>(next[r])] = c.left;
+      offer(prev[l], c.left);
+      offer(c.left, next[l]);
+    }
+    std::vector<int> out;
+    out.reserve(t.size() + 1);
+    for (int i = 0; i < n; ++i)
+      if (alive[static_cast<std::size_t>(i)]) out.push_back(t[static_cast<std::size_t>(i)]);
+    if (eos) out.push_back(eos_id);
+    return out;
+  }
+
+  /// run.c's encode() loop as written there (quadratic): the reference encode() is
+  /// tested against.
+  [[nodiscard]] std::vector<int> encode_reference(std::string_view text, bool bos, bool eos) const {
+    std::vector<int> t = initial_tokens(text, bos);
     std::string merged;
     for (;;) {
       float best = -1e10f;
@@ -154,9 +187,53 @@ class Llama2cTokenizer {
   }
 
  private:
+  // BOS, the dummy prefix, then code points or their byte-fallback ids (run.c).
+  [[nodiscard]] std::vector<int> initial_tokens(std::string_view text, bool bos) const {
+    std::vector<int> t;
+    t.reserve(text.size() + 3);
+    if (bos) t.push_back(bos_id);
+    if (!text.empty()) t.push_back(space_id_);
+    std::string buf;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      const auto c = static_cast<unsigned char>(text[i]);
+      if ((c & 0xC0) != 0x80) buf.clear();
+      buf += static_cast<char>(c);
+      const bool next_cont = i + 1 < text.size() && (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80;
+      if (next_cont && buf.size() < 4) continue;
+      if (const auto it = lookup_.find(buf); it != lookup_.end()) {
+        t.push_back(it->second);
+      } else {
+        for (const char b : buf) t.push_back(static_cast<unsigned char>(b) + 3);
+      }
+      buf.clear();
+    }
+    return t;
+  }
+
+  static std::uint64_t pair_key(int a, int b) {
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) | static_cast<std::uint32_t>(b);
+  }
+  /// Id of piece(a) + piece(b), or -1: the same answer as looking up the
+  /// concatenated string, precomputed from every token's split points.
+  [[nodiscard]] int merge_of(int a, int b) const {
+    const auto it = merges_.find(pair_key(canonical_[static_cast<std::size_t>(a)], canonical_[static_cast<std::size_t>(b)]));
+    return it == merges_.end() ? -1 : it->second;
+  }
+  void build_merges() {
+    canonical_.resize(pieces_.size());
+    for (std::size_t i = 0; i < pieces_.size(); ++i) canonical_[i] = lookup_.at(pieces_[i]);
+    for (const auto& [str, id] : lookup_)
+      for (std::size_t s = 0; s <= str.size(); ++s) {  // empty halves too, should a token be ""
+        const auto a = lookup_.find(str.substr(0, s)), b = lookup_.find(str.substr(s));
+        if (a != lookup_.end() && b != lookup_.end()) merges_.emplace(pair_key(a->second, b->second), id);
+      }
+  }
+
   std::vector<std::string> pieces_;
   std::vector<float> scores_;
   std::unordered_map<std::string, int> lookup_;
+  std::vector<int> canonical_;                     // id → the id lookups return for its string
+  std::unordered_map<std::uint64_t, int> merges_;  // (canonical a, canonical b) → id of a + b
   int max_token_length_ = 0;
   int space_id_ = -1;
 };
