@@ -4,12 +4,27 @@
 file(REMOVE_RECURSE ${WORK_DIR}/corpus)
 file(MAKE_DIRECTORY ${WORK_DIR}/corpus)
 set(exe ${WORK_DIR}/fuzz_safetensors_header)
-execute_process(
-  COMMAND ${CLANGXX} -std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
-          -fno-sanitize-recover=undefined -I${INCLUDE_DIR} ${SOURCE} -o ${exe}
-  RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "building the fuzzer with ${CLANGXX} failed (${rc})")
+# Rebuild only when the target or a lowbit header is newer than the binary.
+set(stale TRUE)
+if(EXISTS ${exe})
+  set(stale FALSE)
+  file(GLOB_RECURSE headers ${INCLUDE_DIR}/lowbit/*.hpp)
+  foreach(dep ${SOURCE} ${headers})
+    if(${dep} IS_NEWER_THAN ${exe})
+      set(stale TRUE)
+    endif()
+  endforeach()
+endif()
+if(stale)
+  execute_process(
+    COMMAND ${CLANGXX} -std=c++20 -O1 -gline-tables-only -fno-omit-frame-pointer
+            -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+            -I${INCLUDE_DIR} ${SOURCE} -o ${exe}
+    RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    file(REMOVE ${exe})
+    message(FATAL_ERROR "building the fuzzer with ${CLANGXX} failed (${rc})")
+  endif()
 endif()
 # New inputs go to the scratch corpus (first directory); the seeds stay untouched.
 execute_process(
