@@ -1,0 +1,167 @@
+// File helpers: whole-file reads, read-only memory maps, atomic writes, and the
+// data-directory lookup that every reader of ../shared/data goes through.
+#pragma once
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lowbit/core/error.hpp"
+
+namespace lowbit::io {
+
+/// The whole file as bytes; Error naming the file if it cannot be read.
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) detail::fail("cannot open '", path.string(), "': ", std::strerror(errno));
+  std::string bytes;
+  in.seekg(0, std::ios::end);
+  const auto size = in.tellg();
+  detail::check(size >= 0, "cannot determine the size of '", path.string(), "'");
+  bytes.resize(static_cast<std::size_t>(size));
+  in.seekg(0);
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  detail::check(in.good() || in.eof(), "cannot read '", path.string(), "'");
+  detail::check(static_cast<std::size_t>(in.gcount()) == bytes.size(), "short read of '", path.string(), "'");
+  return bytes;
+}
+
+/// A read-only private memory map of a whole file (POSIX mmap). An empty file maps
+/// to an empty span.
+class MappedFile {
+ public:
+  MappedFile() = default;
+  explicit MappedFile(const std::filesystem::path& path) : path_(path.string()) {
+    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) detail::fail("cannot open '", path_, "': ", std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      const int e = errno;
+      ::close(fd);
+      detail::fail("cannot stat '", path_, "': ", std::strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      ::close(fd);
+      detail::fail("'", path_, "' is not a regular file");
+    }
+    size_ = static_cast<std::size_t>(st.st_size);
+    if (size_ > 0) {
+      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p == MAP_FAILED) {
+        const int e = errno;
+        ::close(fd);
+        detail::fail("cannot memory-map '", path_, "': ", std::strerror(e));
+      }
+      data_ = static_cast<const std::uint8_t*>(p);
+    }
+    ::close(fd);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  MappedFile(MappedFile&& o) noexcept { swap(o); }
+  MappedFile& operator=(MappedFile&& o) noexcept {
+    MappedFile tmp(std::move(o));
+    swap(tmp);
+    return *this;
+  }
+  ~MappedFile() {
+    if (data_) ::munmap(const_cast<std::uint8_t*>(data_), size_);
+  }
+
+  [[nodiscard]] std::span<const std::uint8_t> bytes() const { return {data_, size_}; }
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  void swap(MappedFile& o) noexcept {
+    std::swap(path_, o.path_);
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+  }
+  std::string path_;
+  const std::uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+/// Writes bytes to `path` atomically: a temporary file in the same directory is
+/// written, flushed to disk and renamed over `path`, so readers see either the old
+/// file or the complete new one, and a failure leaves any existing file untouched.
+inline void write_file_atomic(const std::filesystem::path& path, std::span<const std::string_view> pieces) {
+  namespace fs = std::filesystem;
+  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  std::random_device rd;
+  const fs::path tmp = dir / (path.filename().string() + ".tmp." + std::to_string(::getpid()) + "." +
+                              std::to_string(rd()));
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) detail::fail("cannot write '", path.string(), "': cannot create a temporary file in '",
+                           dir.string(), "': ", std::strerror(errno));
+  const auto abandon = [&](const char* what) {
+    const int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    detail::fail("cannot write '", path.string(), "': ", what, ": ", std::strerror(e));
+  };
+  for (std::string_view piece : pieces) {
+    std::size_t done = 0;
+    while (done < piece.size()) {
+      const ssize_t n = ::write(fd, piece.data() + done, piece.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        abandon("write failed");
+      }
+      done += static_cast<std::size_t>(n);
+    }
+  }
+  if (::fsync(fd) != 0) abandon("fsync failed");
+  if (::close(fd) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    detail::fail("cannot write '", path.string(), "': close failed: ", std::strerror(e));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    detail::fail("cannot write '", path.string(), "': rename from the temporary file failed: ",
+                 std::strerror(e));
+  }
+}
+
+inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
+  const std::string_view one[] = {bytes};
+  write_file_atomic(path, one);
+}
+
+/// Where the shared data lives: `flag` if given, else $LOWBIT_DATA, else
+/// ../shared/data (relative to the working directory) if it exists.
+inline std::filesystem::path data_dir(std::optional<std::filesystem::path> flag = std::nullopt) {
+  namespace fs = std::filesystem;
+  if (flag && !flag->empty()) {
+    detail::check(fs::is_directory(*flag), "data directory given by flag '", flag->string(),
+                  "' is not a directory");
+    return *flag;
+  }
+  if (const char* env = std::getenv("LOWBIT_DATA"); env && *env) {
+    detail::check(fs::is_directory(env), "LOWBIT_DATA='", env, "' is not a directory");
+    return env;
+  }
+  const fs::path fallback = fs::path("..") / "shared" / "data";
+  if (fs::is_directory(fallback)) return fallback;
+  detail::fail("no data directory: pass one with a flag (e.g. --data DIR), or set LOWBIT_DATA, or run ",
+               "from a checkout that has ../shared/data (looked for '", fs::absolute(fallback).string(), "')");
+}
+
+}  // namespace lowbit::io

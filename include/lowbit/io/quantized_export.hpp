@@ -1,0 +1,175 @@
+// Quantized and fake-quantized safetensors export (docs/format.md).
+//
+// Quantized: per weight W (rows × cols) the tensors
+//   W.qweight  U8  [rows, row_bytes]   packed codes (docs/formats.md "Packed layout")
+//   W.scales   F32 [rows, groups]      ([1] for one scale per tensor)
+// and in __metadata__: "lowbit.format_version" = "1", "format" = "pt", and per
+// weight "W.lowbit.<key>" for bits, format, granularity, group_size, method, shape,
+// qmin, qmax, code_offset. Value = (stored code - code_offset) · scale.
+// Fake-quantized: plain F32 or F16 tensors under the original names, which any
+// Hugging Face safetensors loader reads.
+#pragma once
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lowbit/core/error.hpp"
+#include "lowbit/io/safetensors.hpp"
+#include "lowbit/quant/format.hpp"
+#include "lowbit/quant/granularity.hpp"
+#include "lowbit/quant/packing.hpp"
+
+namespace lowbit::io {
+
+inline constexpr std::string_view quantized_format_version = "1";
+
+/// The runtime description of a named format ("int", "int_full", "gptq") with
+/// `bits` bits, equal to that format's F::info().
+inline FormatInfo format_info(std::string_view name, int bits) {
+  detail::check(bits >= 2 && bits <= 8, "format '", name, "': bits must be 2..8, got ", bits);
+  const int half = 1 << (bits - 1);
+  if (name == "int") return {bits, -(half - 1), half - 1, half, Division::reciprocal, "int"};
+  if (name == "int_full") return {bits, -half, half - 1, half, Division::reciprocal, "int_full"};
+  if (name == "gptq") return {bits, -half, half - 1, half, Division::exact, "gptq"};
+  detail::fail("unknown quantization format '", name, "' (expected int, int_full or gptq)");
+}
+
+struct QuantizedWeight {
+  PackedTensor packed;
+  std::string method;  ///< "rtn", "gptq", "qaft", …
+};
+
+/// Adds W.qweight, W.scales and W's metadata to a writer.
+inline void add_quantized(SafetensorsWriter& w, const std::string& name, const PackedTensor& p,
+                          std::string_view method) {
+  const ScaleLayout& l = p.params.layout;
+  const FormatInfo& f = p.params.format;
+  detail::check(static_cast<Index>(p.data.size()) == l.rows * p.row_bytes &&
+                    p.row_bytes == packed_bytes(l.cols, f.bits),
+                "add_quantized: weight '", name, "' has ", p.data.size(), " packed bytes for ", l.rows, "x", l.cols,
+                " codes of ", f.bits, " bits");
+  detail::check(static_cast<Index>(p.params.scales.size()) == l.num_scales(), "add_quantized: weight '", name,
+                "' has ", p.params.scales.size(), " scales, its ", l.describe(), " layout needs ", l.num_scales());
+  w.add(name + ".qweight", DType::U8, {l.rows, p.row_bytes}, p.data);
+  const std::vector<std::int64_t> scale_shape =
+      l.kind == ScaleLayout::Kind::tensor ? std::vector<std::int64_t>{1}
+                                          : std::vector<std::int64_t>{l.rows, l.groups_per_row()};
+  w.add_f32(name + ".scales", scale_shape, p.params.scales);
+  const std::string k = name + ".lowbit.";
+  w.set_metadata("lowbit.format_version", std::string(quantized_format_version));
+  w.set_metadata("format", "pt");
+  w.set_metadata(k + "bits", std::to_string(f.bits));
+  w.set_metadata(k + "format", f.name);
+  w.set_metadata(k + "granularity", l.kind == ScaleLayout::Kind::tensor    ? "tensor"
+                                    : l.kind == ScaleLayout::Kind::channel ? "channel"
+                                                                           : "group");
+  w.set_metadata(k + "group_size", std::to_string(l.kind == ScaleLayout::Kind::group ? l.group_size : l.cols));
+  w.set_metadata(k + "method", std::string(method));
+  w.set_metadata(k + "shape", std::to_string(l.rows) + "," + std::to_string(l.cols));
+  w.set_metadata(k + "qmin", std::to_string(f.qmin));
+  w.set_metadata(k + "qmax", std::to_string(f.qmax));
+  w.set_metadata(k + "code_offset", std::to_string(f.code_offset));
+}
+
+/// Names of the quantized weights in a file (those with W.lowbit.bits metadata).
+inline std::vector<std::string> quantized_names(const SafetensorsFile& f) {
+  std::vector<std::string> names;
+  static constexpr std::string_view suffix = ".lowbit.bits";
+  for (const auto& [key, value] : f.metadata())
+    if (key.size() > suffix.size() && key.ends_with(suffix)) names.push_back(key.substr(0, key.size() - suffix.size()));
+  return names;
+}
+
+/// Reads weight `name` back; every metadata field is checked against the tensors.
+inline QuantizedWeight read_quantized(const SafetensorsFile& f, const std::string& name) {
+  const auto where = [&] { return "quantized weight '" + name + "' in '" + f.path() + "'"; };
+  const auto meta = [&](const std::string& key) -> const std::string& {
+    const auto it = f.metadata().find(name + ".lowbit." + key);
+    if (it == f.metadata().end()) detail::fail(where(), ": metadata key '", name, ".lowbit.", key, "' is missing");
+    return it->second;
+  };
+  const auto integer = [&](const std::string& key) -> Index {
+    const std::string& s = meta(key);
+    Index v = 0;
+    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    detail::check(ec == std::errc() && p == s.data() + s.size(), where(), ": metadata ", key, " = '", s,
+                  "' is not an integer");
+    return v;
+  };
+  const auto version = f.metadata().find("lowbit.format_version");
+  detail::check(version != f.metadata().end() && version->second == quantized_format_version, where(),
+                ": lowbit.format_version is missing or not ", quantized_format_version);
+  const FormatInfo fmt = format_info(meta("format"), static_cast<int>(integer("bits")));
+  detail::check(integer("qmin") == fmt.qmin && integer("qmax") == fmt.qmax && integer("code_offset") == fmt.code_offset,
+                where(), ": qmin/qmax/code_offset do not match format ", fmt.name, " with ", fmt.bits, " bits");
+  const std::string& shape = meta("shape");
+  const auto comma = shape.find(',');
+  detail::check(comma != std::string::npos, where(), ": shape '", shape, "' is not 'rows,cols'");
+  Index rows = 0, cols = 0;
+  const auto r1 = std::from_chars(shape.data(), shape.data() + comma, rows);
+  const auto r2 = std::from_chars(shape.data() + comma + 1, shape.data() + shape.size(), cols);
+  detail::check(r1.ec == std::errc() && r1.ptr == shape.data() + comma && r2.ec == std::errc() &&
+                    r2.ptr == shape.data() + shape.size() && rows > 0 && cols > 0,
+                where(), ": shape '", shape, "' is not 'rows,cols' with positive sizes");
+  const std::string& gran = meta("granularity");
+  const Index group = integer("group_size");
+  ScaleLayout layout;
+  if (gran == "tensor") layout = PerTensor{}.layout(rows, cols);
+  else if (gran == "channel") layout = PerChannel{}.layout(rows, cols);
+  else if (gran == "group") layout = detail::group_layout(group, rows, cols);
+  else detail::fail(where(), ": unknown granularity '", gran, "'");
+
+  QuantizedWeight q;
+  q.method = meta("method");
+  q.packed.params.format = fmt;
+  q.packed.params.layout = layout;
+  q.packed.row_bytes = packed_bytes(cols, fmt.bits);
+  const TensorInfo& qw = f.info(name + ".qweight");
+  detail::check(qw.dtype == DType::U8 && qw.shape == std::vector<std::int64_t>{rows, q.packed.row_bytes}, where(),
+                ": qweight must be U8 [", rows, ", ", q.packed.row_bytes, "]");
+  const auto bytes = f.bytes(name + ".qweight");
+  q.packed.data.assign(bytes.begin(), bytes.end());
+  const TensorInfo& sc = f.info(name + ".scales");
+  detail::check(sc.dtype == DType::F32 && sc.numel() == layout.num_scales(), where(), ": scales must be F32 with ",
+                layout.num_scales(), " values");
+  q.packed.params.scales = f.to_float(name + ".scales");
+  for (const float s : q.packed.params.scales)
+    detail::check(std::isfinite(s) && s > 0.0f, where(), ": scale ", s, " is not finite and positive");
+  // Unused high bits of each row's last byte must be zero (docs/formats.md).
+  const int used = static_cast<int>((cols * fmt.bits) % 8);
+  if (used != 0)
+    for (Index r = 0; r < rows; ++r)
+      detail::check((q.packed.data[static_cast<std::size_t>(r * q.packed.row_bytes + q.packed.row_bytes - 1)] >> used) == 0,
+                    where(), ": row ", r, " has non-zero padding bits");
+  return q;
+}
+
+/// Writes float tensors (name → shape, values) as F32 or F16 safetensors that Hugging
+/// Face loaders read (metadata "format" = "pt").
+struct FloatExportTensor {
+  std::vector<std::int64_t> shape;
+  std::vector<float> values;
+};
+inline void write_float_safetensors(const std::filesystem::path& path,
+                                    const std::map<std::string, FloatExportTensor>& tensors, DType dtype = DType::F32,
+                                    const std::map<std::string, std::string>& metadata = {}) {
+  detail::check(dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16, "write_float_safetensors('",
+                path.string(), "'): dtype ", dtype_name(dtype), " is not F32, F16 or BF16");
+  SafetensorsWriter w;
+  w.set_metadata("format", "pt");
+  for (const auto& [k, v] : metadata) w.set_metadata(k, v);
+  for (const auto& [name, t] : tensors) {
+    if (dtype == DType::F32) w.add_f32(name, t.shape, t.values);
+    else if (dtype == DType::F16) w.add_f16(name, t.shape, t.values);
+    else w.add_bf16(name, t.shape, t.values);
+  }
+  w.write(path);
+}
+
+}  // namespace lowbit::io

@@ -1,0 +1,9 @@
+// lowbit text: GPT-2 BPE and llama2.c tokenizers, WikiText-2 and TinyStories data.
+#pragma once
+
+#include "lowbit/text/gpt2_bpe.hpp"
+#include "lowbit/text/llama2c_tokenizer.hpp"
+#include "lowbit/text/tinystories.hpp"
+#include "lowbit/text/utf8.hpp"
+#include "lowbit/text/wikitext.hpp"
+#include "lowbit/text/windows.hpp"
