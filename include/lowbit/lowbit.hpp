@@ -3,5 +3,9 @@
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_view.hpp"
+#include "lowbit/autograd.hpp"
+#include "lowbit/gptq.hpp"
+#include "lowbit/io.hpp"
 #include "lowbit/quant.hpp"
+#include "lowbit/text.hpp"
 #include "lowbit/version.hpp"
