@@ -6,6 +6,7 @@
 #include "lowbit/autograd.hpp"
 #include "lowbit/gptq.hpp"
 #include "lowbit/io.hpp"
+#include "lowbit/nn.hpp"
 #include "lowbit/quant.hpp"
 #include "lowbit/text.hpp"
 #include "lowbit/version.hpp"

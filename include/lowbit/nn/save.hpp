@@ -1,0 +1,85 @@
+// Writing a Transformer as a Hugging Face folder (config.json + model.safetensors)
+// that lowbit's loader and Hugging Face's GPT2LMHeadModel / LlamaForCausalLM read.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "lowbit/io/file.hpp"
+#include "lowbit/io/safetensors.hpp"
+#include "lowbit/nn/transformer.hpp"
+
+namespace lowbit::nn {
+
+enum class SaveDType { f32, f16, bf16 };
+
+namespace detail {
+
+// llama2.c rotates pairs (2i, 2i+1) of each head, HF pairs (i, i + D/2): moving row
+// 2i + p of a head to p·D/2 + i turns one layout into the other (the permutation of
+// HF's convert_llama_weights_to_hf.py), so the saved model needs no special config.
+inline std::vector<float> interleaved_to_half_rows(std::span<const float> w, Index rows, Index cols, Index head_dim) {
+  std::vector<float> out(w.size());
+  for (Index r = 0; r < rows; ++r) {
+    const Index head = r / head_dim, within = r % head_dim;
+    const Index to = head * head_dim + (within % 2) * (head_dim / 2) + within / 2;
+    std::copy_n(w.data() + r * cols, cols, out.data() + to * cols);
+  }
+  return out;
+}
+
+inline std::vector<float> transpose(std::span<const float> w, Index rows, Index cols) {
+  std::vector<float> out(w.size());
+  for (Index r = 0; r < rows; ++r)
+    for (Index c = 0; c < cols; ++c) out[static_cast<std::size_t>(c * rows + r)] = w[static_cast<std::size_t>(r * cols + c)];
+  return out;
+}
+
+}  // namespace detail
+
+/// Writes `dir`/config.json and `dir`/model.safetensors (each atomically: a failure
+/// leaves earlier files intact). GPT-2's linear weights go back to Conv1D's [in, out];
+/// a llama2.c model's q/k rows are permuted to HF's RoPE layout. `metadata` lands in
+/// the safetensors header's __metadata__.
+inline void save_hf(Transformer& model, const std::filesystem::path& dir, SaveDType dtype = SaveDType::f32,
+                    const std::vector<std::pair<std::string, std::string>>& metadata = {}) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  lowbit::detail::check(std::filesystem::is_directory(dir), "save_hf: cannot create the output folder '",
+                        dir.string(), "'", ec ? ": " + ec.message() : std::string());
+  const TransformerConfig& c = model.config();
+  io::SafetensorsWriter out;
+  for (const auto& [k, v] : metadata) out.set_metadata(k, v);
+  out.set_metadata("format", "pt");
+  for (autograd::Parameter* p : model.parameters()) {
+    const auto& s = p->shape();
+    std::vector<std::int64_t> shape(s.dims.begin(), s.dims.begin() + s.ndim);
+    std::span<const float> values = p->values();
+    std::vector<float> moved;
+    const std::string& name = p->name();
+    const auto ends_with = [&](std::string_view suf) {
+      return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
+    };
+    if (c.arch == Architecture::gpt2 && shape.size() == 2 &&
+        (ends_with("c_attn.weight") || ends_with("c_proj.weight") || ends_with("c_fc.weight"))) {
+      moved = detail::transpose(values, shape[0], shape[1]);
+      std::swap(shape[0], shape[1]);
+      values = moved;
+    } else if (c.arch == Architecture::llama && c.rope_style == autograd::RopeStyle::interleaved &&
+               (ends_with("q_proj.weight") || ends_with("k_proj.weight"))) {
+      moved = detail::interleaved_to_half_rows(values, shape[0], shape[1], c.head_dim());
+      values = moved;
+    }
+    switch (dtype) {
+      case SaveDType::f32: out.add_f32(name, shape, values); break;
+      case SaveDType::f16: out.add_f16(name, shape, values); break;
+      case SaveDType::bf16: out.add_bf16(name, shape, values); break;
+    }
+  }
+  io::Json cfg = config_to_hf_json(c);
+  io::write_file_atomic(dir / "config.json", cfg.dump() + "\n");
+  out.write(dir / "model.safetensors");
+}
+
+}  // namespace lowbit::nn
