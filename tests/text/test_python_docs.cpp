@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <filesystem>
 #include <set>
@@ -186,6 +187,18 @@ TEST_CASE("python docs: a missing or empty corpus folder is a clear error") {
   TempDir empty("pydocs_empty");
   empty.write("readme.txt", "no sources here");
   CHECK_THROWS_WITH_AS((void)text::PythonDocs::open(empty.path), doctest::Contains("holds no *.rst.txt files"), Error);
+
+  // Without an argument, $LOWBIT_PYTHON_DOCS is used and named in the error.
+  ::setenv("LOWBIT_PYTHON_DOCS", missing.c_str(), 1);
+  const std::string env_message = "$LOWBIT_PYTHON_DOCS '" + missing.string() + "'";
+  CHECK_THROWS_WITH_AS((void)text::PythonDocs::open(), doctest::Contains(env_message.c_str()), Error);
+  empty.write("x/one.rst.txt", "one");
+  ::setenv("LOWBIT_PYTHON_DOCS", empty.path.c_str(), 1);
+  const auto from_env = text::PythonDocs::open();
+  ::unsetenv("LOWBIT_PYTHON_DOCS");
+  CHECK(from_env.root() == empty.path);
+  REQUIRE(from_env.files().size() == 1);
+  CHECK(from_env.files()[0].relative_path == "x/one.rst.txt");
 }
 
 TEST_CASE("python docs: a split's stream is its files' GPT-2 ids joined by <|endoftext|>") {
