@@ -3,7 +3,8 @@
 # Usage: scripts/deps.sh [extra-package ...]
 set -euo pipefail
 
-packages=(cmake make g++ libeigen3-dev libxsimd-dev doctest-dev libbenchmark-dev "$@")
+# python3.11-doc: the Python docs pretraining corpus (text/python_docs.hpp, issue #7).
+packages=(cmake make g++ libeigen3-dev libxsimd-dev doctest-dev libbenchmark-dev python3.11-doc "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
