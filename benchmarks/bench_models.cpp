@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <random>
+#include <span>
 #include <vector>
 
 #include <lowbit/autograd.hpp>
@@ -70,6 +71,25 @@ void BM_EvaluateWindow(benchmark::State& state) {
   state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(predicted), benchmark::Counter::kIsRate);
 }
 
+// The forward pass alone (logits on a graph kept across iterations, no NLL): the
+// difference to BM_EvaluateWindow is the log-softmax/NLL and the evaluator's fresh arena.
+void BM_ForwardLogits(benchmark::State& state) {
+  ag::set_num_threads(static_cast<int>(state.range(0)));
+  const auto& m = model();
+  const auto& w = window();
+  const Index t = static_cast<Index>(w.size()) - 1;
+  ag::NoGradGuard no_grad;
+  ag::Graph g;
+  std::int64_t predicted = 0;
+  for (auto _ : state) {
+    g.clear();
+    const ag::Tensor logits = m.forward(std::span<const int>(w).first(static_cast<std::size_t>(t)), 1, t);
+    benchmark::DoNotOptimize(logits.data());
+    predicted += t;
+  }
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(predicted), benchmark::Counter::kIsRate);
+}
+
 // The GEMMs of the same forward pass over T = window − 1 positions: per block the
 // four linear layers (x·Wᵀ) and per head QKᵀ (T×T, full, as the attention kernel
 // computes it) and P·V; then the tied classifier. Same row-major layouts.
@@ -113,6 +133,7 @@ void BM_ForwardGemmsOnly(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_EvaluateWindow)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_ForwardLogits)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 BENCHMARK(BM_ForwardGemmsOnly)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
 BENCHMARK_MAIN();
