@@ -2,6 +2,7 @@
 // the registry of quantizable linear layers, evaluation and export.
 #pragma once
 
+#include "lowbit/nn/calibration.hpp"
 #include "lowbit/nn/checkpoint.hpp"
 #include "lowbit/nn/config.hpp"
 #include "lowbit/nn/evaluate.hpp"

@@ -58,7 +58,7 @@ class ParameterSet {
 
  private:
   void check_size(const std::vector<float>& v, const char* what) const {
-    detail::check(static_cast<Index>(v.size()) == size(), "landscape: ", what, " has ", v.size(),
+    lowbit::detail::check(static_cast<Index>(v.size()) == size(), "landscape: ", what, " has ", v.size(),
                   " values but the parameter set has ", size());
   }
   std::vector<std::span<float>> parts_;
@@ -66,7 +66,7 @@ class ParameterSet {
 
 /// ‖a − b‖₂ over flattened vectors.
 inline double distance(const std::vector<float>& a, const std::vector<float>& b) {
-  detail::check(a.size() == b.size(), "landscape: distance between vectors of ", a.size(), " and ", b.size(),
+  lowbit::detail::check(a.size() == b.size(), "landscape: distance between vectors of ", a.size(), " and ", b.size(),
                 " values");
   double s = 0;
   for (std::size_t i = 0; i < a.size(); ++i) s += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
@@ -75,7 +75,7 @@ inline double distance(const std::vector<float>& a, const std::vector<float>& b)
 
 /// b − a, the direction from a to b.
 inline std::vector<float> difference(const std::vector<float>& a, const std::vector<float>& b) {
-  detail::check(a.size() == b.size(), "landscape: difference of vectors of ", a.size(), " and ", b.size());
+  lowbit::detail::check(a.size() == b.size(), "landscape: difference of vectors of ", a.size(), " and ", b.size());
   std::vector<float> d(a.size());
   for (std::size_t i = 0; i < a.size(); ++i) d[i] = b[i] - a[i];
   return d;
@@ -84,7 +84,7 @@ inline std::vector<float> difference(const std::vector<float>& a, const std::vec
 /// A Gaussian direction of unit L2 norm over the whole set (the study's random
 /// directions), seeded so that runs are reproducible.
 inline std::vector<float> random_unit_direction(Index n, std::uint64_t seed) {
-  detail::check(n > 0, "landscape: cannot draw a direction in an empty parameter set");
+  lowbit::detail::check(n > 0, "landscape: cannot draw a direction in an empty parameter set");
   std::mt19937_64 gen(seed);
   std::normal_distribution<double> d(0.0, 1.0);
   std::vector<double> v(static_cast<std::size_t>(n));
@@ -131,13 +131,13 @@ struct BasinEstimate {
 
 inline BasinEstimate basin_radius(const std::vector<double>& radii, const std::vector<double>& losses,
                                   int fit_points = 3, double rel_tol = 0.1) {
-  detail::check(radii.size() == losses.size(), "basin_radius: ", radii.size(), " radii but ", losses.size(),
+  lowbit::detail::check(radii.size() == losses.size(), "basin_radius: ", radii.size(), " radii but ", losses.size(),
                 " losses");
-  detail::check(!radii.empty() && radii[0] == 0.0, "basin_radius: the first radius must be 0 (the loss at w)");
-  detail::check(static_cast<int>(radii.size()) > fit_points, "basin_radius: need more than ", fit_points,
+  lowbit::detail::check(!radii.empty() && radii[0] == 0.0, "basin_radius: the first radius must be 0 (the loss at w)");
+  lowbit::detail::check(static_cast<int>(radii.size()) > fit_points, "basin_radius: need more than ", fit_points,
                 " radii, got ", radii.size());
   for (std::size_t i = 1; i < radii.size(); ++i)
-    detail::check(radii[i] > radii[i - 1], "basin_radius: radii must increase (index ", i, ")");
+    lowbit::detail::check(radii[i] > radii[i - 1], "basin_radius: radii must increase (index ", i, ")");
   BasinEstimate e;
   e.l0 = losses[0];
   Eigen::MatrixXd A(fit_points, 2);

@@ -13,9 +13,13 @@ namespace lowbit::study {
 /// every `log_every` seconds and at the end, so CI logs stay readable.
 class Progress {
  public:
-  Progress(std::string label, long total, std::string unit = "it", FILE* out = stderr, double log_every = 10.0)
+  /// `lines_when_piped` = false keeps short phases out of logs: nothing is printed
+  /// unless `out` is a terminal.
+  Progress(std::string label, long total, std::string unit = "it", FILE* out = stderr, double log_every = 10.0,
+           bool lines_when_piped = true)
       : label_(std::move(label)), unit_(std::move(unit)), total_(total), out_(out),
-        tty_(::isatty(::fileno(out)) != 0), log_every_(log_every), start_(clock::now()), last_(start_) {}
+        tty_(::isatty(::fileno(out)) != 0), silent_(!tty_ && !lines_when_piped), log_every_(log_every),
+        start_(clock::now()), last_(start_) {}
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
   ~Progress() { finish(); }
@@ -34,8 +38,8 @@ class Progress {
   void finish() {
     if (finished_) return;
     finished_ = true;
-    draw(clock::now());
-    if (tty_) std::fputc('\n', out_);
+    if (done_ != drawn_) draw(clock::now());
+    if (tty_ && !silent_) std::fputc('\n', out_);
     std::fflush(out_);
   }
 
@@ -56,6 +60,8 @@ class Progress {
   }
 
   void draw(clock::time_point now) {
+    drawn_ = done_;
+    if (silent_) return;
     const double el = seconds(now - start_);
     const double rate = el > 0 ? static_cast<double>(done_) / el : 0.0;
     const double eta = rate > 0 && total_ > done_ ? static_cast<double>(total_ - done_) / rate : 0.0;
@@ -74,9 +80,9 @@ class Progress {
   }
 
   std::string label_, unit_;
-  long total_, done_ = 0;
+  long total_, done_ = 0, drawn_ = -1;
   FILE* out_;
-  bool tty_;
+  bool tty_, silent_;
   double log_every_;
   clock::time_point start_, last_;
   bool finished_ = false;

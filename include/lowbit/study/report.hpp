@@ -44,12 +44,13 @@ inline std::vector<int> bit_widths(const StudyResults& r) {
 inline std::string units_csv(const StudyResults& r) {
   using detail::num;
   std::ostringstream o;
-  o << "method,bits,test_nll,test_ppl,val_nll,weight_distance,weight_bytes,learning_rate\n";
-  o << "fp32,32," << num(r.fp_test_nll) << "," << num(std::exp(r.fp_test_nll)) << "," << num(r.fp_val_nll)
-    << ",0," << num(r.fp_weight_bytes) << ",\n";
+  o << "method,bits,test_nll,test_ppl,val_nll,ood_nll,weight_distance,weight_bytes,learning_rate\n";
+  o << "fp32,32," << num(r.fp_test_nll) << "," << num(std::exp(r.fp_test_nll)) << "," << num(r.fp_val_nll) << ","
+    << num(r.fp_ood_nll) << ",0," << num(r.fp_weight_bytes) << ",\n";
   for (const auto& u : r.units)
     o << u.method << "," << u.bits << "," << num(u.test_nll) << "," << num(u.test_ppl()) << "," << num(u.val_nll)
-      << "," << num(u.weight_distance) << "," << num(u.weight_bytes) << "," << num(u.learning_rate) << "\n";
+      << "," << num(u.ood_nll) << "," << num(u.weight_distance) << "," << num(u.weight_bytes) << ","
+      << num(u.learning_rate) << "\n";
   return o.str();
 }
 
@@ -70,9 +71,10 @@ inline std::string profiles_csv(const StudyResults& r) {
   using detail::num;
   std::ostringstream o;
   o << "profile,t,nll\n";
-  for (const auto& p : r.profiles)
-    for (std::size_t i = 0; i < p.t.size() && i < p.nll.size(); ++i)
-      o << detail::csv_field(p.label) << "," << num(p.t[i]) << "," << num(p.nll[i]) << "\n";
+  for (const auto* ps : {&r.profiles, &r.layer_profiles})
+    for (const auto& p : *ps)
+      for (std::size_t i = 0; i < p.t.size() && i < p.nll.size(); ++i)
+        o << detail::csv_field(p.label) << "," << num(p.t[i]) << "," << num(p.nll[i]) << "\n";
   return o.str();
 }
 
@@ -170,15 +172,17 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
     << "Command: `" << command << "`\n\n"
     << "Data: " << r.data << ". Parameters: " << r.parameters << " (" << r.quantized_parameters
     << " in the quantized linear layers of the transformer stack; embeddings and head stay fp32).\n\n"
-    << "## Results\n\n| method | bits | test NLL | test PPL | val NLL | ‖w_q − w‖₂ | weight bytes |\n"
-    << "|---|---|---|---|---|---|---|\n"
+    << (r.ood_data.empty() ? "" : "Out-of-domain NLL (OOD): " + r.ood_data + ".\n\n")
+    << "## Results\n\n| method | bits | test NLL | test PPL | val NLL | OOD NLL | ‖w_q − w‖₂ | weight bytes |\n"
+    << "|---|---|---|---|---|---|---|---|\n"
     << "| fp32 | 32 | " << num(r.fp_test_nll, 5) << " | " << num(std::exp(r.fp_test_nll), 5) << " | "
-    << num(r.fp_val_nll, 5) << " | 0 | " << num(r.fp_weight_bytes, 4) << " |\n";
+    << num(r.fp_val_nll, 5) << " | " << num(r.fp_ood_nll, 5) << " | 0 | " << num(r.fp_weight_bytes, 4) << " |\n";
   for (const int b : detail::bit_widths(r))
     for (const std::string m : {"rtn", "gptq", "qaft"})
       if (const auto* u = r.find(m, b))
         o << "| " << m << " | " << b << " | " << num(u->test_nll, 5) << " | " << num(u->test_ppl(), 5) << " | "
-          << num(u->val_nll, 5) << " | " << num(u->weight_distance, 4) << " | " << num(u->weight_bytes, 4) << " |\n";
+          << num(u->val_nll, 5) << " | " << num(u->ood_nll, 5) << " | " << num(u->weight_distance, 4) << " | "
+          << num(u->weight_bytes, 4) << " |\n";
   o << "\n![NLL QAFT vs GPTQ](fig1_nll_qaft_vs_gptq.svg) ![layer MSE](fig1_layer_mse.svg)\n\n"
     << "![NLL vs size](fig2_nll_vs_size.svg)";
   if (!r.profiles.empty()) o << " ![landscape](fig3_landscape.svg)";
@@ -225,6 +229,23 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
           << (std::isfinite(r.basin_radius) ? (rt->weight_distance > r.basin_radius ? " (outside)" : " (inside)") : "");
     o << ". The study predicts that local (layer-wise) and global objectives disagree once ‖Δw‖ leaves the basin.\n";
   }
+  // 4b. the same, layer by layer (beyond the study)
+  if (!r.layer_profiles.empty()) {
+    o << "- Per layer (one random direction inside each layer, the others fixed): ";
+    for (const int b : detail::bit_widths(r)) {
+      const auto* rt = r.find("rtn", b);
+      if (!rt) continue;
+      int outside = 0, total = 0;
+      for (const auto& p : r.layer_profiles)
+        for (const auto& l : rt->layers)
+          if (p.label == "layer " + l.name) {
+            ++total;
+            outside += std::sqrt(l.weight_sq_error) > p.basin_radius ? 1 : 0;
+          }
+      o << "int" << b << ": " << outside << "/" << total << " layers have ‖ΔW_RTN‖ outside their basin; ";
+    }
+    o << "per-layer radii in `layer_basins.csv`.\n";
+  }
   // 5. Appendix B: one epoch of QAFT already beats GPTQ
   for (const int b : {4, 3, 2}) {
     const auto *g = r.find("gptq", b), *q = r.find("qaft", b);
@@ -237,12 +258,28 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
   return o.str();
 }
 
+/// layer_basins.csv: each layer's basin radius next to its RTN perturbation per bit width.
+inline std::string layer_basins_csv(const StudyResults& r) {
+  using detail::num;
+  std::ostringstream o;
+  o << "layer,basin_radius,bits,rtn_distance\n";
+  for (const auto& p : r.layer_profiles)
+    for (const int b : detail::bit_widths(r))
+      if (const auto* rt = r.find("rtn", b))
+        for (const auto& l : rt->layers)
+          if (p.label == "layer " + l.name)
+            o << detail::csv_field(l.name) << "," << num(p.basin_radius) << "," << b << ","
+              << num(std::sqrt(l.weight_sq_error)) << "\n";
+  return o.str();
+}
+
 /// Writes the CSV files, the figures and report.md into `dir` (which must exist).
 inline void write_report(const StudyResults& r, const std::filesystem::path& dir, const std::string& command) {
   write_file_atomic(dir / "units.csv", units_csv(r));
   write_file_atomic(dir / "layers.csv", layers_csv(r));
   write_file_atomic(dir / "qaft.csv", qaft_csv(r));
   write_file_atomic(dir / "profiles.csv", profiles_csv(r));
+  if (!r.layer_profiles.empty()) write_file_atomic(dir / "layer_basins.csv", layer_basins_csv(r));
   figure_nll_qaft_vs_gptq(r).write(dir / "fig1_nll_qaft_vs_gptq.svg");
   figure_layer_mse(r).write(dir / "fig1_layer_mse.svg");
   figure_nll_vs_size(r).write(dir / "fig2_nll_vs_size.svg");

@@ -26,13 +26,16 @@ struct UnitResult {
   int bits = 0;
   double test_nll = nan_value;
   double val_nll = nan_value;
+  double ood_nll = nan_value;          ///< out-of-domain text (e.g. WikiText-2 for stories260K)
   double weight_distance = nan_value;  ///< ‖w_q − w‖₂ over the whole quantized stack
   double weight_bytes = nan_value;     ///< packed codes + scales of the quantized layers + the rest in fp32
   double learning_rate = nan_value;    ///< QAFT: the rate chosen on validation
   std::vector<double> epoch_test_nll;  ///< QAFT: test NLL after each epoch
+  std::vector<double> epoch_val_nll;   ///< QAFT: validation NLL after each epoch
   std::vector<std::pair<double, double>> lr_curve;  ///< QAFT: (rate, validation NLL)
   std::vector<LayerResult> layers;
   std::map<std::string, double> seconds;  ///< wall time per phase
+  std::vector<std::string> notes;         ///< e.g. damping retries of a non-positive-definite Hessian
   [[nodiscard]] double test_ppl() const { return std::exp(test_nll); }
   [[nodiscard]] std::string key() const { return method + "-int" + std::to_string(bits); }
 };
@@ -52,9 +55,12 @@ struct StudyResults {
   long quantized_parameters = 0; ///< those in the quantized linear layers
   double fp_test_nll = nan_value;
   double fp_val_nll = nan_value;
+  double fp_ood_nll = nan_value;
+  std::string ood_data;  ///< what fp_ood_nll / ood_nll were measured on
   double fp_weight_bytes = nan_value;
   std::vector<UnitResult> units;
-  std::vector<Profile> profiles;
+  std::vector<Profile> profiles;        ///< random directions and segments (Figure 3)
+  std::vector<Profile> layer_profiles;  ///< one random direction inside each layer ("layer <name>")
   double basin_radius = nan_value;  ///< mean R(w) over the random radial directions
 
   [[nodiscard]] const UnitResult* find(const std::string& method, int bits) const {

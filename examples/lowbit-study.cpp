@@ -1,0 +1,65 @@
+// lowbit-study: the study "Understanding the difficulty of low-precision post-training
+// quantization of LLMs" (Xu et al., 2024) on a real model, as one command.
+//
+//   lowbit-study --quick                     # stories260K, reduced grid, a few minutes
+//   lowbit-study --out docs/results/stories260K --landscape
+//   lowbit-study --help
+//
+// Exit status: 0 done, 1 failed during the run, 2 bad flags or unreadable inputs
+// (before any work), 130 interrupted (finished units are kept; run again to resume).
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <lowbit/lowbit.hpp>
+#include <lowbit/study/runner.hpp>
+
+namespace {
+
+std::atomic<bool> stop_requested{false};
+
+extern "C" void on_interrupt(int) {
+  if (stop_requested.exchange(true)) std::_Exit(130);  // a second Ctrl-C: stop at once
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string command = "lowbit-study";
+  for (const auto& a : args) command += " " + a;
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h") {
+      std::fputs(lowbit::study::study_usage(), stdout);
+      return 0;
+    }
+  std::optional<lowbit::study::StudySetup> setup;
+  try {
+    setup.emplace(lowbit::study::StudySetup::prepare(lowbit::study::parse_study_options(args), command));
+  } catch (const lowbit::study::UsageError& e) {
+    std::fprintf(stderr, "lowbit-study: %s\n\n%s", e.what(), lowbit::study::study_usage());
+    return 2;
+  } catch (const lowbit::Error& e) {  // unreadable model or data
+    std::fprintf(stderr, "lowbit-study: %s\n", e.what());
+    return 2;
+  }
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  try {
+    lowbit::study::StudyRunner runner(*setup, &stop_requested);
+    runner.run();
+  } catch (const lowbit::study::Interrupted& e) {
+    std::fprintf(stderr, "\nlowbit-study: %s; run the same command again to resume\n", e.what());
+    return 130;
+  } catch (const lowbit::study::UsageError& e) {
+    std::fprintf(stderr, "lowbit-study: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lowbit-study: failed: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

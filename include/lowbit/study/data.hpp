@@ -1,0 +1,136 @@
+// The study's data for a model: calibration / fine-tuning sequences, validation and
+// test windows, and an out-of-domain test, each as token windows the model reads.
+//
+//  * llama2.c models (stories260K): TinyStories-valid.first246.txt split by story as
+//    ../shared/README.md fixes it — calibration 0–127 (one sequence per story, at most
+//    --seq-len tokens), validation 128–165, test 166–245 (every token after BOS of each
+//    story predicted once, windows of the model's context); the tokenizer is the
+//    tok512.bin / tokenizer.bin beside the checkpoint. Out of domain: WikiText-2 raw
+//    test with the same tokenizer, the first windows of the model's context.
+//  * Hugging Face GPT-2 models: WikiText-2 with GPT-2's BPE. The shared data has no
+//    train split, so calibration windows (random, seeded) come from the first 80% of
+//    validation, hyper-parameters are chosen on its last 20%, and the test split is
+//    reported (../shared/README.md); no separate out-of-domain set.
+#pragma once
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lowbit/core/error.hpp"
+#include "lowbit/io/file.hpp"
+#include "lowbit/nn/config.hpp"
+#include "lowbit/study/options.hpp"
+#include "lowbit/text/gpt2_bpe.hpp"
+#include "lowbit/text/llama2c_tokenizer.hpp"
+#include "lowbit/text/tinystories.hpp"
+#include "lowbit/text/wikitext.hpp"
+#include "lowbit/text/windows.hpp"
+
+namespace lowbit::study {
+
+struct StudyData {
+  std::string description;   ///< one line for the report
+  std::string ood_description;
+  std::vector<std::span<const int>> calibration;  ///< GPTQ's calibration = QAFT's training sequences
+  std::vector<std::span<const int>> validation;   ///< QAFT learning-rate selection
+  std::vector<std::span<const int>> test;
+  std::vector<std::span<const int>> ood;          ///< may be empty
+  /// Token buffers the windows point into (stable: each buffer is its own allocation).
+  std::vector<std::unique_ptr<std::vector<int>>> storage;
+
+  std::span<const int> keep(std::vector<int> tokens) {
+    storage.push_back(std::make_unique<std::vector<int>>(std::move(tokens)));
+    return *storage.back();
+  }
+  [[nodiscard]] static std::int64_t predicted(const std::vector<std::span<const int>>& w) {
+    std::int64_t n = 0;
+    for (auto s : w) n += static_cast<std::int64_t>(s.size()) - 1;
+    return n;
+  }
+};
+
+/// The tokenizer file beside a llama2.c checkpoint.
+inline std::filesystem::path llama2c_tokenizer_path(const std::filesystem::path& model) {
+  for (const char* name : {"tok512.bin", "tokenizer.bin"}) {
+    const auto p = model.parent_path() / name;
+    if (std::filesystem::exists(p)) return p;
+  }
+  lowbit::detail::fail("no llama2.c tokenizer (tok512.bin or tokenizer.bin) beside the model '", model.string(), "'");
+}
+
+/// `ood_windows`: how many context-length windows of the out-of-domain text to score.
+inline StudyData load_study_data(const StudyOptions& o, const nn::TransformerConfig& cfg,
+                                 const std::filesystem::path& model, const std::filesystem::path& data_dir,
+                                 long ood_windows) {
+  StudyData d;
+  const long context = cfg.context;
+  const long seq_len = o.seq_len > 0 ? o.seq_len : context;
+  if (seq_len > context)
+    throw UsageError("--seq-len " + std::to_string(seq_len) + ": longer than the model's context of " +
+                     std::to_string(context));
+  if (!std::filesystem::is_directory(model)) {  // llama2.c: TinyStories
+    const auto tok = text::Llama2cTokenizer::load(llama2c_tokenizer_path(model), cfg.vocab);
+    const auto file = data_dir / "tinystories" / "TinyStories-valid.first246.txt";
+    lowbit::detail::check(std::filesystem::exists(file), "study data: '", file.string(),
+                          "' is missing (see ../shared/README.md)");
+    const auto stories = text::tinystories_stories(io::read_file(file));
+    lowbit::detail::check(stories.size() >= text::tinystories_test.end, "study data: '", file.string(), "' holds ",
+                          stories.size(), " stories, the study's split needs ", text::tinystories_test.end);
+    const auto calib_n = static_cast<std::size_t>(o.calib);
+    const auto available = text::tinystories_calibration.end - text::tinystories_calibration.begin;
+    if (calib_n > available)
+      throw UsageError("--calib " + std::to_string(o.calib) + ": the TinyStories calibration set has " +
+                       std::to_string(available) + " stories (one sequence each)");
+    for (std::size_t i = 0; i < calib_n; ++i) {
+      auto t = text::tinystories_tokens(tok, stories[text::tinystories_calibration.begin + i]);
+      if (static_cast<long>(t.size()) > seq_len) t.resize(static_cast<std::size_t>(seq_len));
+      if (t.size() >= 2) d.calibration.push_back(d.keep(std::move(t)));
+    }
+    const auto windows_of = [&](text::StoryRange r, std::vector<std::span<const int>>& out) {
+      for (std::size_t i = r.begin; i < r.end; ++i) {
+        const auto t = d.keep(text::tinystories_tokens(tok, stories[i]));
+        for (auto w : text::story_windows(t, context)) out.push_back(w);
+      }
+    };
+    windows_of(text::tinystories_validation, d.validation);
+    windows_of(text::tinystories_test, d.test);
+    d.description = "TinyStories-valid.first246 (calibration stories 0-" + std::to_string(calib_n - 1) +
+                    " at most " + std::to_string(seq_len) + " tokens each, validation 128-165, test 166-245; " +
+                    std::to_string(StudyData::predicted(d.test)) + " test tokens)";
+    // Out of domain: the beginning of WikiText-2 raw test (one window needs about
+    // 2.5 characters per token with a 512-token vocabulary; read enough for all).
+    const auto raw_path = data_dir / "wikitext-2" / "wiki.test.raw";
+    if (ood_windows > 0 && std::filesystem::exists(raw_path)) {
+      std::string raw = text::wikitext_hf_join(io::read_file(raw_path));
+      raw.resize(std::min(raw.size(), static_cast<std::size_t>(ood_windows * context * 6)));
+      const auto t = d.keep(tok.encode(raw, true, false));
+      auto w = text::eval_windows(t, context);
+      if (static_cast<long>(w.size()) > ood_windows) w.resize(static_cast<std::size_t>(ood_windows));
+      d.ood = std::move(w);
+      d.ood_description = "WikiText-2 raw test, first " + std::to_string(d.ood.size()) + " windows of " +
+                          std::to_string(context) + " tokens";
+    }
+    return d;
+  }
+  lowbit::detail::check(cfg.arch == nn::Architecture::gpt2, "study data: no tokenizer for the Llama model in '",
+                        model.string(), "' (Hugging Face Llama tokenizers are not supported; use a llama2.c model "
+                        "with its tok512.bin / tokenizer.bin, or a GPT-2 model)");
+  const auto tok = text::Gpt2Tokenizer::from_dir(data_dir / "gpt2-bpe");
+  const auto valid = d.keep(tok.encode(text::wikitext_hf_join(text::load_wikitext2(data_dir, "wiki.valid.tokens"))));
+  const auto test = d.keep(tok.encode(text::wikitext_hf_join(text::load_wikitext2(data_dir, "wiki.test.raw"))));
+  const auto [calib_part, select_part] = text::split_fraction(valid, 0.8);
+  d.calibration = text::calibration_windows(calib_part, o.calib, seq_len, o.seed);
+  d.validation = text::eval_windows(select_part, context);
+  d.test = text::eval_windows(test, context);
+  d.description = "WikiText-2 (GPT-2 BPE): " + std::to_string(o.calib) + " calibration windows of " +
+                  std::to_string(seq_len) + " tokens from the first 80% of validation (seed " +
+                  std::to_string(o.seed) + "), selection on its last 20%, test split in windows of " +
+                  std::to_string(context);
+  return d;
+}
+
+}  // namespace lowbit::study

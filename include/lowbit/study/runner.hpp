@@ -1,0 +1,624 @@
+// lowbit-study's driver: full precision, then RTN, GPTQ and QAFT at each bit width,
+// the loss landscape, results.json and the report. Every finished unit (fp, each
+// method × bits, each QAFT learning rate, the landscape) is written to
+// --out/units/<key>.json at once (atomically) and reused on restart, so an
+// interrupted run loses at most the unit in progress.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "lowbit/core/error.hpp"
+#include "lowbit/gptq/damp_search.hpp"
+#include "lowbit/gptq/gptq.hpp"
+#include "lowbit/io/file.hpp"
+#include "lowbit/io/quantized_export.hpp"
+#include "lowbit/io/safetensors.hpp"
+#include "lowbit/nn/calibration.hpp"
+#include "lowbit/nn/evaluate.hpp"
+#include "lowbit/nn/transformer.hpp"
+#include "lowbit/quant/packing.hpp"
+#include "lowbit/study/data.hpp"
+#include "lowbit/study/landscape.hpp"
+#include "lowbit/study/options.hpp"
+#include "lowbit/study/progress.hpp"
+#include "lowbit/study/qaft.hpp"
+#include "lowbit/study/quantizer_choice.hpp"
+#include "lowbit/study/report.hpp"
+#include "lowbit/study/results.hpp"
+#include "lowbit/study/results_json.hpp"
+
+namespace lowbit::study {
+
+/// Thrown between units (or epochs) when a stop was requested (Ctrl-C).
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Everything fixed before the run starts: resolved paths and the loaded inputs.
+/// Constructing it validates every input, so errors surface before any work.
+struct StudySetup {
+  StudyOptions options;
+  std::filesystem::path data_dir, model_path;
+  nn::Transformer model;
+  StudyData data;
+  std::string command;
+
+  static StudySetup prepare(StudyOptions o, std::string command) {
+    namespace fs = std::filesystem;
+    fs::path data_dir;
+    try {
+      data_dir = io::data_dir(o.data.empty() ? std::nullopt : std::optional<fs::path>(o.data));
+    } catch (const Error& e) {
+      throw UsageError(std::string("--data: ") + e.what());
+    }
+    fs::path model = o.model.empty() ? data_dir / "stories260K" / "stories260K.bin" : o.model;
+    if (!fs::exists(model)) throw UsageError("--model " + model.string() + ": does not exist");
+    prepare_out_dir(o.out);
+    if (o.threads > 0) autograd::set_num_threads(o.threads);
+    nn::Transformer m = nn::Transformer::load(model);
+    const long ood = o.quick ? 8 : 32;
+    StudyData d = load_study_data(o, m.config(), model, data_dir, ood);
+    if (o.granularity.kind == Granularity::Kind::group)
+      for (const auto& l : m.linear_layers())
+        if (o.granularity.group_size > l.in_features())
+          throw UsageError("--granularity group:" + std::to_string(o.granularity.group_size) + ": layer '" + l.name +
+                           "' has only " + std::to_string(l.in_features()) + " input columns");
+    return StudySetup{std::move(o), data_dir, model, std::move(m), std::move(d), std::move(command)};
+  }
+
+  /// Creates --out and checks that it is writable (a probe file written atomically).
+  static void prepare_out_dir(const std::filesystem::path& out) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::create_directories(out / "units", ec);
+    if (ec || !fs::is_directory(out / "units"))
+      throw UsageError("--out " + out.string() + ": cannot create the folder" + (ec ? " (" + ec.message() + ")" : ""));
+    try {
+      io::write_file_atomic(out / ".write-probe", "ok\n");
+      fs::remove(out / ".write-probe", ec);
+    } catch (const Error& e) {
+      throw UsageError("--out " + out.string() + ": not writable (" + e.what() + ")");
+    }
+  }
+};
+
+/// The settings a unit's result depends on; a resumed run must match them.
+inline io::Json run_identity(const StudySetup& s) {
+  using io::Json;
+  const StudyOptions& o = s.options;
+  Json j = Json::object();
+  j.set("model", Json::string(std::filesystem::absolute(s.model_path).lexically_normal().string()));
+  j.set("data", Json::string(s.data.description));
+  j.set("quantizer", Json::string(QuantChoice{0, o.granularity, o.scale}.describe().substr(5)));
+  j.set("calib", Json::number(static_cast<std::int64_t>(o.calib)));
+  j.set("seq_len", Json::number(static_cast<std::int64_t>(o.seq_len)));
+  j.set("seed", Json::number_u64(o.seed));
+  j.set("damp_grid", detail::numbers(o.damp_grid));
+  j.set("qaft_epochs", Json::number(static_cast<std::int64_t>(o.qaft_epochs)));
+  j.set("lr_decay", Json::number(o.lr_decay));
+  j.set("ood", Json::string(s.data.ood_description));
+  return j;
+}
+
+class StudyRunner {
+ public:
+  StudyRunner(StudySetup& setup, const std::atomic<bool>* stop = nullptr, FILE* log = stderr)
+      : s_(setup), o_(setup.options), model_(setup.model), stop_(stop), log_(log), fp_(model_.snapshot()) {}
+
+  StudyResults run() {
+    check_identity();
+    StudyResults r;
+    r.model = s_.model_path.filename().string() + " (" + std::to_string(model_.config().layers) + " layers, d=" +
+              std::to_string(model_.config().dim) + ")";
+    r.data = s_.data.description;
+    r.ood_data = s_.data.ood_description;
+    r.parameters = static_cast<long>(model_.parameter_count());
+    for (const auto& l : model_.linear_layers()) r.quantized_parameters += static_cast<long>(l.weight->numel());
+    r.fp_weight_bytes = 4.0 * static_cast<double>(r.parameters);
+    log("lowbit-study: %s, %zu quantizable layers (%ld of %ld parameters); %s", r.model.c_str(),
+        model_.linear_layers().size(), r.quantized_parameters, r.parameters,
+        QuantChoice{0, o_.granularity, o_.scale}.describe().substr(5).c_str());
+    log("data: %s", r.data.c_str());
+
+    const UnitResult fp = cached_or("fp", [&] { return full_precision(); });
+    r.fp_test_nll = fp.test_nll;
+    r.fp_val_nll = fp.val_nll;
+    r.fp_ood_nll = fp.ood_nll;
+    log("full precision: test NLL %.5f (PPL %.3f), validation %.5f", fp.test_nll, std::exp(fp.test_nll), fp.val_nll);
+
+    for (const int bits : o_.bits)
+      for (const Method m : o_.methods) {
+        const QuantChoice q{bits, o_.granularity, o_.scale};
+        UnitResult u;
+        if (m == Method::rtn) u = cached_or(key("rtn", bits), [&] { return rtn(q); });
+        if (m == Method::gptq) u = cached_or(key("gptq", bits), [&] { return gptq(q); });
+        if (m == Method::qaft) u = qaft(q);
+        log("%-5s int%d: test NLL %.5f (PPL %.3f)%s", u.method.c_str(), bits, u.test_nll, u.test_ppl(),
+            m == Method::qaft ? (", learning rate " + detail::num(u.learning_rate, 3)).c_str() : "");
+        r.units.push_back(std::move(u));
+      }
+    model_.restore(fp_);
+    if (o_.landscape) landscape(r);
+    io::write_file_atomic(o_.out / "results.json", to_json(r).dump() + "\n");
+    write_report(r, o_.out, s_.command);
+    log("wrote %s (results.json, report.md, CSVs, SVG figures)", o_.out.string().c_str());
+    return r;
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+
+  static std::string key(const std::string& method, int bits) { return method + "-int" + std::to_string(bits); }
+
+  template <class... A>
+  void log(const char* fmt, A... a) {
+    if (!log_) return;
+    std::fprintf(log_, fmt, a...);
+    std::fputc('\n', log_);
+    std::fflush(log_);
+  }
+
+  void check_stop() const {
+    if (stop_ && stop_->load()) throw Interrupted("interrupted: finished units are kept in " + o_.out.string());
+  }
+
+  void check_identity() {
+    const auto path = o_.out / "run.json";
+    const io::Json now = run_identity(s_);
+    if (std::filesystem::exists(path)) {
+      const io::Json before = io::Json::parse(io::read_file(path), path.string());
+      for (const auto& k : now.keys()) {
+        const io::Json* b = before.find(k);
+        if (!b || b->dump() != now.at(k).dump())
+          throw UsageError("--out " + o_.out.string() + ": holds a run with a different '" + k + "' (" +
+                           (b ? b->dump() : std::string("missing")) + " there, " + now.at(k).dump() +
+                           " now); use another --out or delete it");
+      }
+    } else {
+      io::write_file_atomic(path, now.dump() + "\n");
+    }
+  }
+
+  std::filesystem::path unit_path(const std::string& k) const { return o_.out / "units" / (k + ".json"); }
+
+  /// The unit `k` from its checkpoint, or computed by f() and checkpointed.
+  template <class F>
+  UnitResult cached_or(const std::string& k, F&& f) {
+    const auto path = unit_path(k);
+    if (std::filesystem::exists(path)) {
+      log("%s: reusing %s", k.c_str(), path.string().c_str());
+      return unit_from_json(io::Json::parse(io::read_file(path), path.string()), path.string());
+    }
+    check_stop();
+    const auto t0 = clock::now();
+    UnitResult u = f();
+    u.seconds["total"] = std::chrono::duration<double>(clock::now() - t0).count();
+    io::write_file_atomic(path, to_json(u).dump() + "\n");
+    return u;
+  }
+
+  double nll(const std::vector<std::span<const int>>& windows, const char* what) {
+    if (windows.empty()) return nan_value;
+    Progress p(std::string("  eval ") + what, static_cast<long>(windows.size()), "win", log_ ? log_ : stderr, 30.0,
+               /*lines_when_piped=*/false);
+    nn::Evaluator ev(model_);
+    const auto t = ev.evaluate(windows, {}, [&](std::size_t done, std::size_t) {
+      p.update(static_cast<long>(done));
+      check_stop();
+    });
+    return t.mean_nll();
+  }
+
+  /// Test, validation and out-of-domain NLL of the model as it is now.
+  void evaluate_into(UnitResult& u) {
+    const auto t0 = clock::now();
+    u.test_nll = nll(s_.data.test, "test");
+    u.val_nll = nll(s_.data.validation, "validation");
+    u.ood_nll = nll(s_.data.ood, "out-of-domain");
+    u.seconds["evaluate"] = std::chrono::duration<double>(clock::now() - t0).count();
+  }
+
+  UnitResult full_precision() {
+    UnitResult u;
+    u.method = "fp";
+    u.bits = 8;  // placeholder; fp is stored separately in StudyResults
+    model_.restore(fp_);
+    evaluate_into(u);
+    return u;
+  }
+
+  /// Per-layer output MSE on test inputs (X from the full-precision model), ‖ΔW‖² and
+  /// the whole-stack distance of the model's current (quantized) weights from fp.
+  void weight_metrics(UnitResult& u, const std::map<std::string, double>& damp = {}) {
+    if (test_hessians_.empty()) {
+      const auto t0 = clock::now();
+      const auto cur = model_.snapshot();
+      model_.restore(fp_);
+      test_hessians_ = nn::layer_hessians(model_, s_.data.test);
+      model_.restore(cur);
+      u.seconds["test_hessians"] = std::chrono::duration<double>(clock::now() - t0).count();
+    }
+    const auto fp_linear = fp_linear_weights();
+    double total = 0;
+    u.layers.clear();
+    for (std::size_t i = 0; i < model_.linear_layers().size(); ++i) {
+      const auto& l = model_.linear_layers()[i];
+      const Index rows = l.out_features(), cols = l.in_features();
+      Eigen::MatrixXf delta(rows, cols);
+      for (Index r = 0; r < rows; ++r)
+        for (Index c = 0; c < cols; ++c)
+          delta(r, c) = l.weight->data()[r * cols + c] - fp_linear[i][static_cast<std::size_t>(r * cols + c)];
+      LayerResult lr;
+      lr.name = l.name;
+      lr.weight_sq_error = static_cast<double>(delta.cast<double>().squaredNorm());
+      const Eigen::MatrixXd dh = delta.cast<double>() * test_hessians_[i].matrix.cast<double>();
+      const double objective = (dh.array() * delta.cast<double>().array()).sum();
+      lr.output_mse = test_hessians_[i].output_mse(objective, rows);
+      if (const auto it = damp.find(l.name); it != damp.end()) lr.damp = it->second;
+      total += lr.weight_sq_error;
+      u.layers.push_back(std::move(lr));
+    }
+    u.weight_distance = std::sqrt(total);
+    // Packed codes + one fp32 scale per slice for the quantized layers, fp32 for the rest.
+    double bytes = 4.0 * static_cast<double>(model_.parameter_count());
+    for (const auto& l : model_.linear_layers()) {
+      const Index rows = l.out_features(), cols = l.in_features();
+      const double scales = o_.granularity.kind == Granularity::Kind::tensor    ? 1.0
+                            : o_.granularity.kind == Granularity::Kind::channel ? static_cast<double>(rows)
+                            : static_cast<double>(rows) * static_cast<double>((cols + o_.granularity.group_size - 1) /
+                                                                               o_.granularity.group_size);
+      bytes += -4.0 * static_cast<double>(rows * cols) +
+               static_cast<double>(rows * packed_bytes(cols, u.bits)) + 4.0 * scales;
+    }
+    u.weight_bytes = bytes;
+  }
+
+  std::vector<std::vector<float>> fp_linear_weights() const {
+    // fp_ holds every parameter in creation order; pick the linear weights by name.
+    std::vector<std::vector<float>> out;
+    const auto params = const_cast<nn::Transformer&>(model_).parameters();
+    for (const auto& l : model_.linear_layers())
+      for (std::size_t i = 0; i < params.size(); ++i)
+        if (params[i] == l.weight) out.push_back(fp_[i]);
+    return out;
+  }
+
+  /// Saves the model's current quantizable weights (for the landscape) and, with
+  /// --save, the packed model.
+  void save_weights(const std::string& k, const std::vector<QuantizedTensor>& packed, const std::string& method) {
+    namespace fs = std::filesystem;
+    if (o_.landscape) {
+      fs::create_directories(o_.out / "weights");
+      io::SafetensorsWriter w;
+      for (const auto& l : model_.linear_layers())
+        w.add_f32(l.name, {l.out_features(), l.in_features()}, l.weight->values());
+      w.write(o_.out / "weights" / (k + ".safetensors"));
+    }
+    if (o_.save && !packed.empty()) {
+      fs::create_directories(o_.out / "models");
+      io::SafetensorsWriter w;
+      std::size_t i = 0;
+      for (auto* p : model_.parameters()) {
+        bool is_linear = false;
+        for (const auto& l : model_.linear_layers()) is_linear = is_linear || l.weight == p;
+        if (is_linear) {
+          io::add_quantized(w, p->name(), pack(packed[i++]), method);
+        } else {
+          const auto& sh = p->shape();
+          w.add_f32(p->name(), std::vector<std::int64_t>(sh.dims.begin(), sh.dims.begin() + sh.ndim), p->values());
+        }
+      }
+      w.write(o_.out / "models" / (k + ".safetensors"));
+    }
+  }
+
+  bool load_weights(const std::string& k) {
+    const auto path = o_.out / "weights" / (k + ".safetensors");
+    if (!std::filesystem::exists(path)) return false;
+    const auto f = io::SafetensorsFile::open(path);
+    for (const auto& l : model_.linear_layers()) {
+      const auto v = f.to_float(l.name);
+      lowbit::detail::check(static_cast<Index>(v.size()) == l.weight->numel(), path.string(), ": tensor '", l.name,
+                            "' has the wrong size");
+      std::copy(v.begin(), v.end(), l.weight->data());
+    }
+    return true;
+  }
+
+  UnitResult rtn(const QuantChoice& q) {
+    UnitResult u;
+    u.method = "rtn";
+    u.bits = q.bits;
+    model_.restore(fp_);
+    const auto t0 = clock::now();
+    std::vector<QuantizedTensor> packed;
+    with_quantizer(q, [&](const auto& quantizer) {
+      for (const auto& l : model_.linear_layers()) {
+        if (o_.save) packed.push_back(quantizer.quantize(l.weight->matrix(), l.name));
+        quantizer.fake_quantize_in_place(l.weight->matrix(), l.name);
+      }
+    });
+    u.seconds["quantize"] = std::chrono::duration<double>(clock::now() - t0).count();
+    finish_unit(u, key("rtn", q.bits), packed);
+    return u;
+  }
+
+  UnitResult gptq(const QuantChoice& q) {
+    UnitResult u;
+    u.method = "gptq";
+    u.bits = q.bits;
+    model_.restore(fp_);
+    const auto t0 = clock::now();
+    std::map<std::string, double> damp;
+    std::vector<QuantizedTensor> packed;
+    Progress p("  gptq int" + std::to_string(q.bits), static_cast<long>(model_.linear_layers().size()), "layer",
+               log_ ? log_ : stderr, 30.0);
+    with_policies(q, [&](auto format, auto granularity, auto search) {
+      const Gptq<decltype(format), decltype(granularity), decltype(search)> solver(GptqOptions{}, granularity, search);
+      nn::quantize_with_calibration(
+          model_, s_.data.calibration,
+          [&](const nn::LinearLayer& l, const Hessian& h) {
+            check_stop();
+            const DampSearchResult best =
+                damp_search(solver, l.weight->matrix(), h, std::span<const double>(o_.damp_grid), l.name);
+            const SolveResult& res = best.best_result;
+            std::copy(res.weights.data(), res.weights.data() + res.weights.size(), l.weight->data());
+            damp[l.name] = best.curve[best.best].used_percdamp;
+            if (!res.retries.empty())
+              u.notes.push_back(l.name + ": H not positive definite at damping " +
+                                detail::num(res.retries.front().percdamp, 3) + ", retried up to " +
+                                detail::num(res.percdamp, 3));
+            if (o_.save) packed.push_back(QuantizedTensor{res.params, res.codes});
+          },
+          {}, [&](std::size_t done, std::size_t) { p.update(static_cast<long>(done)); });
+    });
+    p.finish();
+    u.seconds["quantize"] = std::chrono::duration<double>(clock::now() - t0).count();
+    finish_unit(u, key("gptq", q.bits), packed, damp);
+    return u;
+  }
+
+  void finish_unit(UnitResult& u, const std::string& k, const std::vector<QuantizedTensor>& packed,
+                   const std::map<std::string, double>& damp = {}) {
+    evaluate_into(u);
+    weight_metrics(u, damp);
+    save_weights(k, packed, u.method);
+  }
+
+  static std::string lr_key(int bits, double lr) {
+    char b[64];
+    std::snprintf(b, sizeof b, "qaft-int%d-lr%.0e", bits, lr);
+    return b;
+  }
+
+  /// One QAFT run per learning rate (each its own unit), then the best on validation.
+  UnitResult qaft(const QuantChoice& q) {
+    const std::string final_key = key("qaft", q.bits);
+    if (std::filesystem::exists(unit_path(final_key))) return cached_or(final_key, [] { return UnitResult{}; });
+    std::vector<UnitResult> runs;
+    for (const double lr : o_.lr_grid) runs.push_back(cached_or(lr_key(q.bits, lr), [&] { return qaft_run(q, lr); }));
+    std::size_t best = 0;
+    for (std::size_t i = 1; i < runs.size(); ++i)
+      if (runs[i].val_nll < runs[best].val_nll) best = i;
+    UnitResult u = runs[best];
+    u.lr_curve.clear();
+    for (const auto& r : runs) u.lr_curve.emplace_back(r.learning_rate, r.val_nll);
+    // The chosen run's weights and packed model are the unit's.
+    for (const char* folder : {"weights", "models"}) {
+      namespace fs = std::filesystem;
+      const auto from = o_.out / folder / (lr_key(q.bits, u.learning_rate) + ".safetensors");
+      if (fs::exists(from))
+        fs::copy_file(from, o_.out / folder / (final_key + ".safetensors"), fs::copy_options::overwrite_existing);
+    }
+    io::write_file_atomic(unit_path(final_key), to_json(u).dump() + "\n");
+    return u;
+  }
+
+  UnitResult qaft_run(const QuantChoice& q, double lr) {
+    UnitResult u;
+    u.method = "qaft";
+    u.bits = q.bits;
+    u.learning_rate = lr;
+    model_.restore(fp_);
+    log("  qaft int%d, learning rate %g: %ld epoch(s) over %zu sequences", q.bits, lr, o_.qaft_epochs,
+        s_.data.calibration.size());
+    std::vector<QuantizedTensor> packed;
+    with_quantizer(q, [&](const auto& quantizer) {
+      QaftOptions opt;
+      opt.lr = lr;
+      opt.epochs = o_.qaft_epochs;
+      opt.lr_decay = o_.lr_decay;
+      opt.seed = o_.seed;
+      const auto t0 = clock::now();
+      qaft_train(model_, s_.data.calibration, quantizer, opt, [&](long epoch, double loss) {
+        with_quantized_weights(model_, quantizer, [&] {
+          u.epoch_val_nll.push_back(nll(s_.data.validation, "validation"));
+          u.epoch_test_nll.push_back(nll(s_.data.test, "test"));
+        });
+        log("    epoch %ld: train loss %.5f, quantized validation NLL %.5f, test NLL %.5f", epoch + 1, loss,
+            u.epoch_val_nll.back(), u.epoch_test_nll.back());
+        check_stop();
+      });
+      u.seconds["train"] = std::chrono::duration<double>(clock::now() - t0).count();
+      for (const auto& l : model_.linear_layers()) {
+        if (o_.save) packed.push_back(quantizer.quantize(l.weight->matrix(), l.name));
+        quantizer.fake_quantize_in_place(l.weight->matrix(), l.name);
+      }
+    });
+    finish_unit(u, lr_key(q.bits, lr), packed);
+    return u;
+  }
+
+  /// Radial profiles along random directions from w (Figure 3), the basin radius,
+  /// and straight segments from w to each method's weights.
+  void landscape(StudyResults& r) {
+    const UnitResult cached = cached_or("landscape", [&] { return landscape_unit(r); });
+    r.profiles = read_profiles(o_.out / "units" / "landscape-profiles.json");
+    r.basin_radius = cached.weight_distance;  // the landscape unit keeps mean R(w) there
+    if (!o_.quick) {  // per layer: beyond the study, and ~layers × 12 evaluations
+      (void)cached_or("landscape-layers", [&] { return layer_landscape_unit(r); });
+      r.layer_profiles = read_profiles(o_.out / "units" / "landscape-layers-profiles.json");
+    }
+  }
+
+  /// Profiles checkpointed beside a landscape unit.
+  static std::vector<Profile> read_profiles(const std::filesystem::path& path) {
+    std::vector<Profile> out;
+    if (!std::filesystem::exists(path)) return out;
+    const io::Json j = io::Json::parse(io::read_file(path), path.string());
+    for (const auto& e : j.at("profiles").items()) {
+      Profile p;
+      p.label = e.at("label").as_string();
+      p.t = detail::read_numbers(e, "t", path.string());
+      p.nll = detail::read_numbers(e, "nll", path.string());
+      p.basin_radius = detail::read_number(e, "basin_radius", path.string());
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+
+  std::vector<std::span<const int>> landscape_probe() const {
+    const long n = std::min<long>(o_.quick ? 8 : 32, static_cast<long>(s_.data.validation.size()));
+    return {s_.data.validation.begin(), s_.data.validation.begin() + n};
+  }
+
+  /// One layer at a time: a random unit direction inside that layer's weight, radii up
+  /// to 1.5 × the largest ‖W_RTN − W‖ of that layer in this run, and its basin radius.
+  UnitResult layer_landscape_unit(const StudyResults& r) {
+    model_.restore(fp_);
+    const auto probe = landscape_probe();
+    const auto loss = [&] {
+      check_stop();
+      return nn::evaluate(model_, probe).mean_nll();
+    };
+    const std::vector<double> fractions = {0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0};
+    StudyResults tmp;
+    Progress p("  layer landscape", static_cast<long>(model_.linear_layers().size()), "layer", log_ ? log_ : stderr,
+               30.0);
+    std::uint64_t k = 0;
+    for (const auto& l : model_.linear_layers()) {
+      double r_max = 0;
+      for (const auto& u : r.units)
+        if (u.method == "rtn")
+          for (const auto& lr : u.layers)
+            if (lr.name == l.name) r_max = std::max(r_max, std::sqrt(lr.weight_sq_error));
+      if (!(r_max > 0)) continue;
+      ParameterSet set;
+      set.add(l.weight->values());
+      const std::vector<float> base = set.snapshot();
+      std::vector<double> radii;
+      for (double f : fractions) radii.push_back(1.5 * r_max * f);
+      Profile pr;
+      pr.label = "layer " + l.name;
+      pr.t = radii;
+      pr.nll = profile(set, base, random_unit_direction(set.size(), o_.seed * 7919 + 100 + k++), radii, loss);
+      pr.basin_radius = basin_radius(radii, pr.nll).radius;
+      tmp.profiles.push_back(std::move(pr));
+      p.advance();
+    }
+    p.finish();
+    io::write_file_atomic(o_.out / "units" / "landscape-layers-profiles.json", to_json(tmp).dump() + "\n");
+    UnitResult u;
+    u.method = "landscape-layers";
+    u.bits = 8;
+    return u;
+  }
+
+  UnitResult landscape_unit(const StudyResults& r) {
+    model_.restore(fp_);
+    ParameterSet set;
+    for (const auto& l : model_.linear_layers()) set.add(l.weight->values());
+    const std::vector<float> base = set.snapshot();
+    const auto probe = landscape_probe();
+    const auto loss = [&] {
+      check_stop();
+      return nn::evaluate(model_, probe).mean_nll();
+    };
+    double r_max = 0;
+    for (const auto& u : r.units)
+      if (u.method == "rtn") r_max = std::max(r_max, u.weight_distance);
+    if (!(r_max > 0)) r_max = 0.1 * std::sqrt(static_cast<double>(set.size())) * 0.02;  // no RTN unit: a guess
+    r_max *= 1.5;
+    const std::vector<double> fractions = {0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0};
+    std::vector<double> radii;
+    for (double f : fractions) radii.push_back(f * r_max);
+    StudyResults tmp;
+    double radius_sum = 0;
+    int radius_count = 0;
+    Progress p("  landscape", o_.directions, "dir", log_ ? log_ : stderr, 30.0);
+    for (long k = 0; k < o_.directions; ++k) {
+      const auto dir = random_unit_direction(set.size(), o_.seed * 1000 + static_cast<std::uint64_t>(k) + 1);
+      Profile pr;
+      pr.label = "random " + std::to_string(k);
+      pr.t = radii;
+      pr.nll = profile(set, base, dir, radii, loss);
+      const BasinEstimate b = basin_radius(radii, pr.nll);
+      pr.basin_radius = b.radius;
+      if (std::isfinite(b.radius)) radius_sum += b.radius, ++radius_count;
+      tmp.profiles.push_back(std::move(pr));
+      p.advance();
+    }
+    p.finish();
+    // Segments w → w_method (t = fraction of the way, x axis in distance units).
+    const std::vector<double> ts = {0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0};
+    for (const auto& u : r.units) {
+      model_.restore(fp_);
+      if (!load_weights(key(u.method, u.bits))) continue;
+      const std::vector<float> target = set.snapshot();
+      model_.restore(fp_);
+      const double dist = distance(base, target);
+      Profile pr;
+      pr.label = "w -> w_" + u.method + " (int" + std::to_string(u.bits) + ")";
+      for (double t : ts) pr.t.push_back(t * dist);
+      pr.nll = profile(set, base, difference(base, target), ts, loss);
+      tmp.profiles.push_back(std::move(pr));
+    }
+    // Segments w_GPTQ → w_QAFT: is there a barrier between the two solutions?
+    for (const int bits : o_.bits) {
+      model_.restore(fp_);
+      if (!load_weights(key("gptq", bits))) continue;
+      const std::vector<float> from = set.snapshot();
+      if (!load_weights(key("qaft", bits))) continue;
+      const std::vector<float> to = set.snapshot();
+      const double dist = distance(from, to);
+      Profile pr;
+      pr.label = "w_gptq -> w_qaft (int" + std::to_string(bits) + ")";
+      for (double t : ts) pr.t.push_back(t * dist);
+      pr.nll = profile(set, from, difference(from, to), ts, loss);
+      tmp.profiles.push_back(std::move(pr));
+    }
+    model_.restore(fp_);
+    io::Json j = to_json(tmp);
+    io::write_file_atomic(o_.out / "units" / "landscape-profiles.json", j.dump() + "\n");
+    UnitResult u;
+    u.method = "landscape";
+    u.bits = 8;
+    u.weight_distance = radius_count > 0 ? radius_sum / radius_count : nan_value;
+    if (radius_count < o_.directions)
+      u.notes.push_back(std::to_string(o_.directions - radius_count) +
+                        " radial profile(s) stayed quadratic up to the largest radius probed");
+    return u;
+  }
+
+  StudySetup& s_;
+  const StudyOptions& o_;
+  nn::Transformer& model_;
+  const std::atomic<bool>* stop_;
+  FILE* log_;
+  nn::WeightSnapshot fp_;
+  std::vector<Hessian> test_hessians_;
+};
+
+}  // namespace lowbit::study
