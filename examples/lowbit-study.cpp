@@ -15,7 +15,7 @@
 #include <vector>
 
 #include <lowbit/lowbit.hpp>
-#include <lowbit/study/runner.hpp>
+#include <lowbit/study.hpp>
 
 namespace {
 
