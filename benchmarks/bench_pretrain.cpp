@@ -88,6 +88,7 @@ void BM_EigenClassifierGemm(benchmark::State& state) {
 #define LOWBIT_CANDIDATES(threads)                 \
   ->Args({4, 256, 4, 128, 16, threads})            \
       ->Args({4, 128, 4, 128, 16, threads})        \
+      ->Args({5, 128, 4, 128, 16, threads})        \
       ->Args({6, 192, 6, 128, 16, threads})        \
       ->Args({6, 256, 8, 128, 16, threads})        \
       ->Args({8, 256, 8, 128, 16, threads})

@@ -330,8 +330,12 @@ int run(const Options& o, const std::string& command) {
   const auto vocab = lowbit::text::CompactVocab::from_tokens(gpt2.train);
   const std::vector<int> train = vocab.to_compact(gpt2.train), val = vocab.to_compact(gpt2.validation),
                          test = vocab.to_compact(gpt2.test);
-  std::fprintf(stderr, "tokens: train %zu, validation %zu, test %zu; compact vocabulary %d (of %d)\n", train.size(),
-               val.size(), test.size(), vocab.size(), vocab.gpt2_vocab_size());
+  const auto unknown = [&](const std::vector<int>& ids) { return std::count(ids.begin(), ids.end(), vocab.unk_id()); };
+  const long val_unk = unknown(val), test_unk = unknown(test);
+  std::fprintf(stderr,
+               "tokens: train %zu, validation %zu (%ld unknown), test %zu (%ld unknown); compact vocabulary %d "
+               "(of %d)\n",
+               train.size(), val.size(), val_unk, test.size(), test_unk, vocab.size(), vocab.gpt2_vocab_size());
 
   lowbit::train::PretrainSettings s;
   s.model.arch = lowbit::nn::Architecture::gpt2;
@@ -542,8 +546,11 @@ int run(const Options& o, const std::string& command) {
     j.set("tokens", integer(t.tokens()));
     return j;
   };
-  res.set("validation", tally(t_val));
-  res.set("test", tally(t_test));
+  Json vj = tally(t_val), tj = tally(t_test);
+  vj.set("unknown_tokens_in_split", integer(val_unk));
+  tj.set("unknown_tokens_in_split", integer(test_unk));
+  res.set("validation", std::move(vj));
+  res.set("test", std::move(tj));
   res.set("test_head16", tally(t_head));
   Json wj = tally(t_wiki);
   wj.set("unknown_tokens", integer(wiki_unk));
