@@ -101,9 +101,11 @@ Options parse(const std::vector<std::string>& args) {
     const auto fraction = [&](double lo, double hi, bool open_lo) {
       const std::string& v = value();
       const double x = parse_number(flag, v);
-      if (x < lo || x > hi || (open_lo && x == lo))
-        usage_fail(flag, v, "must be in " + std::string(open_lo ? "(" : "[") + std::to_string(lo) + ", " +
-                                std::to_string(hi) + "]");
+      if (x < lo || x > hi || (open_lo && x == lo)) {
+        std::ostringstream range;
+        range << "must be in " << (open_lo ? "(" : "[") << lo << ", " << hi << "]";
+        usage_fail(flag, v, range.str());
+      }
       return x;
     };
     if (flag == "--name") {
@@ -432,6 +434,8 @@ int run(const Options& o, const std::string& command) {
       last_save = now;
     }
   }
+  std::signal(SIGTERM, SIG_DFL);  // the export and evaluations below stop at once
+  std::signal(SIGINT, SIG_DFL);
   if (!trainer.finished()) {
     save();
     std::fprintf(stderr, "stopped by a signal at step %td; state saved, continue with --resume\n",
