@@ -119,6 +119,25 @@ class BasicAdamW {
     for (auto* p : params_) p->zero_grad();
   }
 
+  /// The moments per parameter (constructor order), for saving a resumable state.
+  [[nodiscard]] const std::vector<std::vector<S>>& first_moments() const { return m_; }
+  [[nodiscard]] const std::vector<std::vector<S>>& second_moments() const { return v_; }
+  /// Restores a saved state: the step count (bias corrections) and both moments,
+  /// checked against this optimizer's parameters.
+  void load_state(Index steps, std::vector<std::vector<S>> m, std::vector<std::vector<S>> v) {
+    lowbit::detail::check(steps >= 0, "AdamW::load_state: negative step count ", steps);
+    lowbit::detail::check(m.size() == params_.size() && v.size() == params_.size(), "AdamW::load_state: moments of ",
+                          m.size(), "/", v.size(), " parameters, the optimizer has ", params_.size());
+    for (std::size_t k = 0; k < params_.size(); ++k)
+      lowbit::detail::check(static_cast<Index>(m[k].size()) == params_[k]->numel() &&
+                                static_cast<Index>(v[k].size()) == params_[k]->numel(),
+                            "AdamW::load_state: moments of parameter ", k, " have ", m[k].size(), "/", v[k].size(),
+                            " values, expected ", params_[k]->numel());
+    step_ = steps;
+    m_ = std::move(m);
+    v_ = std::move(v);
+  }
+
  private:
   std::vector<BasicParameter<S>*> params_;
   AdamWOptions opt_;

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Starts (or resumes) the two pretraining runs of docs/pretrain.md in the background,
+# one thread each, run folders under $RUNS (default /work/pretrain-runs). Safe to run
+# again at any time: a run whose process is alive is left alone, a killed one resumes
+# bit-exactly from its last saved state, a finished one re-exports and re-evaluates.
+#
+#   scripts/pretrain.sh [BUILD_DIR]      # default build/dev (must have lowbit_pretrain built)
+#   scripts/pretrain.sh status           # progress of both runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-/work/pretrain-runs}
+DATA=${LOWBIT_DATA:-$(realpath ../shared/data 2>/dev/null || echo /work/shared/data)}
+
+# name | shape and schedule (the choice is explained in docs/pretrain.md)
+RUN_NAMES=(pd-1m pd-5m)
+declare -A RUN_FLAGS=(
+  [pd-1m]="--layers 5 --dim 128 --heads 4 --context 128 --batch 16 --steps 3000 --lr 2e-3 --warmup 100 --seed 1"
+  [pd-5m]="--layers 6 --dim 256 --heads 8 --context 128 --batch 16 --steps 1500 --lr 1e-3 --warmup 100 --seed 1"
+)
+COMMON="--eval-every 50 --val-tokens 16384 --threads 1 --dtype f16 --directions 3"
+
+if [[ "${1:-}" == status ]]; then
+  for name in "${RUN_NAMES[@]}"; do
+    dir="$RUNS/$name"
+    alive=no
+    [[ -f "$dir/pid" ]] && kill -0 "$(cat "$dir/pid")" 2>/dev/null && alive=yes
+    echo "== $name (process alive: $alive)"
+    [[ -f "$dir/stdout.log" ]] && grep -E '^step|^eval' "$dir/stdout.log" | tail -2
+  done
+  exit 0
+fi
+
+BUILD=${1:-build/dev}
+mkdir -p "$RUNS/bin"
+# A private copy of the binary: rebuilding the tree does not touch running processes.
+cp "$BUILD/examples/lowbit_pretrain" "$RUNS/bin/lowbit_pretrain.new"
+mv "$RUNS/bin/lowbit_pretrain.new" "$RUNS/bin/lowbit_pretrain"
+
+for name in "${RUN_NAMES[@]}"; do
+  dir="$RUNS/$name"
+  mkdir -p "$dir"
+  if [[ -f "$dir/pid" ]] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+    echo "$name: already running (pid $(cat "$dir/pid"))"
+    continue
+  fi
+  # shellcheck disable=SC2086
+  nohup "$RUNS/bin/lowbit_pretrain" --name "$name" ${RUN_FLAGS[$name]} $COMMON \
+    --run-dir "$dir" --resume --out "$PWD/models/$name" --data "$DATA" >>"$dir/stdout.log" 2>&1 &
+  echo $! >"$dir/pid"
+  echo "$name: started (pid $!), log $dir/stdout.log"
+done
