@@ -89,6 +89,24 @@ inline void advise_huge_pages(void* p, std::size_t bytes) {
 #endif
 }
 
+/// Maps in [p, p + bytes) now, as transparent huge pages where the kernel has them:
+/// one madvise(MADV_POPULATE_WRITE) call (Linux ≥ 5.14) instead of a trap per page
+/// at first touch. Contents are kept. A hint: harmless where unsupported.
+inline void prefault(void* p, std::size_t bytes) {
+  advise_huge_pages(p, bytes);
+#if defined(__linux__)
+#ifndef MADV_POPULATE_WRITE
+  constexpr int populate_write = 23;  // from <linux/mman.h>, for older C libraries
+#else
+  constexpr int populate_write = MADV_POPULATE_WRITE;
+#endif
+  constexpr std::uintptr_t page = 4096;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) / page * page;
+  const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) / page * page;
+  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, populate_write);
+#endif
+}
+
 /// A float buffer for the n² workspaces. Large ones are 2 MiB aligned and, on
 /// Linux, advised to use transparent huge pages: on a virtual machine a page
 /// fault can cost ~10 µs, so first touching 64 MiB in 4 KiB pages costs more
@@ -113,9 +131,7 @@ class BigBuffer {
     const std::size_t rounded = (bytes + align - 1) / align * align;
     data_ = static_cast<float*>(std::aligned_alloc(align, rounded));
     if (data_ == nullptr) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (align == huge) ::madvise(data_, rounded, MADV_HUGEPAGE);
-#endif
+    if (align == huge) prefault(data_, rounded);
     capacity_ = count;
     return data_;
   }

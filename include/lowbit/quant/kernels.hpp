@@ -142,6 +142,35 @@ inline void fake_quantize(const float* x, float* y, Index n, GridStep g, int qmi
     fake_quantize_simd<Division::exact>(x, y, n, g, qmin, qmax);
 }
 
+/// Fake-quantizes n values, each with its own grid step (scale[i], factor[i] as
+/// GridStep::make gives them): a GPTQ column, whose rows have their own scales.
+inline void fake_quantize_each_scalar(const float* x, float* y, Index n, const float* scale, const float* factor,
+                                      Division d, int qmin, int qmax) {
+  for (Index i = 0; i < n; ++i)
+    y[i] = fake_quantize_one(x[i], GridStep{scale[i], factor[i], d}, static_cast<float>(qmin),
+                             static_cast<float>(qmax));
+}
+
+template <Division D>
+inline void fake_quantize_each_simd(const float* x, float* y, Index n, const float* scale, const float* factor,
+                                    int qmin, int qmax) {
+  const simd lo(static_cast<float>(qmin)), hi(static_cast<float>(qmax));
+  Index i = 0;
+  for (; i + lanes <= n; i += lanes)
+    (grid_codes<D>(simd::load_unaligned(x + i), simd::load_unaligned(factor + i), lo, hi) *
+     simd::load_unaligned(scale + i))
+        .store_unaligned(y + i);
+  fake_quantize_each_scalar(x + i, y + i, n - i, scale + i, factor + i, D, qmin, qmax);
+}
+
+inline void fake_quantize_each(const float* x, float* y, Index n, const float* scale, const float* factor,
+                               Division d, int qmin, int qmax) {
+  if (d == Division::reciprocal)
+    fake_quantize_each_simd<Division::reciprocal>(x, y, n, scale, factor, qmin, qmax);
+  else
+    fake_quantize_each_simd<Division::exact>(x, y, n, scale, factor, qmin, qmax);
+}
+
 // ---- integer codes ------------------------------------------------------------
 
 inline void codes_scalar(const float* x, std::int8_t* q, Index n, GridStep g, int qmin, int qmax) {
