@@ -166,10 +166,12 @@ TEST_CASE("fake_quantize: streaming stores, prefetch and misaligned outputs give
         kernels::fake_quantize_scalar(x.data() + off, ref.data() + off, static_cast<Index>(n), g, -7, 7);
         kernels::fake_quantize(x.data() + off, vec.data() + off, static_cast<Index>(n), g, -7, 7, store,
                                x.data() + 3);
+        kernels::streaming_fence();
         CHECK(same_bits(ref, vec));
         // in place
         std::vector<float> inplace = x;
         kernels::fake_quantize(inplace.data() + off, inplace.data() + off, static_cast<Index>(n), g, -7, 7, store);
+        kernels::streaming_fence();
         std::vector<float> expect = x;
         kernels::fake_quantize_scalar(x.data() + off, expect.data() + off, static_cast<Index>(n), g, -7, 7);
         CHECK(same_bits(expect, inplace));
@@ -177,6 +179,7 @@ TEST_CASE("fake_quantize: streaming stores, prefetch and misaligned outputs give
   }
   CHECK(kernels::store_for(kernels::streaming_bytes) == kernels::Store::streaming);
   CHECK(kernels::store_for(kernels::streaming_bytes - 1) == kernels::Store::cached);
+  CHECK(kernels::store_for(kernels::streaming_bytes, 128) == kernels::Store::cached);
 }
 
 TEST_CASE("fake_quantize_each: one step per element, SIMD equals the scalar reference") {

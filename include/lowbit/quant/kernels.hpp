@@ -70,17 +70,21 @@ inline Index head_to_align(const float* x, Index n) {
   return std::min(n, static_cast<Index>((bytes - addr % bytes) % bytes / sizeof(float)));
 }
 
+/// Slices shorter than this are not peeled to alignment: for a group of 128 the
+/// scalar head and tail would cost more than the split loads they avoid.
+inline constexpr Index align_from = 512;
+
 inline SliceStats merge(SliceStats a, SliceStats b) {
   return {std::min(a.min, b.min), std::max(a.max, b.max), a.finite && b.finite};
 }
 
-/// Min, max and finiteness in one read-only pass, on aligned vectors. Four
+/// Min, max and finiteness in one read-only pass (aligned vectors for long slices). Four
 /// independent accumulator sets keep the loop at memory speed rather than at the
 /// latency of one min/max chain. Finiteness costs one add per vector: the sum of
 /// the values is NaN or ±inf if any value is, and otherwise only when the sum
 /// itself overflows, a case then settled exactly by first_non_finite.
 inline SliceStats stats(const float* x, Index n) {
-  const Index head = head_to_align(x, n);
+  const Index head = n >= align_from ? head_to_align(x, n) : 0;
   SliceStats s = stats_scalar(x, head);
   const float* a = x + head;
   const Index m = n - head;
@@ -90,8 +94,8 @@ inline SliceStats stats(const float* x, Index n) {
   simd sum(0.0f);
   Index i = 0;
   for (; i + ways * lanes <= m; i += ways * lanes) {
-    const simd v0 = simd::load_aligned(a + i), v1 = simd::load_aligned(a + i + lanes);
-    const simd v2 = simd::load_aligned(a + i + 2 * lanes), v3 = simd::load_aligned(a + i + 3 * lanes);
+    const simd v0 = simd::load_unaligned(a + i), v1 = simd::load_unaligned(a + i + lanes);
+    const simd v2 = simd::load_unaligned(a + i + 2 * lanes), v3 = simd::load_unaligned(a + i + 3 * lanes);
     lo0 = xsimd::min(lo0, v0);
     lo1 = xsimd::min(lo1, v1);
     lo2 = xsimd::min(lo2, v2);
@@ -103,7 +107,7 @@ inline SliceStats stats(const float* x, Index n) {
     sum += (v0 + v1) + (v2 + v3);
   }
   for (; i + lanes <= m; i += lanes) {
-    const simd v = simd::load_aligned(a + i);
+    const simd v = simd::load_unaligned(a + i);
     lo0 = xsimd::min(lo0, v);
     hi0 = xsimd::max(hi0, v);
     sum += v;
@@ -148,12 +152,21 @@ inline simd grid_codes(simd v, simd factor, simd lo, simd hi) {
 /// How an output is written. `cached`: plain stores, for outputs read again soon.
 /// `streaming`: non-temporal stores, for outputs much larger than the caches; they
 /// skip reading each line before overwriting it (a third of a copy's traffic) and do
-/// not evict the input. Use store_for(bytes) to choose.
+/// not evict the input. Use store_for(bytes) to choose. Streaming stores are weakly
+/// ordered: after the last streaming call, call streaming_fence() before another
+/// thread may read the output (one fence per tensor, not per slice: a fence drains
+/// the write-combining buffers and costs as much as a short slice).
 enum class Store { cached, streaming };
 
-/// Outputs from this size on are streamed (several times a core's L2).
+/// Outputs from this size on are streamed (several times a core's L2), when they
+/// are written in runs of at least streaming_run values: a short run (a group of
+/// 128) starts and ends in lines shared with its neighbours, and mixing plain and
+/// streaming stores on one line is slower than either.
 inline constexpr std::size_t streaming_bytes = std::size_t{8} << 20;
-inline Store store_for(std::size_t bytes) { return bytes >= streaming_bytes ? Store::streaming : Store::cached; }
+inline constexpr Index streaming_run = 1024;
+inline Store store_for(std::size_t bytes, Index run = streaming_run) {
+  return bytes >= streaming_bytes && run >= streaming_run ? Store::streaming : Store::cached;
+}
 
 /// Non-temporal store of one aligned vector where the ISA has one (x86), else a
 /// plain aligned store.
@@ -193,7 +206,8 @@ inline void fake_quantize_simd(const float* x, float* y, Index n, GridStep g, in
                                const float* prefetch) {
   const simd factor(g.factor), scale(g.scale);
   const simd lo(static_cast<float>(qmin)), hi(static_cast<float>(qmax));
-  Index i = head_to_align(y, n);  // aligned stores (and loads, when x is aligned alike)
+  // Aligned stores (and loads, when x is aligned alike); streaming stores need them.
+  Index i = S == Store::streaming || n >= align_from ? head_to_align(y, n) : 0;
   fake_quantize_scalar(x, y, i, g, qmin, qmax);
   for (; i + lanes <= n; i += lanes) {
     if (prefetch != nullptr) __builtin_prefetch(prefetch + i);
@@ -201,13 +215,13 @@ inline void fake_quantize_simd(const float* x, float* y, Index n, GridStep g, in
     if constexpr (S == Store::streaming)
       store_streaming(y + i, q);
     else
-      q.store_aligned(y + i);
+      q.store_unaligned(y + i);
   }
   fake_quantize_scalar(x + i, y + i, n - i, g, qmin, qmax);
-  if constexpr (S == Store::streaming) streaming_fence();
 }
 
-/// Fake-quantizes n values (x and y may alias). `prefetch`, if given, points to n
+/// Fake-quantizes n values (x and y may alias). With Store::streaming the caller
+/// ends with streaming_fence(). `prefetch`, if given, points to n
 /// floats that the caller reads next (the next row of a per-channel pass): they are
 /// fetched into cache while this slice is computed, so that the next scale search
 /// reads from cache instead of waiting on memory.

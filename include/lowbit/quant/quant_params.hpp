@@ -40,16 +40,19 @@ struct QuantParams {
   void apply(ConstMatrixView w, MatrixView out) const {
     check_shape(w, "input");
     detail::check_same_shape(w, out, "QuantParams::apply");
-    const kernels::Store store = kernels::store_for(static_cast<std::size_t>(w.size()) * sizeof(float));
+    const kernels::Store store =
+        kernels::store_for(static_cast<std::size_t>(w.size()) * sizeof(float),
+                           layout.kind == ScaleLayout::Kind::group ? layout.group_size : w.cols);
     if (layout.kind == ScaleLayout::Kind::tensor) {
       const GridStep g = GridStep::make(scales.at(0), format.division);
       kernels::fake_quantize(w.data, out.data, w.size(), g, format.qmin, format.qmax, store);
-      return;
+    } else {
+      for_each_run([&](Index r, Index c0, Index c1, float s) {
+        kernels::fake_quantize(w.row(r) + c0, out.row(r) + c0, c1 - c0, GridStep::make(s, format.division),
+                               format.qmin, format.qmax, store);
+      });
     }
-    for_each_run([&](Index r, Index c0, Index c1, float s) {
-      kernels::fake_quantize(w.row(r) + c0, out.row(r) + c0, c1 - c0,
-                             GridStep::make(s, format.division), format.qmin, format.qmax, store);
-    });
+    if (store == kernels::Store::streaming) kernels::streaming_fence();
   }
 
   /// Signed integer codes of w (rows × cols, row-major).

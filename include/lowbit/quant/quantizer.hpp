@@ -1,6 +1,7 @@
 // Quantizer<Format, Granularity, ScaleSearch>: the composed fake-quantizer.
 #pragma once
 
+#include <algorithm>
 #include <string_view>
 #include <vector>
 
@@ -72,7 +73,8 @@ class Quantizer {
     // next one is prefetched, so that its scale search does not wait on memory.
     QuantParams p{Format::info(), layout_for(w, name), {}};
     p.scales.resize(static_cast<std::size_t>(p.layout.num_scales()));
-    const kernels::Store store = kernels::store_for(static_cast<std::size_t>(w.size()) * sizeof(float));
+    const kernels::Store store = kernels::store_for(static_cast<std::size_t>(w.size()) * sizeof(float),
+                                                    std::min(p.layout.group_size, w.cols));
     const float* end = w.data + w.size();
     std::size_t k = 0;
     p.for_each_run([&](Index r, Index c0, Index c1, float) {
@@ -84,6 +86,7 @@ class Quantizer {
       kernels::fake_quantize(x, out.row(r) + c0, n, GridStep::make(s, Format::division), Format::qmin,
                              Format::qmax, store, next);
     });
+    if (store == kernels::Store::streaming) kernels::streaming_fence();
     return p;
   }
 
