@@ -136,7 +136,7 @@ TEST_CASE("stats: every start offset and length against the scalar reference") {
     }
 }
 
-TEST_CASE("stats: finite values whose sum overflows are still finite; a non-finite one anywhere is found") {
+TEST_CASE("stats: finite values whose sum overflows are still finite, and a non-finite one anywhere is found") {
   // The SIMD path flags non-finite values through a running sum; huge finite values
   // overflow that sum and must be settled exactly.
   std::vector<float> x(1000, 3.0e38f);

@@ -26,6 +26,7 @@
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_view.hpp"
+#include "lowbit/quant/kernels.hpp"
 
 namespace lowbit::backend {
 
@@ -75,37 +76,9 @@ void copy_tiled(const Src& src, Dst&& dst) {
     }
 }
 
-/// Asks the kernel to back [p, p + bytes) with transparent huge pages (Linux;
-/// a hint, harmless elsewhere). Call before the memory is first touched.
-inline void advise_huge_pages(void* p, std::size_t bytes) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
-  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + huge - 1) / huge * huge;
-  const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) / huge * huge;
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#else
-  (void)p;
-  (void)bytes;
-#endif
-}
-
-/// Maps in [p, p + bytes) now, as transparent huge pages where the kernel has them:
-/// one madvise(MADV_POPULATE_WRITE) call (Linux ≥ 5.14) instead of a trap per page
-/// at first touch. Contents are kept. A hint: harmless where unsupported.
-inline void prefault(void* p, std::size_t bytes) {
-  advise_huge_pages(p, bytes);
-#if defined(__linux__)
-#ifndef MADV_POPULATE_WRITE
-  constexpr int populate_write = 23;  // from <linux/mman.h>, for older C libraries
-#else
-  constexpr int populate_write = MADV_POPULATE_WRITE;
-#endif
-  constexpr std::uintptr_t page = 4096;
-  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) / page * page;
-  const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) / page * page;
-  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, populate_write);
-#endif
-}
+// Huge-page advice and prefaulting live with the kernels (quant/kernels.hpp).
+using kernels::advise_huge_pages;
+using kernels::prefault;
 
 /// A float buffer for the n² workspaces. Large ones are 2 MiB aligned and, on
 /// Linux, advised to use transparent huge pages: on a virtual machine a page

@@ -58,7 +58,13 @@ struct QuantParams {
   /// Signed integer codes of w (rows × cols, row-major).
   [[nodiscard]] std::vector<std::int8_t> codes(ConstMatrixView w) const {
     check_shape(w, "input");
-    std::vector<std::int8_t> q(static_cast<std::size_t>(w.size()));
+    const auto n = static_cast<std::size_t>(w.size());
+    std::vector<std::int8_t> q;
+    if (n >= kernels::streaming_bytes) {  // fresh pages in one call, not one fault per 4 KiB
+      q.reserve(n);
+      kernels::prefault(q.data(), n);
+    }
+    q.resize(n);
     for_each_run([&](Index r, Index c0, Index c1, float s) {
       kernels::codes(w.row(r) + c0, q.data() + r * w.cols + c0, c1 - c0,
                      GridStep::make(s, format.division), format.qmin, format.qmax);
