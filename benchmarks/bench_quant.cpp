@@ -1,5 +1,6 @@
 // Quantizer core throughput on a 4096×4096 fp32 weight, next to memcpy of the same
-// bytes into a prefaulted buffer (the floor for any out-of-place pass).
+// bytes into a prefaulted buffer (the floor for any out-of-place pass). The weight
+// is a std::vector, i.e. malloc'ed and only 16-byte aligned, as most callers' are.
 // Ratios: scripts/bench_ratios.py over this program's --benchmark_format=json output.
 #include <benchmark/benchmark.h>
 
@@ -80,6 +81,24 @@ void BM_ScaleSearch(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(q.params(in));
   set_bytes(state);
 }
+
+// The passes of HistogramMse<> (TorchCompatible) on their own: the range
+// statistics and torch.histc's 2048-bin histogram over that range.
+void BM_Stats(benchmark::State& state) {
+  const auto& w = weight();
+  for (auto _ : state) benchmark::DoNotOptimize(lowbit::kernels::stats(w.data(), kRows * kCols));
+  set_bytes(state);
+}
+BENCHMARK(BM_Stats)->Unit(benchmark::kMillisecond);
+
+void BM_Histc2048(benchmark::State& state) {
+  const auto& w = weight();
+  const lowbit::SliceStats s = lowbit::kernels::stats(w.data(), kRows * kCols);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(lowbit::make_histogram(w.data(), kRows * kCols, s.min, s.max, 2048));
+  set_bytes(state);
+}
+BENCHMARK(BM_Histc2048)->Unit(benchmark::kMillisecond);
 
 using namespace lowbit;
 using Int4Tensor = Quantizer<Int<4>, PerTensor, AbsMax>;

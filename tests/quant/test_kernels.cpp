@@ -118,3 +118,108 @@ TEST_CASE("histc: values on and next to every bin edge land where the scalar div
     CHECK(a.counts == b.counts);
   }
 }
+
+// ---- alignment heads, streaming stores, per-element steps, blocked histc ----------
+
+TEST_CASE("stats: every start offset and length against the scalar reference") {
+  const auto x = test::gaussian(700, 1.5f, 11);
+  for (std::size_t off = 0; off < 20; ++off)
+    for (const std::size_t n : {std::size_t{0}, std::size_t{3}, std::size_t{16}, std::size_t{63}, std::size_t{64},
+                                std::size_t{65}, std::size_t{400}, std::size_t{680}}) {
+      CAPTURE(off);
+      CAPTURE(n);
+      const auto a = kernels::stats(x.data() + off, static_cast<Index>(n));
+      const auto b = kernels::stats_scalar(x.data() + off, static_cast<Index>(n));
+      CHECK(a.min == b.min);
+      CHECK(a.max == b.max);
+      CHECK(a.finite == b.finite);
+    }
+}
+
+TEST_CASE("stats: finite values whose sum overflows are still finite, and a non-finite one anywhere is found") {
+  // The SIMD path flags non-finite values through a running sum; huge finite values
+  // overflow that sum and must be settled exactly.
+  std::vector<float> x(1000, 3.0e38f);
+  for (std::size_t i = 1; i < x.size(); i += 2) x[i] = 2.9e38f;
+  const auto s = kernels::stats(x.data(), static_cast<Index>(x.size()));
+  CHECK(s.finite);
+  CHECK(s.min == 2.9e38f);
+  CHECK(s.max == 3.0e38f);
+  for (const std::size_t at : {std::size_t{0}, std::size_t{5}, std::size_t{130}, std::size_t{999}}) {
+    auto y = x;
+    y[at] = NAN;
+    CHECK_FALSE(kernels::stats(y.data(), static_cast<Index>(y.size())).finite);
+    CHECK(kernels::stats(y.data() + 1, static_cast<Index>(y.size() - 1)).finite == (at == 0));
+  }
+}
+
+TEST_CASE("fake_quantize: streaming stores, prefetch and misaligned outputs give the scalar reference's bits") {
+  const float scale = 0.0137f;
+  const auto x = tricky_values(5000, scale);
+  for (const Division d : {Division::reciprocal, Division::exact}) {
+    const GridStep g = GridStep::make(scale, d);
+    for (const std::size_t off : {std::size_t{0}, std::size_t{1}, std::size_t{5}, std::size_t{13}})
+      for (const kernels::Store store : {kernels::Store::cached, kernels::Store::streaming}) {
+        CAPTURE(off);
+        const std::size_t n = x.size() - 20;
+        std::vector<float> ref(x.size(), 0.0f), vec(x.size(), 0.0f);
+        kernels::fake_quantize_scalar(x.data() + off, ref.data() + off, static_cast<Index>(n), g, -7, 7);
+        kernels::fake_quantize(x.data() + off, vec.data() + off, static_cast<Index>(n), g, -7, 7, store,
+                               x.data() + 3);
+        kernels::streaming_fence();
+        CHECK(same_bits(ref, vec));
+        // in place
+        std::vector<float> inplace = x;
+        kernels::fake_quantize(inplace.data() + off, inplace.data() + off, static_cast<Index>(n), g, -7, 7, store);
+        kernels::streaming_fence();
+        std::vector<float> expect = x;
+        kernels::fake_quantize_scalar(x.data() + off, expect.data() + off, static_cast<Index>(n), g, -7, 7);
+        CHECK(same_bits(expect, inplace));
+      }
+  }
+  CHECK(kernels::store_for(kernels::streaming_bytes) == kernels::Store::streaming);
+  CHECK(kernels::store_for(kernels::streaming_bytes - 1) == kernels::Store::cached);
+  CHECK(kernels::store_for(kernels::streaming_bytes, 128) == kernels::Store::cached);
+}
+
+TEST_CASE("fake_quantize_each: one step per element, SIMD equals the scalar reference") {
+  for (const Division d : {Division::reciprocal, Division::exact}) {
+    for (const std::size_t n : {std::size_t{1}, std::size_t{17}, std::size_t{130}, std::size_t{1001}}) {
+      const auto x = tricky_values(n, 0.02f);
+      const auto raw = test::uniform(n, 0.001f, 0.05f, 9);
+      std::vector<float> scale(n), factor(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        const GridStep g = GridStep::make(raw[i], d);
+        scale[i] = g.scale;
+        factor[i] = g.factor;
+      }
+      std::vector<float> ref(n), vec(n);
+      kernels::fake_quantize_each_scalar(x.data(), ref.data(), static_cast<Index>(n), scale.data(), factor.data(), d,
+                                         -8, 7);
+      kernels::fake_quantize_each(x.data(), vec.data(), static_cast<Index>(n), scale.data(), factor.data(), d, -8, 7);
+      CHECK(same_bits(ref, vec));
+      // and each element as fake_quantize_one with its own step
+      for (std::size_t i = 0; i < n; ++i)
+        CHECK(ref[i] == kernels::fake_quantize_one(x[i], GridStep::make(raw[i], d), -8.0f, 7.0f));
+    }
+  }
+}
+
+TEST_CASE("histc: blocked SIMD binning equals the scalar reference at every offset and length") {
+  auto x = test::gaussian(3000, 0.5f, 21);
+  x[7] = NAN;
+  x[300] = 5.0f;  // outside
+  for (const std::size_t off : {std::size_t{0}, std::size_t{3}, std::size_t{9}})
+    for (const std::size_t n : {std::size_t{0}, std::size_t{100}, std::size_t{128}, std::size_t{129},
+                                std::size_t{1000}, std::size_t{2900}}) {
+      CAPTURE(off);
+      CAPTURE(n);
+      for (const Index bins : {Index{7}, Index{2048}}) {
+        Histogram a{-1.3f, 1.2f, std::vector<double>(static_cast<std::size_t>(bins), 0.0)};
+        Histogram b = a;
+        kernels::histc(x.data() + off, static_cast<Index>(n), a);
+        kernels::histc_scalar(x.data() + off, static_cast<Index>(n), b);
+        CHECK(a.counts == b.counts);
+      }
+    }
+}

@@ -26,6 +26,7 @@
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_view.hpp"
+#include "lowbit/quant/kernels.hpp"
 
 namespace lowbit::backend {
 
@@ -75,19 +76,9 @@ void copy_tiled(const Src& src, Dst&& dst) {
     }
 }
 
-/// Asks the kernel to back [p, p + bytes) with transparent huge pages (Linux;
-/// a hint, harmless elsewhere). Call before the memory is first touched.
-inline void advise_huge_pages(void* p, std::size_t bytes) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
-  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + huge - 1) / huge * huge;
-  const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) / huge * huge;
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#else
-  (void)p;
-  (void)bytes;
-#endif
-}
+// Huge-page advice and prefaulting live with the kernels (quant/kernels.hpp).
+using kernels::advise_huge_pages;
+using kernels::prefault;
 
 /// A float buffer for the n² workspaces. Large ones are 2 MiB aligned and, on
 /// Linux, advised to use transparent huge pages: on a virtual machine a page
@@ -113,9 +104,7 @@ class BigBuffer {
     const std::size_t rounded = (bytes + align - 1) / align * align;
     data_ = static_cast<float*>(std::aligned_alloc(align, rounded));
     if (data_ == nullptr) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (align == huge) ::madvise(data_, rounded, MADV_HUGEPAGE);
-#endif
+    if (align == huge) prefault(data_, rounded);
     capacity_ = count;
     return data_;
   }

@@ -4,9 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <memory>
 #include <cmath>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <numeric>
 #include <string>
 #include <string_view>
@@ -64,11 +65,24 @@ inline void check_hessian(const Hessian& h, Index cols, std::string_view name) {
   for (Index d = 0; d < m.rows(); ++d)
     check(m(d, d) >= 0.0f, "Hessian of '", name, "' has a negative diagonal entry H[", d, ", ", d, "] = ", m(d, d),
           ": not a Hessian 2XᵀX/n");
-  // Tile by tile, so that reading the transpose stays in cache.
+  // Tile by tile, so that reading the transpose stays in cache. An accumulated H is
+  // exactly symmetric, so each tile is first compared for equality with its
+  // mirror (transposed into a local buffer, so the comparison runs on contiguous
+  // floats); only a tile that differs gets the tolerance test.
   constexpr Index tile = 32;
   const Index n = m.rows();
+  alignas(64) float mirror[tile * tile];
   for (Index j0 = 0; j0 < n; j0 += tile)
-    for (Index i0 = j0; i0 < n; i0 += tile)
+    for (Index i0 = j0; i0 < n; i0 += tile) {
+      const Index tj = std::min(tile, n - j0), ti = std::min(tile, n - i0);
+      for (Index i = 0; i < ti; ++i)
+        for (Index j = 0; j < tj; ++j) mirror[j * tile + i] = m(j0 + j, i0 + i);
+      bool differs = false;
+      for (Index j = 0; j < tj; ++j) {
+        const float* col = m.data() + (j0 + j) * n + i0;
+        for (Index i = 0; i < ti; ++i) differs |= col[i] != mirror[j * tile + i];
+      }
+      if (!differs) continue;
       for (Index j = j0; j < std::min(j0 + tile, n); ++j)
         for (Index i = std::max(i0, j + 1); i < std::min(i0 + tile, n); ++i) {
           const double a = m(i, j), b = m(j, i);
@@ -78,6 +92,7 @@ inline void check_hessian(const Hessian& h, Index cols, std::string_view name) {
             fail("Hessian of '", name, "' is not symmetric: H[", i, ", ", j, "] = ", a, " but H[", j, ", ", i,
                  "] = ", b);
         }
+    }
 }
 
 inline void check_options(const GptqOptions& o, ScaleLayout::Kind kind) {
@@ -132,6 +147,14 @@ void unpermute(const Src& src, const std::vector<Index>& perm, SolveResult::RowM
 ///      (w−q)/U_jj fed back into the block's later columns, then one GEMM
 ///      W[:, i2:] -= Err·U[i1:i2, i2:];
 ///   7. the inverse permutation applied to Q, codes and losses.
+///
+/// Workspaces: the backend's n × n and rows × cols buffers (128 MiB for a 4096 × 4096
+/// layer) are kept by the solver and reused by the next quantize() call, so a study
+/// that quantizes layer after layer does not pay for fresh pages each time (on a VM a
+/// page fault costs ~10 µs: 64 MiB in 4 KiB pages is ~0.2 s). Copies of a solver share
+/// that workspace; a call that finds it busy (another thread) uses a fresh one, so
+/// concurrent calls stay safe. release_workspace() frees it; quantize(w, h, ws, name)
+/// takes a caller-owned workspace instead.
 template <QuantFormat Format, class Granularity = PerTensor, class ScaleSearch = AbsMax,
           class Backend = backend::Eigen>
   requires ScaleSearchFor<ScaleSearch, Format>
@@ -141,6 +164,7 @@ class Gptq {
   using granularity_type = Granularity;
   using search_type = ScaleSearch;
   using backend_type = Backend;
+  using workspace_type = typename Backend::GptqWorkspace;
 
   Gptq() = default;
   explicit Gptq(GptqOptions options, Granularity granularity = {}, ScaleSearch search = {})
@@ -150,7 +174,27 @@ class Gptq {
   [[nodiscard]] const GptqOptions& options() const { return options_; }
   [[nodiscard]] const Granularity& granularity() const { return granularity_; }
 
+  /// Quantizes W with Hessian H, reusing the solver's workspace (see above).
   [[nodiscard]] SolveResult quantize(ConstMatrixView w, const Hessian& h, std::string_view name = "weight") const {
+    std::unique_lock<std::mutex> lock(cache_->mutex, std::try_to_lock);
+    if (!lock.owns_lock()) {
+      workspace_type local;
+      return quantize(w, h, local, name);
+    }
+    if (!cache_->workspace) cache_->workspace = std::make_unique<workspace_type>();
+    return quantize(w, h, *cache_->workspace, name);
+  }
+
+  /// Frees the workspace kept for the next call (it is made again when needed).
+  void release_workspace() const {
+    const std::lock_guard<std::mutex> lock(cache_->mutex);
+    cache_->workspace.reset();
+  }
+
+  /// Quantizes W with Hessian H in a caller-owned workspace (any previous contents
+  /// are overwritten; its buffers only grow).
+  [[nodiscard]] SolveResult quantize(ConstMatrixView w, const Hessian& h, workspace_type& ws,
+                                     std::string_view name = "weight") const {
     using RowMajor = SolveResult::RowMajorMatrix;
     detail::check_weight(w, name);
     detail::check_hessian(h, w.cols, name);
@@ -213,16 +257,15 @@ class Gptq {
     const std::vector<Index>& backend_order = options_.act_order ? perm : identity;
     double percdamp = options_.percdamp;
     std::vector<double> losses_c;
-    std::unique_ptr<typename Backend::GptqWorkspace> solved;
+    bool solved = false;
     for (int attempt = 0; attempt <= options_.max_retries; ++attempt) {
       const double damp = percdamp * mean_diag;
-      auto ws = std::make_unique<typename Backend::GptqWorkspace>();
       std::string reason;
-      if (ws->factor_inverse(hm, backend_order, static_cast<float>(damp), reason)) {
-        ws->load_weights(w, backend_order, dead);
-        if (column_loop(*ws, rows, cols, group, groups, dynamic_groups, perm, static_params, res.params, losses_c,
+      if (ws.factor_inverse(hm, backend_order, static_cast<float>(damp), reason)) {
+        ws.load_weights(w, backend_order, dead);
+        if (column_loop(ws, rows, cols, group, groups, dynamic_groups, perm, static_params, res.params, losses_c,
                         name)) {
-          solved = std::move(ws);
+          solved = true;
           res.percdamp = percdamp;
           res.damp = damp;
           break;
@@ -248,9 +291,8 @@ class Gptq {
       res.column_losses.resize(static_cast<std::size_t>(cols));
       res.group_index.resize(static_cast<std::size_t>(cols));
       res.weights.resize(rows, cols);
-      backend::detail::advise_huge_pages(res.weights.data(), static_cast<std::size_t>(rows * cols) * sizeof(float));
-      detail::unpermute(solved->quantized(), backend_order, res.weights);
-      solved.reset();
+      backend::detail::prefault(res.weights.data(), static_cast<std::size_t>(rows * cols) * sizeof(float));
+      detail::unpermute(ws.quantized(), backend_order, res.weights);
       for (Index p = 0; p < cols; ++p) {
         const Index c = perm[static_cast<std::size_t>(p)];
         res.column_losses[static_cast<std::size_t>(c)] = losses_c[static_cast<std::size_t>(p)];
@@ -302,16 +344,19 @@ class Gptq {
     using ::Eigen::MatrixXf;
     const Quantizer<Format, PerChannel, ScaleSearch> row_quantizer(PerChannel{}, search_);
     const ScaleLayout::Kind kind = params.layout.kind;
-    const auto qmin = static_cast<float>(Format::qmin), qmax = static_cast<float>(Format::qmax);
     losses_c.assign(static_cast<std::size_t>(cols), 0.0);
 
-    std::vector<GridStep> steps(static_cast<std::size_t>(rows), GridStep::make(1.0f, Format::division));
-    Index current = -1;  // group whose scales are in `steps`
+    // Each row's grid step as two arrays (scale, factor), so that a column is
+    // quantized with one vector kernel.
+    std::vector<float> step_scale(static_cast<std::size_t>(rows)), step_factor(static_cast<std::size_t>(rows));
+    Index current = -1;  // group whose scales are in the step arrays
     auto load_steps = [&](const std::vector<float>& scales, Index g) {
       for (Index r = 0; r < rows; ++r) {
         const float s = kind == ScaleLayout::Kind::tensor ? scales[0]
                                                           : scales[static_cast<std::size_t>(r * groups + g)];
-        steps[static_cast<std::size_t>(r)] = GridStep::make(s, Format::division);
+        const GridStep step = GridStep::make(s, Format::division);
+        step_scale[static_cast<std::size_t>(r)] = step.scale;
+        step_factor[static_cast<std::size_t>(r)] = step.factor;
       }
       current = g;
     };
@@ -349,8 +394,8 @@ class Gptq {
           }
         }
         const float d = u1(i, i);
-        for (Index r = 0; r < rows; ++r)
-          qcol[r] = kernels::fake_quantize_one(w1(r, i), steps[static_cast<std::size_t>(r)], qmin, qmax);
+        kernels::fake_quantize_each(w1.col(i).data(), qcol.data(), rows, step_scale.data(), step_factor.data(),
+                                    Format::division, Format::qmin, Format::qmax);
         q1.col(i) = qcol;
         err.col(i) = (w1.col(i) - qcol) / d;
         losses_c[static_cast<std::size_t>(p)] = 0.5 * err.col(i).template cast<double>().squaredNorm();
@@ -371,9 +416,17 @@ class Gptq {
     return true;
   }
 
+  /// The workspace kept between calls; created on first use (a backend's
+  /// workspace may hold device handles).
+  struct WorkspaceCache {
+    std::mutex mutex;
+    std::unique_ptr<workspace_type> workspace;
+  };
+
   GptqOptions options_{};
   [[no_unique_address]] Granularity granularity_{};
   [[no_unique_address]] ScaleSearch search_{};
+  std::shared_ptr<WorkspaceCache> cache_ = std::make_shared<WorkspaceCache>();
 };
 
 }  // namespace lowbit

@@ -8,6 +8,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "lowbit/core/matrix_view.hpp"
+#include "lowbit/quant/kernels.hpp"
 
 namespace lowbit {
 
@@ -54,30 +55,50 @@ inline void histc_scalar(const float* x, Index n, Histogram& h) {
 /// fl(a/span) for a ≤ bins ≤ 4096, so the two truncate differently only when
 /// m lies within 1e-3 of an integer; such vectors (a few percent) are redone
 /// with the exact division, keeping torch.histc's bins bit for bit.
+///
+/// The counting runs one step behind the binning, a block of `block` values at a
+/// time: the indices of a block are all stored before the first is read back, so
+/// the scalar loads find them in L1 instead of waiting for a store to forward
+/// (that wait made the counting ~1.3× slower). Long inputs are read in aligned vectors
+/// (see head_to_align).
 inline void histc(const float* x, Index n, Histogram& h) {
-  using simd = xsimd::batch<float>;
-  constexpr Index lanes = static_cast<Index>(simd::size);
+  constexpr Index block = 128;
+  static_assert(block % lanes == 0 && block % 4 == 0);
   const Index bins = h.bins();
   if (bins > 4096) {  // the error bound above assumes small bin counts
     histc_scalar(x, n, h);
     return;
   }
-  const Index stride = bins + 2;  // slot `bins` takes x == hi, `bins + 1` the rejects
+  // Slot `bins` takes x == hi, `bins + 1` the rejects; rows padded to whole cache lines.
+  const Index stride = (bins + 2 + 15) / 16 * 16;
   std::vector<std::uint32_t> sub(static_cast<std::size_t>(4 * stride), 0u);
+  std::uint32_t* s0 = sub.data();
+  std::uint32_t* s1 = s0 + stride;
+  std::uint32_t* s2 = s1 + stride;
+  std::uint32_t* s3 = s2 + stride;
   const float span_f = h.hi - h.lo;
   const simd lo(h.lo), hi(h.hi), nb(static_cast<float>(bins)), span(span_f), inv(1.0f / span_f);
   const simd reject(static_cast<float>(bins + 1)), guard(1e-3f), one(1.0f);
-  alignas(64) std::int32_t idx[simd::size];
-  Index i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    const simd v = simd::load_unaligned(x + i);
-    const auto inside = (v >= lo) & (v <= hi);
-    const simd a = (v - lo) * nb;
-    simd pos = a * inv;
-    const simd frac = pos - xsimd::floor(pos);
-    if (xsimd::any(inside & ((frac < guard) | (frac > one - guard)))) pos = a / span;
-    xsimd::to_int(xsimd::select(inside, pos, reject)).store_aligned(idx);
-    for (Index k = 0; k < lanes; ++k) ++sub[static_cast<std::size_t>((k & 3) * stride + idx[k])];
+  const Index head = n >= align_from ? head_to_align(x, n) : 0;
+  histc_scalar(x, head, h);
+  alignas(64) std::int32_t idx[block];
+  Index i = head;
+  for (; i + block <= n; i += block) {
+    for (Index j = 0; j < block; j += lanes) {
+      const simd v = simd::load_unaligned(x + i + j);
+      const auto inside = (v >= lo) & (v <= hi);
+      const simd a = (v - lo) * nb;
+      simd pos = a * inv;
+      const simd frac = pos - xsimd::floor(pos);
+      if (xsimd::any(inside & ((frac < guard) | (frac > one - guard)))) pos = a / span;
+      xsimd::to_int(xsimd::select(inside, pos, reject)).store_aligned(idx + j);
+    }
+    for (Index k = 0; k < block; k += 4) {
+      ++s0[idx[k]];
+      ++s1[idx[k + 1]];
+      ++s2[idx[k + 2]];
+      ++s3[idx[k + 3]];
+    }
   }
   for (Index c = 0; c < 4; ++c) {
     const std::uint32_t* s = sub.data() + c * stride;

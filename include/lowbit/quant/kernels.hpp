@@ -6,10 +6,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 
 #include <xsimd/xsimd.hpp>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "lowbit/core/matrix_view.hpp"
 #include "lowbit/quant/format.hpp"
@@ -51,56 +56,80 @@ inline SliceStats stats_scalar(const float* x, Index n) {
   return s;
 }
 
-/// Min, max and finiteness in one pass. x * 0 is NaN exactly when x is NaN or
-/// ±inf, so one accumulated sum of those products flags every non-finite value.
-/// Four independent accumulator sets keep the loop at memory speed rather than
-/// at the latency of one min/max chain.
-inline SliceStats stats(const float* x, Index n) {
-  constexpr int ways = 4;
-  const simd zero(0.0f);
-  simd vmin[ways], vmax[ways], poison[ways];
-  for (int k = 0; k < ways; ++k) {
-    vmin[k] = simd(std::numeric_limits<float>::infinity());
-    vmax[k] = simd(-std::numeric_limits<float>::infinity());
-    poison[k] = zero;
-  }
-  Index i = 0;
-  for (; i + ways * lanes <= n; i += ways * lanes)
-    for (int k = 0; k < ways; ++k) {
-      const simd v = simd::load_unaligned(x + i + k * lanes);
-      vmin[k] = xsimd::min(vmin[k], v);
-      vmax[k] = xsimd::max(vmax[k], v);
-      poison[k] += v * zero;
-    }
-  for (; i + lanes <= n; i += lanes) {
-    const simd v = simd::load_unaligned(x + i);
-    vmin[0] = xsimd::min(vmin[0], v);
-    vmax[0] = xsimd::max(vmax[0], v);
-    poison[0] += v * zero;
-  }
-  for (int k = 1; k < ways; ++k) {
-    vmin[0] = xsimd::min(vmin[0], vmin[k]);
-    vmax[0] = xsimd::max(vmax[0], vmax[k]);
-    poison[0] += poison[k];
-  }
-  alignas(64) float lo[simd::size], hi[simd::size], bad[simd::size];
-  vmin[0].store_aligned(lo);
-  vmax[0].store_aligned(hi);
-  poison[0].store_aligned(bad);
-  SliceStats s = stats_scalar(x + i, n - i);
-  for (std::size_t k = 0; k < simd::size; ++k) {
-    s.min = std::min(s.min, lo[k]);
-    s.max = std::max(s.max, hi[k]);
-    if (bad[k] != 0.0f) s.finite = false;  // NaN != 0
-  }
-  return s;
-}
-
 /// Index of the first non-finite value, or n.
 inline Index first_non_finite(const float* x, Index n) {
   for (Index i = 0; i < n; ++i)
     if (!std::isfinite(x[i])) return i;
   return n;
+}
+
+/// Number of leading elements to handle one by one so that x + head is aligned to
+/// a whole SIMD vector (n if x is not even float-aligned). A vector load that
+/// straddles two cache lines costs two: on a stream from memory that alone makes a
+/// pass over a malloc'ed (16-byte aligned) buffer up to twice as slow.
+inline Index head_to_align(const float* x, Index n) {
+  constexpr auto bytes = static_cast<std::uintptr_t>(sizeof(simd));
+  const auto addr = reinterpret_cast<std::uintptr_t>(x);
+  if (addr % sizeof(float) != 0) return n;
+  return std::min(n, static_cast<Index>((bytes - addr % bytes) % bytes / sizeof(float)));
+}
+
+/// Slices shorter than this are not peeled to alignment: for a group of 128 the
+/// scalar head and tail would cost more than the split loads they avoid.
+inline constexpr Index align_from = 512;
+
+inline SliceStats merge(SliceStats a, SliceStats b) {
+  return {std::min(a.min, b.min), std::max(a.max, b.max), a.finite && b.finite};
+}
+
+/// Min, max and finiteness in one read-only pass (aligned vectors for long slices). Four
+/// independent accumulator sets keep the loop at memory speed rather than at the
+/// latency of one min/max chain. Finiteness costs one add per vector: the sum of
+/// the values is NaN or ±inf if any value is, and otherwise only when the sum
+/// itself overflows, a case then settled exactly by first_non_finite.
+inline SliceStats stats(const float* x, Index n) {
+  const Index head = n >= align_from ? head_to_align(x, n) : 0;
+  SliceStats s = stats_scalar(x, head);
+  const float* a = x + head;
+  const Index m = n - head;
+  constexpr int ways = 4;
+  simd lo0(std::numeric_limits<float>::infinity()), lo1 = lo0, lo2 = lo0, lo3 = lo0;
+  simd hi0(-std::numeric_limits<float>::infinity()), hi1 = hi0, hi2 = hi0, hi3 = hi0;
+  simd sum(0.0f);
+  Index i = 0;
+  for (; i + ways * lanes <= m; i += ways * lanes) {
+    const simd v0 = simd::load_unaligned(a + i), v1 = simd::load_unaligned(a + i + lanes);
+    const simd v2 = simd::load_unaligned(a + i + 2 * lanes), v3 = simd::load_unaligned(a + i + 3 * lanes);
+    lo0 = xsimd::min(lo0, v0);
+    lo1 = xsimd::min(lo1, v1);
+    lo2 = xsimd::min(lo2, v2);
+    lo3 = xsimd::min(lo3, v3);
+    hi0 = xsimd::max(hi0, v0);
+    hi1 = xsimd::max(hi1, v1);
+    hi2 = xsimd::max(hi2, v2);
+    hi3 = xsimd::max(hi3, v3);
+    sum += (v0 + v1) + (v2 + v3);
+  }
+  for (; i + lanes <= m; i += lanes) {
+    const simd v = simd::load_unaligned(a + i);
+    lo0 = xsimd::min(lo0, v);
+    hi0 = xsimd::max(hi0, v);
+    sum += v;
+  }
+  lo0 = xsimd::min(xsimd::min(lo0, lo1), xsimd::min(lo2, lo3));
+  hi0 = xsimd::max(xsimd::max(hi0, hi1), xsimd::max(hi2, hi3));
+  alignas(64) float lo[simd::size], hi[simd::size], total[simd::size];
+  lo0.store_aligned(lo);
+  hi0.store_aligned(hi);
+  sum.store_aligned(total);
+  bool finite = true;
+  for (std::size_t k = 0; k < simd::size; ++k) {
+    s.min = std::min(s.min, lo[k]);
+    s.max = std::max(s.max, hi[k]);
+    finite = finite && std::isfinite(total[k]);
+  }
+  if (!finite) s.finite = s.finite && first_non_finite(a, i) == i;
+  return merge(s, stats_scalar(a + i, m - i));
 }
 
 // ---- fake-quantize ------------------------------------------------------------
@@ -124,22 +153,159 @@ inline simd grid_codes(simd v, simd factor, simd lo, simd hi) {
   return xsimd::clip(xsimd::nearbyint(t), lo, hi) + simd(0.0f);
 }
 
-template <Division D>
-inline void fake_quantize_simd(const float* x, float* y, Index n, GridStep g, int qmin, int qmax) {
+/// How an output is written. `cached`: plain stores, for outputs read again soon.
+/// `streaming`: non-temporal stores, for outputs much larger than the caches; they
+/// skip reading each line before overwriting it (a third of a copy's traffic) and do
+/// not evict the input. Use store_for(bytes) to choose. Streaming stores are weakly
+/// ordered: after the last streaming call, call streaming_fence() before another
+/// thread may read the output (one fence per tensor, not per slice: a fence drains
+/// the write-combining buffers and costs as much as a short slice).
+enum class Store { cached, streaming };
+
+/// Outputs from this size on are streamed (several times a core's L2), when they
+/// are written in runs of at least streaming_run values: a short run (a group of
+/// 128) starts and ends in lines shared with its neighbours, and mixing plain and
+/// streaming stores on one line is slower than either.
+inline constexpr std::size_t streaming_bytes = std::size_t{8} << 20;
+inline constexpr Index streaming_run = 1024;
+inline Store store_for(std::size_t bytes, Index run = streaming_run) {
+  return bytes >= streaming_bytes && run >= streaming_run ? Store::streaming : Store::cached;
+}
+
+/// Non-temporal store of one aligned vector where the ISA has one (x86), else a
+/// plain aligned store.
+template <class Batch>
+inline void store_streaming(float* p, const Batch& v) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(Batch) == 64) {
+    _mm512_stream_ps(p, v);
+    return;
+  }
+#endif
+#if defined(__AVX__)
+  if constexpr (sizeof(Batch) == 32) {
+    _mm256_stream_ps(p, v);
+    return;
+  }
+#endif
+#if defined(__SSE__)
+  if constexpr (sizeof(Batch) == 16) {
+    _mm_stream_ps(p, v);
+    return;
+  }
+#endif
+  v.store_aligned(p);
+}
+
+/// Orders streaming stores before later stores (other threads may read the output
+/// once this thread signals it is done).
+inline void streaming_fence() {
+#if defined(__SSE__)
+  _mm_sfence();
+#endif
+}
+
+// ---- large outputs: huge pages and prefaulting ---------------------------------
+
+/// Asks the kernel to back [p, p + bytes) with transparent huge pages (Linux;
+/// a hint, harmless elsewhere). Call before the memory is first touched.
+inline void advise_huge_pages(void* p, std::size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + huge - 1) / huge * huge;
+  const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) / huge * huge;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+/// Maps in [p, p + bytes) now, as transparent huge pages where the kernel has them:
+/// one madvise(MADV_POPULATE_WRITE) call (Linux ≥ 5.14) instead of a trap per page
+/// at first touch. Contents are kept. A hint: harmless where unsupported.
+inline void prefault(void* p, std::size_t bytes) {
+  advise_huge_pages(p, bytes);
+#if defined(__linux__)
+#ifndef MADV_POPULATE_WRITE
+  constexpr int populate_write = 23;  // from <linux/mman.h>, for older C libraries
+#else
+  constexpr int populate_write = MADV_POPULATE_WRITE;
+#endif
+  constexpr std::uintptr_t page = 4096;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) / page * page;
+  const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) / page * page;
+  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, populate_write);
+#endif
+}
+
+template <Division D, Store S>
+inline void fake_quantize_simd(const float* x, float* y, Index n, GridStep g, int qmin, int qmax,
+                               const float* prefetch) {
   const simd factor(g.factor), scale(g.scale);
   const simd lo(static_cast<float>(qmin)), hi(static_cast<float>(qmax));
-  Index i = 0;
-  for (; i + lanes <= n; i += lanes)
-    (grid_codes<D>(simd::load_unaligned(x + i), factor, lo, hi) * scale).store_unaligned(y + i);
+  // Aligned stores (and loads, when x is aligned alike); streaming stores need them.
+  Index i = S == Store::streaming || n >= align_from ? head_to_align(y, n) : 0;
+  fake_quantize_scalar(x, y, i, g, qmin, qmax);
+  for (; i + lanes <= n; i += lanes) {
+    if (prefetch != nullptr) __builtin_prefetch(prefetch + i);
+    const simd q = grid_codes<D>(simd::load_unaligned(x + i), factor, lo, hi) * scale;
+    if constexpr (S == Store::streaming)
+      store_streaming(y + i, q);
+    else
+      q.store_unaligned(y + i);
+  }
   fake_quantize_scalar(x + i, y + i, n - i, g, qmin, qmax);
 }
 
-/// Fake-quantizes n values (x and y may alias).
-inline void fake_quantize(const float* x, float* y, Index n, GridStep g, int qmin, int qmax) {
-  if (g.division == Division::reciprocal)
-    fake_quantize_simd<Division::reciprocal>(x, y, n, g, qmin, qmax);
+/// Fake-quantizes n values (x and y may alias). With Store::streaming the caller
+/// ends with streaming_fence(). `prefetch`, if given, points to n
+/// floats that the caller reads next (the next row of a per-channel pass): they are
+/// fetched into cache while this slice is computed, so that the next scale search
+/// reads from cache instead of waiting on memory.
+inline void fake_quantize(const float* x, float* y, Index n, GridStep g, int qmin, int qmax,
+                          Store store = Store::cached, const float* prefetch = nullptr) {
+  const bool reciprocal = g.division == Division::reciprocal;
+  if (store == Store::streaming) {
+    if (reciprocal)
+      fake_quantize_simd<Division::reciprocal, Store::streaming>(x, y, n, g, qmin, qmax, prefetch);
+    else
+      fake_quantize_simd<Division::exact, Store::streaming>(x, y, n, g, qmin, qmax, prefetch);
+  } else {
+    if (reciprocal)
+      fake_quantize_simd<Division::reciprocal, Store::cached>(x, y, n, g, qmin, qmax, prefetch);
+    else
+      fake_quantize_simd<Division::exact, Store::cached>(x, y, n, g, qmin, qmax, prefetch);
+  }
+}
+
+/// Fake-quantizes n values, each with its own grid step (scale[i], factor[i] as
+/// GridStep::make gives them): a GPTQ column, whose rows have their own scales.
+inline void fake_quantize_each_scalar(const float* x, float* y, Index n, const float* scale, const float* factor,
+                                      Division d, int qmin, int qmax) {
+  for (Index i = 0; i < n; ++i)
+    y[i] = fake_quantize_one(x[i], GridStep{scale[i], factor[i], d}, static_cast<float>(qmin),
+                             static_cast<float>(qmax));
+}
+
+template <Division D>
+inline void fake_quantize_each_simd(const float* x, float* y, Index n, const float* scale, const float* factor,
+                                    int qmin, int qmax) {
+  const simd lo(static_cast<float>(qmin)), hi(static_cast<float>(qmax));
+  Index i = 0;
+  for (; i + lanes <= n; i += lanes)
+    (grid_codes<D>(simd::load_unaligned(x + i), simd::load_unaligned(factor + i), lo, hi) *
+     simd::load_unaligned(scale + i))
+        .store_unaligned(y + i);
+  fake_quantize_each_scalar(x + i, y + i, n - i, scale + i, factor + i, D, qmin, qmax);
+}
+
+inline void fake_quantize_each(const float* x, float* y, Index n, const float* scale, const float* factor,
+                               Division d, int qmin, int qmax) {
+  if (d == Division::reciprocal)
+    fake_quantize_each_simd<Division::reciprocal>(x, y, n, scale, factor, qmin, qmax);
   else
-    fake_quantize_simd<Division::exact>(x, y, n, g, qmin, qmax);
+    fake_quantize_each_simd<Division::exact>(x, y, n, scale, factor, qmin, qmax);
 }
 
 // ---- integer codes ------------------------------------------------------------

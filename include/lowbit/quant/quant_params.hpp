@@ -40,21 +40,31 @@ struct QuantParams {
   void apply(ConstMatrixView w, MatrixView out) const {
     check_shape(w, "input");
     detail::check_same_shape(w, out, "QuantParams::apply");
+    const kernels::Store store =
+        kernels::store_for(static_cast<std::size_t>(w.size()) * sizeof(float),
+                           layout.kind == ScaleLayout::Kind::group ? layout.group_size : w.cols);
     if (layout.kind == ScaleLayout::Kind::tensor) {
       const GridStep g = GridStep::make(scales.at(0), format.division);
-      kernels::fake_quantize(w.data, out.data, w.size(), g, format.qmin, format.qmax);
-      return;
+      kernels::fake_quantize(w.data, out.data, w.size(), g, format.qmin, format.qmax, store);
+    } else {
+      for_each_run([&](Index r, Index c0, Index c1, float s) {
+        kernels::fake_quantize(w.row(r) + c0, out.row(r) + c0, c1 - c0, GridStep::make(s, format.division),
+                               format.qmin, format.qmax, store);
+      });
     }
-    for_each_run([&](Index r, Index c0, Index c1, float s) {
-      kernels::fake_quantize(w.row(r) + c0, out.row(r) + c0, c1 - c0,
-                             GridStep::make(s, format.division), format.qmin, format.qmax);
-    });
+    if (store == kernels::Store::streaming) kernels::streaming_fence();
   }
 
   /// Signed integer codes of w (rows × cols, row-major).
   [[nodiscard]] std::vector<std::int8_t> codes(ConstMatrixView w) const {
     check_shape(w, "input");
-    std::vector<std::int8_t> q(static_cast<std::size_t>(w.size()));
+    const auto n = static_cast<std::size_t>(w.size());
+    std::vector<std::int8_t> q;
+    if (n >= kernels::streaming_bytes) {  // fresh pages in one call, not one fault per 4 KiB
+      q.reserve(n);
+      kernels::prefault(q.data(), n);
+    }
+    q.resize(n);
     for_each_run([&](Index r, Index c0, Index c1, float s) {
       kernels::codes(w.row(r) + c0, q.data() + r * w.cols + c0, c1 - c0,
                      GridStep::make(s, format.division), format.qmin, format.qmax);

@@ -1,6 +1,7 @@
 // Quantizer<Format, Granularity, ScaleSearch>: the composed fake-quantizer.
 #pragma once
 
+#include <algorithm>
 #include <string_view>
 #include <vector>
 
@@ -67,16 +68,25 @@ class Quantizer {
       p.apply(w, out);
       return p;
     }
-    // Per row: the scales of a row are found and applied while it is in cache.
+    // One pass: each run's scale is found and applied while the run is in cache.
+    // Large outputs are streamed past the cache, and while a run is written the
+    // next one is prefetched, so that its scale search does not wait on memory.
     QuantParams p{Format::info(), layout_for(w, name), {}};
     p.scales.resize(static_cast<std::size_t>(p.layout.num_scales()));
+    const kernels::Store store = kernels::store_for(static_cast<std::size_t>(w.size()) * sizeof(float),
+                                                    std::min(p.layout.group_size, w.cols));
+    const float* end = w.data + w.size();
     std::size_t k = 0;
     p.for_each_run([&](Index r, Index c0, Index c1, float) {
-      const float s = slice_scale(w, r, c0, c1 - c0, name);
+      const Index n = c1 - c0;
+      const float s = slice_scale(w, r, c0, n, name);
       p.scales[k++] = s;
-      kernels::fake_quantize(w.row(r) + c0, out.row(r) + c0, c1 - c0, GridStep::make(s, Format::division),
-                             Format::qmin, Format::qmax);
+      const float* x = w.row(r) + c0;
+      const float* next = store == kernels::Store::streaming && end - (x + n) >= n ? x + n : nullptr;
+      kernels::fake_quantize(x, out.row(r) + c0, n, GridStep::make(s, Format::division), Format::qmin,
+                             Format::qmax, store, next);
     });
+    if (store == kernels::Store::streaming) kernels::streaming_fence();
     return p;
   }
 
