@@ -8,8 +8,13 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh clang
 build=${LOWBIT_BUILD_DIR:-build/release}
 jobs=${LOWBIT_JOBS:-$(nproc)}
+# The CUDA backend is compiled (and its tests skip without a GPU) wherever the
+# toolkit is installed; LOWBIT_CUDA=OFF in the environment turns that off.
+cuda=OFF
+if [ "${LOWBIT_CUDA:-}" != OFF ] && [ -x /usr/local/cuda/bin/nvcc ]; then cuda=ON; fi
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOWBIT_BUILD_TESTS=ON \
-      -DLOWBIT_BUILD_BENCHMARKS=ON -DLOWBIT_BUILD_EXAMPLES=ON
+      -DLOWBIT_BUILD_BENCHMARKS=ON -DLOWBIT_BUILD_EXAMPLES=ON -DLOWBIT_CUDA=$cuda \
+      -DCUDAToolkit_ROOT=/usr/local/cuda
 cmake --build "$build" -j "$jobs"
 cd "$build"
 ctest --output-on-failure -j "$jobs"

@@ -9,4 +9,7 @@
 #include "lowbit/nn.hpp"
 #include "lowbit/quant.hpp"
 #include "lowbit/text.hpp"
+#include "lowbit/train.hpp"
 #include "lowbit/version.hpp"
+// The study (<lowbit/study.hpp>) is separate: its runner instantiates every policy
+// combination, which is costly to compile.
