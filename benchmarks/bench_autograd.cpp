@@ -2,7 +2,7 @@
 // batch 1) through lowbit::autograd, next to one Eigen GEMM of the block's largest
 // shape in the same run. Model FLOPs = 3 × forward FLOPs (linear layers + attention
 // with the full T×T score product); PyTorch 1.13 figures come from
-// scripts/bench/torch_block.py on the same shapes and thread counts (docs/perf/autograd.md).
+// scripts/bench/torch_block.py on the same shapes and thread counts (docs/performance.md).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>

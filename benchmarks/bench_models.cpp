@@ -5,7 +5,7 @@
 // limit of a forward pass. Thread counts 1 and 2 (autograd::set_num_threads).
 //
 //   build/dev/benchmarks/bench_models --benchmark_counters_tabular=true
-// (LOWBIT_BENCH_TOKENS=256 for a shorter window.) Figures: docs/perf/models.md.
+// (LOWBIT_BENCH_TOKENS=256 for a shorter window.) Figures: docs/performance.md.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
