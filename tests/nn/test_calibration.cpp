@@ -19,6 +19,7 @@
 #include "lowbit/nn/calibration.hpp"
 #include "lowbit/text/llama2c_tokenizer.hpp"
 #include "lowbit/text/tinystories.hpp"
+#include "tiny_config.hpp"
 
 namespace {
 
@@ -29,19 +30,7 @@ using lowbit::nn::CalibrationOrder;
 using lowbit::nn::LinearLayer;
 using lowbit::nn::Transformer;
 
-lowbit::nn::TransformerConfig tiny(Architecture arch) {
-  lowbit::nn::TransformerConfig c;
-  c.arch = arch;
-  c.dim = 16;
-  c.hidden = 40;
-  c.layers = 2;
-  c.heads = 4;
-  c.kv_heads = arch == Architecture::gpt2 ? 4 : 2;
-  c.vocab = 23;
-  c.context = 12;
-  c.tied_head = arch == Architecture::gpt2;
-  return c;
-}
+using lowbit::test::tiny_config;
 
 // Random token windows of unequal lengths (full context and shorter), so that
 // batching groups lengths and splits groups.
@@ -107,7 +96,7 @@ void rtn_int2(const LinearLayer& l) {
 
 TEST_CASE("calibration, parallel order: each layer's Hessian is (2/n)·ΣXᵀX of its inputs, n = windows") {
   for (auto arch : {Architecture::gpt2, Architecture::llama}) {
-    Transformer m(tiny(arch), 5);
+    Transformer m(tiny_config(arch), 5);
     const auto w = random_windows(m.config().vocab, kLengths, 1);
     Recorder rec;
     lowbit::nn::CalibrationOptions o;
@@ -125,7 +114,7 @@ TEST_CASE("calibration, parallel order: each layer's Hessian is (2/n)·ΣXᵀX o
           CHECK(total == m.linear_layers().size());
           progress.push_back(done);
         });
-    const Transformer fresh(tiny(arch), 5);
+    const Transformer fresh(tiny_config(arch), 5);
     REQUIRE(rec.names.size() == fresh.linear_layers().size());
     REQUIRE(progress.size() == rec.names.size());
     const auto by_layer = lowbit::nn::layer_hessians(fresh, w.spans, 3);
@@ -144,7 +133,7 @@ TEST_CASE("calibration, parallel order: each layer's Hessian is (2/n)·ΣXᵀX o
 
 TEST_CASE("calibration, sequential order: a layer sees its inputs with every earlier stage already quantized") {
   for (auto arch : {Architecture::gpt2, Architecture::llama}) {
-    Transformer m(tiny(arch), 9);
+    Transformer m(tiny_config(arch), 9);
     const auto w = random_windows(m.config().vocab, kLengths, 2);
     Recorder rec;
     lowbit::nn::CalibrationOptions o;  // sequential by default
@@ -154,7 +143,7 @@ TEST_CASE("calibration, sequential order: a layer sees its inputs with every ear
       rec.hessians.push_back(h);
       rtn_int2(l);
     }, o);
-    const Transformer original(tiny(arch), 9);
+    const Transformer original(tiny_config(arch), 9);
     REQUIRE(rec.names.size() == original.linear_layers().size());
     const auto parallel = lowbit::nn::layer_hessians(original, w.spans);
     // Every layer after the first stage: by hand from a model whose layers of
@@ -163,7 +152,7 @@ TEST_CASE("calibration, sequential order: a layer sees its inputs with every ear
     for (std::size_t i = 0; i < rec.names.size(); ++i) {
       const LinearLayer& target = original.linear_layers()[i];
       if (target.block == 0 && target.stage == 0) continue;
-      Transformer partly(tiny(arch), 9);
+      Transformer partly(tiny_config(arch), 9);
       for (const auto& l : partly.linear_layers())
         if (l.block * 4 + l.stage < target.block * 4 + target.stage) rtn_int2(l);
       const auto want = hessian_by_hand(partly, target.name, w.spans);
@@ -177,7 +166,7 @@ TEST_CASE("calibration, sequential order: a layer sees its inputs with every ear
     CHECK(relative_difference(rec.hessians[0].matrix, parallel[0].matrix.cast<double>()) < 1e-6);
     // And the model ends up with every layer replaced.
     for (std::size_t i = 0; i < rec.names.size(); ++i) {
-      Transformer q(tiny(arch), 9);
+      Transformer q(tiny_config(arch), 9);
       rtn_int2(q.linear_layers()[i]);
       const auto a = m.linear_layers()[i].weight->values(), b = q.linear_layers()[i].weight->values();
       CHECK(std::equal(a.begin(), a.end(), b.begin()));
@@ -189,7 +178,7 @@ TEST_CASE("calibration: with a solve that keeps the weights, sequential and para
   for (auto arch : {Architecture::gpt2, Architecture::llama}) {
     std::vector<Hessian> seq, par;
     for (auto order : {CalibrationOrder::sequential, CalibrationOrder::parallel}) {
-      Transformer m(tiny(arch), 4);
+      Transformer m(tiny_config(arch), 4);
       const auto w = random_windows(m.config().vocab, kLengths, 3);
       lowbit::nn::CalibrationOptions o;
       o.order = order;
@@ -211,7 +200,7 @@ TEST_CASE("calibration: with a solve that keeps the weights, sequential and para
 }
 
 TEST_CASE("calibration: bad windows and options raise lowbit::Error naming the problem") {
-  Transformer m(tiny(Architecture::llama), 1);
+  Transformer m(tiny_config(Architecture::llama), 1);
   const auto none = [](const LinearLayer&, const Hessian&) {};
   const std::vector<int> ok{1, 2, 3}, too_long(13, 1), out_of_vocab{1, 23, 2}, negative{-1, 2};
   const std::vector<int> empty;

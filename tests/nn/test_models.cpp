@@ -12,6 +12,7 @@
 
 #include "../io/shared_data.hpp"
 #include "../support/fixture.hpp"
+#include "tiny_config.hpp"
 #include "lowbit/io/file.hpp"
 #include "lowbit/autograd/cross_entropy.hpp"
 #include "lowbit/nn.hpp"
@@ -84,19 +85,7 @@ void check_hf_reference(const std::string& name, int ctx) {
   CHECK(worst <= 1e-4 * std::max(1.0, scale));
 }
 
-lowbit::nn::TransformerConfig tiny_config(lowbit::nn::Architecture arch) {
-  lowbit::nn::TransformerConfig c;
-  c.arch = arch;
-  c.dim = 16;
-  c.hidden = 40;
-  c.layers = 2;
-  c.heads = 4;
-  c.kv_heads = arch == lowbit::nn::Architecture::gpt2 ? 4 : 2;
-  c.vocab = 23;
-  c.context = 12;
-  c.tied_head = arch == lowbit::nn::Architecture::gpt2;
-  return c;
-}
+using lowbit::test::tiny_config;
 
 fs::path temp_dir(const std::string& tag) {
   const auto d = fs::temp_directory_path() / ("lowbit_nn_" + tag + "_" + std::to_string(::getpid()));

@@ -337,6 +337,16 @@ class StudyRunner {
     return true;
   }
 
+  /// Q(W) into every registered layer — RTN, and QAFT's final weights — and, with
+  /// --save, their integer codes.
+  template <class Quant>
+  void round_layers(const Quant& quantizer, std::vector<QuantizedTensor>& packed) {
+    for (const auto& l : model_.linear_layers()) {
+      if (o_.save) packed.push_back(quantizer.quantize(l.weight->matrix(), l.name));
+      quantizer.fake_quantize_in_place(l.weight->matrix(), l.name);
+    }
+  }
+
   UnitResult rtn(const QuantChoice& q) {
     UnitResult u;
     u.method = "rtn";
@@ -344,12 +354,7 @@ class StudyRunner {
     model_.restore(fp_);
     const auto t0 = clock::now();
     std::vector<QuantizedTensor> packed;
-    with_quantizer(q, [&](const auto& quantizer) {
-      for (const auto& l : model_.linear_layers()) {
-        if (o_.save) packed.push_back(quantizer.quantize(l.weight->matrix(), l.name));
-        quantizer.fake_quantize_in_place(l.weight->matrix(), l.name);
-      }
-    });
+    with_quantizer(q, [&](const auto& quantizer) { round_layers(quantizer, packed); });
     u.seconds["quantize"] = std::chrono::duration<double>(clock::now() - t0).count();
     finish_unit(u, key("rtn", q.bits), packed);
     return u;
@@ -452,10 +457,7 @@ class StudyRunner {
         check_stop();
       });
       u.seconds["train"] = std::chrono::duration<double>(clock::now() - t0).count();
-      for (const auto& l : model_.linear_layers()) {
-        if (o_.save) packed.push_back(quantizer.quantize(l.weight->matrix(), l.name));
-        quantizer.fake_quantize_in_place(l.weight->matrix(), l.name);
-      }
+      round_layers(quantizer, packed);
     });
     finish_unit(u, lr_key(q.bits, lr), packed);
     return u;
