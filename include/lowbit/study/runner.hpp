@@ -115,7 +115,8 @@ inline io::Json run_identity(const StudySetup& s) {
 class StudyRunner {
  public:
   StudyRunner(StudySetup& setup, const std::atomic<bool>* stop = nullptr, FILE* log = stderr)
-      : s_(setup), o_(setup.options), model_(setup.model), stop_(stop), log_(log), fp_(model_.snapshot()) {}
+      : s_(setup), o_(setup.options), model_(setup.model), stop_(stop), log_(log), fp_(model_.snapshot()),
+        fp_linear_(linear_weights(model_)) {}
 
   StudyResults run() {
     check_identity();
@@ -250,7 +251,7 @@ class StudyRunner {
       model_.restore(cur);
       u.seconds["test_hessians"] = std::chrono::duration<double>(clock::now() - t0).count();
     }
-    const auto fp_linear = fp_linear_weights();
+    const auto& fp_linear = fp_linear_;
     double total = 0;
     u.layers.clear();
     for (std::size_t i = 0; i < model_.linear_layers().size(); ++i) {
@@ -285,13 +286,10 @@ class StudyRunner {
     u.weight_bytes = bytes;
   }
 
-  std::vector<std::vector<float>> fp_linear_weights() const {
-    // fp_ holds every parameter in creation order; pick the linear weights by name.
+  /// The registered layers' weights, in registry order (taken once, from the fp model).
+  static std::vector<std::vector<float>> linear_weights(const nn::Transformer& m) {
     std::vector<std::vector<float>> out;
-    const auto params = const_cast<nn::Transformer&>(model_).parameters();
-    for (const auto& l : model_.linear_layers())
-      for (std::size_t i = 0; i < params.size(); ++i)
-        if (params[i] == l.weight) out.push_back(fp_[i]);
+    for (const auto& l : m.linear_layers()) out.emplace_back(l.weight->values().begin(), l.weight->values().end());
     return out;
   }
 
@@ -620,6 +618,7 @@ class StudyRunner {
   const std::atomic<bool>* stop_;
   FILE* log_;
   nn::WeightSnapshot fp_;
+  std::vector<std::vector<float>> fp_linear_;  ///< fp_ of the registered layers only
   std::vector<Hessian> test_hessians_;
 };
 
