@@ -283,10 +283,7 @@ void write_log(const fs::path& path, const std::vector<LogRow>& rows) {
 
 // Evenly spaced windows of the validation stream, `tokens` tokens in all.
 std::vector<std::span<const int>> subset(const std::vector<std::span<const int>>& all, long tokens, long context) {
-  const std::size_t k = std::min(all.size(), static_cast<std::size_t>(std::max(1L, tokens / context)));
-  std::vector<std::span<const int>> out;
-  for (std::size_t i = 0; i < k; ++i) out.push_back(all[i * all.size() / k]);
-  return out;
+  return lowbit::text::spread_windows(all, static_cast<std::size_t>(std::max(1L, tokens / context)));
 }
 
 std::string join_args(int argc, char** argv) {

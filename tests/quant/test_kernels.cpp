@@ -3,6 +3,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -222,4 +223,43 @@ TEST_CASE("histc: blocked SIMD binning equals the scalar reference at every offs
         CHECK(a.counts == b.counts);
       }
     }
+}
+
+TEST_CASE("fake_quantize_groups: a row of groups, SIMD (cached and streaming) equals the scalar reference") {
+  const auto x = tricky_values(4200, 0.02f);
+  // An output buffer with room to place the row at any alignment.
+  std::vector<float> out_store(4200 + 64), ref(4200);
+  const auto aligned_at = [&](std::size_t skew) {
+    auto* p = out_store.data();
+    while (reinterpret_cast<std::uintptr_t>(p) % 64 != 0) ++p;
+    return p + skew;
+  };
+  for (const Division d : {Division::reciprocal, Division::exact})
+    for (const Index n : {Index{4096}, Index{4100}, Index{130}, Index{7}})
+      for (const Index group : {Index{128}, Index{32}, Index{48}, Index{100}, Index{1}, Index{5000}})
+        for (const std::size_t skew : {std::size_t{0}, std::size_t{3}})
+          for (const kernels::Store store : {kernels::Store::cached, kernels::Store::streaming}) {
+            CAPTURE(n);
+            CAPTURE(group);
+            CAPTURE(skew);
+            const Index groups = (n + group - 1) / group;
+            const auto raw = test::uniform(static_cast<std::size_t>(groups), 0.005f, 0.05f, 11);
+            std::vector<GridStep> steps;
+            for (float s : raw) steps.push_back(GridStep::make(s, d));
+            float* y = aligned_at(skew);
+            kernels::fake_quantize_groups_scalar(x.data(), ref.data(), n, group, steps.data(), -7, 7);
+            kernels::fake_quantize_groups(x.data(), y, n, group, steps.data(), -7, 7, store, x.data() + n / 2);
+            kernels::streaming_fence();
+            CHECK(std::memcmp(ref.data(), y, static_cast<std::size_t>(n) * sizeof(float)) == 0);
+            // The reference is fake_quantize per group with that group's step.
+            const Index last = (groups - 1) * group;
+            CHECK(ref[static_cast<std::size_t>(last)] ==
+                  kernels::fake_quantize_one(x[static_cast<std::size_t>(last)], steps.back(), -7.0f, 7.0f));
+          }
+  float* y = aligned_at(0);
+  CHECK(kernels::groups_can_stream(y, 4096, 128) == (128 % kernels::lanes == 0));
+  CHECK_FALSE(kernels::groups_can_stream(y + 1, 4096, 128));
+  CHECK_FALSE(kernels::groups_can_stream(y, 4096, 100 * kernels::lanes + 1));
+  GridStep one = GridStep::make(0.1f, Division::reciprocal);
+  CHECK_THROWS_AS(kernels::fake_quantize_groups(x.data(), y, 10, 0, &one, -7, 7), Error);
 }

@@ -177,3 +177,27 @@ TEST_CASE("all-zero tensors: no division by zero, the scale falls back as PyTorc
   check_zero(Quantizer<GptqGrid<4>, PerChannel, AbsMax>{}, 2.0f / 15.0f);
   check_zero(Quantizer<GptqGrid<4>, PerChannel, MseShrink>{}, 2.0f / 15.0f);
 }
+
+TEST_CASE("large weights (streamed output): fake_quantize and apply equal the per-slice scalar reference") {
+  // 1536 × 1600 floats = 9.4 MiB, above kernels::streaming_bytes, so whole rows are
+  // written with streaming stores; 1600 = 12·128 + 64 leaves a tail group per row.
+  const Index rows = 1536, cols = 1600;
+  REQUIRE(static_cast<std::size_t>(rows * cols) * sizeof(float) >= kernels::streaming_bytes);
+  const auto w = test::gaussian(static_cast<std::size_t>(rows * cols), 0.05f, 8);
+  const ConstMatrixView view(w.data(), rows, cols);
+  const auto check_against_reference = [&](const auto& q) {
+    std::vector<float> y(w.size()), applied(w.size()), ref(w.size());
+    const QuantParams p = q.fake_quantize(view, MatrixView(y.data(), rows, cols));
+    CHECK(p.scales == q.params(view).scales);
+    p.apply(view, MatrixView(applied.data(), rows, cols));
+    p.for_each_run([&](Index r, Index c0, Index c1, float s) {
+      kernels::fake_quantize_scalar(w.data() + r * cols + c0, ref.data() + r * cols + c0, c1 - c0,
+                                    GridStep::make(s, p.format.division), p.format.qmin, p.format.qmax);
+    });
+    CHECK(y == ref);
+    CHECK(applied == ref);
+  };
+  check_against_reference(Quantizer<Int<4>, PerGroup<128>>{});
+  check_against_reference(Quantizer<GptqGrid<3>, PerGroup<>, AbsMax>{PerGroup<>{100}});
+  check_against_reference(Quantizer<Int<4>, PerChannel>{});
+}

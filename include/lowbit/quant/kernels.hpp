@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #endif
 
+#include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_view.hpp"
 #include "lowbit/quant/format.hpp"
 
@@ -276,6 +277,63 @@ inline void fake_quantize(const float* x, float* y, Index n, GridStep g, int qmi
       fake_quantize_simd<Division::reciprocal, Store::cached>(x, y, n, g, qmin, qmax, prefetch);
     else
       fake_quantize_simd<Division::exact, Store::cached>(x, y, n, g, qmin, qmax, prefetch);
+  }
+}
+
+/// Fake-quantizes a row of n values in groups of `group` consecutive values, group k
+/// with grid step steps[k] (the last group may be shorter). The reference: one
+/// fake_quantize_scalar per group.
+inline void fake_quantize_groups_scalar(const float* x, float* y, Index n, Index group, const GridStep* steps,
+                                        int qmin, int qmax) {
+  for (Index c0 = 0, k = 0; c0 < n; c0 += group, ++k)
+    fake_quantize_scalar(x + c0, y + c0, std::min(group, n - c0), steps[k], qmin, qmax);
+}
+
+template <Division D, Store S>
+inline void fake_quantize_groups_simd(const float* x, float* y, Index n, Index group, const GridStep* steps,
+                                      int qmin, int qmax, const float* prefetch) {
+  const simd lo(static_cast<float>(qmin)), hi(static_cast<float>(qmax));
+  for (Index c0 = 0, k = 0; c0 < n; c0 += group, ++k) {
+    const Index c1 = std::min(n, c0 + group);
+    const simd factor(steps[k].factor), scale(steps[k].scale);
+    Index i = c0;
+    for (; i + lanes <= c1; i += lanes) {
+      if (prefetch != nullptr) __builtin_prefetch(prefetch + i);
+      const simd q = grid_codes<D>(simd::load_unaligned(x + i), factor, lo, hi) * scale;
+      if constexpr (S == Store::streaming)
+        store_streaming(y + i, q);
+      else
+        q.store_unaligned(y + i);
+    }
+    fake_quantize_scalar(x + i, y + i, c1 - i, steps[k], qmin, qmax);
+  }
+}
+
+/// Whether a row of groups can be written with streaming stores: every vector must
+/// be aligned and lie inside one group (y aligned, group a multiple of the width).
+inline bool groups_can_stream(const float* y, Index n, Index group) {
+  return group % lanes == 0 && head_to_align(y, n) == 0;
+}
+
+/// fake_quantize over a whole row of groups (all steps of one division): one call per
+/// row rather than per group, so a large output streams past the cache in runs of a
+/// row even when the groups are short. Store::streaming falls back to plain stores
+/// for a row that groups_can_stream() rejects; the caller fences as for fake_quantize.
+inline void fake_quantize_groups(const float* x, float* y, Index n, Index group, const GridStep* steps, int qmin,
+                                 int qmax, Store store = Store::cached, const float* prefetch = nullptr) {
+  detail::check(group >= 1, "fake_quantize_groups: group size ", group, " must be positive");
+  if (store == Store::streaming && !groups_can_stream(y, n, group)) store = Store::cached;
+  const bool reciprocal = steps[0].division == Division::reciprocal;
+  if (store == Store::streaming) {
+    if (reciprocal)
+      fake_quantize_groups_simd<Division::reciprocal, Store::streaming>(x, y, n, group, steps, qmin, qmax, prefetch);
+    else
+      fake_quantize_groups_simd<Division::exact, Store::streaming>(x, y, n, group, steps, qmin, qmax, prefetch);
+  } else {
+    if (reciprocal)
+      fake_quantize_groups_simd<Division::reciprocal, Store::cached>(x, y, n, group, steps, qmin, qmax, prefetch);
+    else
+      fake_quantize_groups_simd<Division::exact, Store::cached>(x, y, n, group, steps, qmin, qmax, prefetch);
   }
 }
 

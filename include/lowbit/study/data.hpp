@@ -11,11 +11,19 @@
 //    train split, so calibration windows (random, seeded) come from the first 80% of
 //    validation, hyper-parameters are chosen on its last 20%, and the test split is
 //    reported (../shared/README.md); no separate out-of-domain set.
+//  * GPT-2 models made by lowbit_pretrain (a compact_vocab.json beside config.json):
+//    the Python 3.11 docs they were trained on, split by python-docs-split-v1
+//    (docs/data.md) and mapped to the model's compact ids. Calibration: --calib
+//    windows of --seq-len tokens drawn (seeded) from the train split; validation: 128
+//    windows of the model's context spread evenly over the validation split; test:
+//    the whole test split in windows of the context (the same windows as the model's
+//    results.json "test" figure). Out of domain: WikiText-2 raw test, first windows.
 #pragma once
 
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -25,7 +33,10 @@
 #include "lowbit/nn/config.hpp"
 #include "lowbit/study/options.hpp"
 #include "lowbit/text/gpt2_bpe.hpp"
+#include "lowbit/io/safetensors.hpp"
+#include "lowbit/text/compact_vocab.hpp"
 #include "lowbit/text/llama2c_tokenizer.hpp"
+#include "lowbit/text/python_docs.hpp"
 #include "lowbit/text/tinystories.hpp"
 #include "lowbit/text/wikitext.hpp"
 #include "lowbit/text/windows.hpp"
@@ -60,6 +71,70 @@ inline std::filesystem::path llama2c_tokenizer_path(const std::filesystem::path&
     if (std::filesystem::exists(p)) return p;
   }
   lowbit::detail::fail("no llama2.c tokenizer (tok512.bin or tokenizer.bin) beside the model '", model.string(), "'");
+}
+
+/// The compact vocabulary a lowbit_pretrain model carries beside its config.json.
+inline std::filesystem::path compact_vocab_path(const std::filesystem::path& model) {
+  return model / "compact_vocab.json";
+}
+
+/// Validation windows scored per QAFT epoch and learning rate for Python-docs models.
+inline constexpr std::size_t python_docs_validation_windows = 128;
+
+/// Study data for a model trained by lowbit_pretrain on the Python docs (see above).
+inline StudyData load_python_docs_study_data(const StudyOptions& o, const nn::TransformerConfig& cfg,
+                                             const std::filesystem::path& model,
+                                             const std::filesystem::path& data_dir, long ood_windows, long seq_len) {
+  StudyData d;
+  const long context = cfg.context;
+  const auto vocab = text::CompactVocab::load(compact_vocab_path(model));
+  lowbit::detail::check(vocab.size() == cfg.vocab, "study data: '", compact_vocab_path(model).string(), "' has ",
+                        vocab.size(), " ids but the model in '", model.string(), "' has a vocabulary of ", cfg.vocab);
+  std::optional<text::PythonDocs> docs;
+  try {
+    docs = text::PythonDocs::open(o.corpus.empty() ? std::nullopt : std::optional<std::filesystem::path>(o.corpus));
+  } catch (const Error& e) {
+    throw UsageError(std::string("--corpus: ") + e.what());
+  }
+  const auto tok = text::Gpt2Tokenizer::from_dir(data_dir / "gpt2-bpe");
+  const auto stream = [&](text::Split split) {
+    return d.keep(vocab.to_compact(text::encode_python_docs(*docs, split, tok)));
+  };
+  const auto train = stream(text::Split::train), valid = stream(text::Split::validation),
+             test = stream(text::Split::test);
+  if (static_cast<long>(train.size()) < seq_len)
+    throw UsageError("--corpus " + docs->root().string() + ": the train split holds only " +
+                     std::to_string(train.size()) + " tokens, fewer than one sequence of " + std::to_string(seq_len));
+  d.calibration = text::calibration_windows(train, o.calib, seq_len, o.seed);
+  d.validation = text::spread_windows(text::eval_windows(valid, context), python_docs_validation_windows);
+  d.test = text::eval_windows(test, context);
+  lowbit::detail::check(!d.validation.empty() && !d.test.empty(), "study data: the validation or test split of '",
+                        docs->root().string(), "' is shorter than one window of ", context, " tokens");
+  // The model records the corpus it was trained on; a different corpus (another
+  // python3.11-doc version) changes every split, so the report says so.
+  std::string note;
+  const auto meta = io::SafetensorsFile::open(model / "model.safetensors").metadata();
+  if (const auto it = meta.find("lowbit.corpus_fingerprint"); it != meta.end() && it->second != docs->fingerprint_hex())
+    note = "; NOTE: corpus fingerprint " + docs->fingerprint_hex() + " differs from the model's training corpus " +
+           it->second;
+  d.description = "Python 3.11 docs (" + std::string(text::python_docs_split_version) + ", fingerprint " +
+                  docs->fingerprint_hex() + ", compact vocabulary of " + std::to_string(vocab.size()) + "): " +
+                  std::to_string(o.calib) + " calibration windows of " + std::to_string(seq_len) +
+                  " tokens from the train split (seed " + std::to_string(o.seed) + "), selection on " +
+                  std::to_string(d.validation.size()) + " validation windows, test split in " +
+                  std::to_string(d.test.size()) + " windows of " + std::to_string(context) + note;
+  const auto raw_path = data_dir / "wikitext-2" / "wiki.test.raw";
+  if (ood_windows > 0 && std::filesystem::exists(raw_path)) {
+    std::string raw = text::wikitext_hf_join(io::read_file(raw_path));
+    raw.resize(std::min(raw.size(), static_cast<std::size_t>(ood_windows * context * 8)));
+    const auto t = d.keep(vocab.to_compact(tok.encode(raw)));
+    auto w = text::eval_windows(t, context);
+    if (static_cast<long>(w.size()) > ood_windows) w.resize(static_cast<std::size_t>(ood_windows));
+    d.ood = std::move(w);
+    d.ood_description = "WikiText-2 raw test (GPT-2 BPE, compact ids), first " + std::to_string(d.ood.size()) +
+                        " windows of " + std::to_string(context) + " tokens";
+  }
+  return d;
 }
 
 /// `ood_windows`: how many context-length windows of the out-of-domain text to score.
@@ -116,6 +191,8 @@ inline StudyData load_study_data(const StudyOptions& o, const nn::TransformerCon
     }
     return d;
   }
+  if (std::filesystem::exists(compact_vocab_path(model)))
+    return load_python_docs_study_data(o, cfg, model, data_dir, ood_windows, seq_len);
   lowbit::detail::check(cfg.arch == nn::Architecture::gpt2, "study data: no tokenizer for the Llama model in '",
                         model.string(), "' (Hugging Face Llama tokenizers are not supported; use a llama2.c model "
                         "with its tok512.bin / tokenizer.bin, or a GPT-2 model)");

@@ -33,6 +33,7 @@ struct Granularity {
 struct StudyOptions {
   std::filesystem::path model;  ///< empty: stories260K under the data folder
   std::filesystem::path data;   ///< empty: $LOWBIT_DATA, else ../shared/data
+  std::filesystem::path corpus; ///< Python docs sources for lowbit's own models; empty: $LOWBIT_PYTHON_DOCS, else Debian's
   std::filesystem::path out = "study-out";
   std::vector<int> bits = {8, 6, 4, 3, 2};
   std::vector<Method> methods = {Method::rtn, Method::gptq, Method::qaft};
@@ -56,6 +57,8 @@ inline const char* study_usage() {
   return "usage: lowbit-study [options]\n"
          "  --model DIR|FILE       GPT-2/Llama safetensors folder or llama2.c .bin (default: stories260K)\n"
          "  --data DIR             data folder (default: $LOWBIT_DATA, else ../shared/data)\n"
+         "  --corpus DIR           Python docs sources, for models made by lowbit_pretrain\n"
+         "                         (default: $LOWBIT_PYTHON_DOCS, else /usr/share/doc/python3.11/html/_sources)\n"
          "  --out DIR              results folder (default: study-out); finished units are reused\n"
          "  --bits LIST            e.g. 8,6,4,3,2\n"
          "  --methods LIST         subset of rtn,gptq,qaft\n"
@@ -145,6 +148,9 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
       o.model = value();
     } else if (flag == "--data") {
       o.data = value();
+    } else if (flag == "--corpus") {
+      o.corpus = value();
+      if (o.corpus.empty()) usage_fail(flag, "''", "must name a folder");
     } else if (flag == "--out") {
       o.out = value();
       if (o.out.empty()) usage_fail(flag, "''", "must name a folder");

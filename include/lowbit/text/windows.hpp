@@ -2,6 +2,7 @@
 // (docs/data.md "Evaluation protocol").
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -21,6 +22,16 @@ inline std::vector<std::span<const int>> eval_windows(std::span<const int> token
   for (std::ptrdiff_t s = 0; s + context <= n; s += context)
     w.push_back(tokens.subspan(static_cast<std::size_t>(s), static_cast<std::size_t>(context)));
   return w;
+}
+
+/// At most k of the windows, evenly spread over them (window i*n/k for i < k): a
+/// cheap validation subset that still covers every part of the split.
+inline std::vector<std::span<const int>> spread_windows(const std::vector<std::span<const int>>& all, std::size_t k) {
+  k = std::min(k, all.size());
+  std::vector<std::span<const int>> out;
+  out.reserve(k);
+  for (std::size_t i = 0; i < k; ++i) out.push_back(all[i * all.size() / k]);
+  return out;
 }
 
 /// Uniform integer in [0, bound) from a 64-bit generator, by rejection, so the
