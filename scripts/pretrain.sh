@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# Starts (or resumes) the two pretraining runs of docs/pretrain.md in the background,
+# Starts (or resumes) the pretraining runs of docs/pretrain.md in the background,
 # one thread each, run folders under $RUNS (default /work/pretrain-runs). Safe to run
 # again at any time: a run whose process is alive is left alone, a killed one resumes
-# bit-exactly from its last saved state, a finished one re-exports and re-evaluates.
+# bit-exactly from its last saved state, a finished one (models/NAME/results.json) is skipped.
 #
 #   scripts/pretrain.sh [BUILD_DIR]      # default build/dev (must have lowbit_pretrain built)
-#   scripts/pretrain.sh status           # progress of both runs
+#   scripts/pretrain.sh status           # progress of every run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-/work/pretrain-runs}
 DATA=${LOWBIT_DATA:-$(realpath ../shared/data 2>/dev/null || echo /work/shared/data)}
 
 # name | shape and schedule (the choice is explained in docs/pretrain.md)
-RUN_NAMES=(pd-1m pd-5m)
+RUN_NAMES=(pd-200k pd-1m pd-5m)
 declare -A RUN_FLAGS=(
+  [pd-200k]="--layers 4 --dim 64 --heads 4 --context 128 --batch 16 --steps 3000 --lr 3e-3 --warmup 100 --seed 1"
   [pd-1m]="--layers 5 --dim 128 --heads 4 --context 128 --batch 16 --steps 3000 --lr 2e-3 --warmup 100 --seed 1"
   [pd-5m]="--layers 6 --dim 256 --heads 8 --context 128 --batch 16 --steps 1500 --lr 1e-3 --warmup 100 --seed 1"
 )
@@ -39,6 +40,10 @@ mv "$RUNS/bin/lowbit_pretrain.new" "$RUNS/bin/lowbit_pretrain"
 for name in "${RUN_NAMES[@]}"; do
   dir="$RUNS/$name"
   mkdir -p "$dir"
+  if [[ -f "$PWD/models/$name/results.json" ]]; then
+    echo "$name: finished (models/$name/results.json exists; delete it to export again)"
+    continue
+  fi
   if [[ -f "$dir/pid" ]] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
     echo "$name: already running (pid $(cat "$dir/pid"))"
     continue
