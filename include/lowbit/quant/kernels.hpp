@@ -289,40 +289,63 @@ inline void fake_quantize_groups_scalar(const float* x, float* y, Index n, Index
     fake_quantize_scalar(x + c0, y + c0, std::min(group, n - c0), steps[k], qmin, qmax);
 }
 
+/// Lane indices 0, 1, ..., lanes-1 as floats (exact: lanes is small).
+inline simd lane_index() {
+  alignas(64) float v[simd::size];
+  for (std::size_t k = 0; k < simd::size; ++k) v[k] = static_cast<float>(k);
+  return simd::load_aligned(v);
+}
+
+// The output is aligned once per row (scalar head), so a row streams even when its
+// start is not aligned; a vector that straddles two groups (at most one boundary,
+// since group >= lanes) takes each lane's step by a blend on the lane index.
 template <Division D, Store S>
 inline void fake_quantize_groups_simd(const float* x, float* y, Index n, Index group, const GridStep* steps,
                                       int qmin, int qmax, const float* prefetch) {
-  const simd lo(static_cast<float>(qmin)), hi(static_cast<float>(qmax));
-  for (Index c0 = 0, k = 0; c0 < n; c0 += group, ++k) {
-    const Index c1 = std::min(n, c0 + group);
-    const simd factor(steps[k].factor), scale(steps[k].scale);
-    Index i = c0;
-    for (; i + lanes <= c1; i += lanes) {
+  const float qlo = static_cast<float>(qmin), qhi = static_cast<float>(qmax);
+  const simd lo(qlo), hi(qhi), iota = lane_index();
+  const Index head = S == Store::streaming || n >= align_from ? head_to_align(y, n) : 0;
+  Index i = 0;
+  for (; i < head; ++i) y[i] = fake_quantize_one(x[i], steps[i / group], qlo, qhi);
+  if (i + lanes <= n) {
+    Index k = i / group, boundary = (k + 1) * group;
+    simd factor(steps[k].factor), scale(steps[k].scale);
+    for (; i + lanes <= n; i += lanes) {
+      if (i >= boundary) {
+        ++k;
+        boundary += group;
+        factor = simd(steps[k].factor);
+        scale = simd(steps[k].scale);
+      }
       if (prefetch != nullptr) __builtin_prefetch(prefetch + i);
-      const simd q = grid_codes<D>(simd::load_unaligned(x + i), factor, lo, hi) * scale;
+      simd f = factor, sc = scale;
+      if (i + lanes > boundary) {  // lanes from the boundary on belong to group k + 1
+        const auto first = iota < simd(static_cast<float>(boundary - i));
+        f = xsimd::select(first, factor, simd(steps[k + 1].factor));
+        sc = xsimd::select(first, scale, simd(steps[k + 1].scale));
+      }
+      const simd q = grid_codes<D>(simd::load_unaligned(x + i), f, lo, hi) * sc;
       if constexpr (S == Store::streaming)
         store_streaming(y + i, q);
       else
         q.store_unaligned(y + i);
     }
-    fake_quantize_scalar(x + i, y + i, c1 - i, steps[k], qmin, qmax);
   }
-}
-
-/// Whether a row of groups can be written with streaming stores: every vector must
-/// be aligned and lie inside one group (y aligned, group a multiple of the width).
-inline bool groups_can_stream(const float* y, Index n, Index group) {
-  return group % lanes == 0 && head_to_align(y, n) == 0;
+  for (; i < n; ++i) y[i] = fake_quantize_one(x[i], steps[i / group], qlo, qhi);
 }
 
 /// fake_quantize over a whole row of groups (all steps of one division): one call per
 /// row rather than per group, so a large output streams past the cache in runs of a
-/// row even when the groups are short. Store::streaming falls back to plain stores
-/// for a row that groups_can_stream() rejects; the caller fences as for fake_quantize.
+/// row even when the groups are short. Groups shorter than a vector take the scalar
+/// path. With Store::streaming the caller fences as for fake_quantize.
 inline void fake_quantize_groups(const float* x, float* y, Index n, Index group, const GridStep* steps, int qmin,
                                  int qmax, Store store = Store::cached, const float* prefetch = nullptr) {
   detail::check(group >= 1, "fake_quantize_groups: group size ", group, " must be positive");
-  if (store == Store::streaming && !groups_can_stream(y, n, group)) store = Store::cached;
+  if (n <= 0) return;
+  if (group < lanes) {
+    fake_quantize_groups_scalar(x, y, n, group, steps, qmin, qmax);
+    return;
+  }
   const bool reciprocal = steps[0].division == Division::reciprocal;
   if (store == Store::streaming) {
     if (reciprocal)

@@ -28,11 +28,15 @@ struct QuantParams {
   /// that shares a scale, row by row.
   template <class F>
   void for_each_run(F&& f) const {
+    // Runs come in scale order, so the scale index is a counter (scale_at's integer
+    // divisions cost as much as quantizing a short group).
     const Index g = layout.kind == ScaleLayout::Kind::group ? layout.group_size : layout.cols;
+    const bool one_scale = layout.kind == ScaleLayout::Kind::tensor;
+    std::size_t k = 0;
     for (Index r = 0; r < layout.rows; ++r)
       for (Index c0 = 0; c0 < layout.cols; c0 += g) {
         const Index c1 = std::min(layout.cols, c0 + g);
-        f(r, c0, c1, scale_at(r, c0));
+        f(r, c0, c1, scales[one_scale ? 0 : k++]);
       }
   }
 

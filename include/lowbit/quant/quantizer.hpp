@@ -76,26 +76,6 @@ class Quantizer {
     const kernels::Store store = kernels::store_for(static_cast<std::size_t>(w.size()) * sizeof(float),
                                                     std::min(p.layout.group_size, w.cols));
     const float* end = w.data + w.size();
-    if (p.layout.kind == ScaleLayout::Kind::group) {
-      // Row by row: the scales of a row's groups while the row is in cache, then the
-      // whole row in one call, so the output streams in runs of a row, not a group.
-      const Index per_row = p.layout.groups_per_row(), g = p.layout.group_size;
-      const kernels::Store row_store = kernels::store_for(static_cast<std::size_t>(w.size()) * sizeof(float), w.cols);
-      std::vector<GridStep> steps(static_cast<std::size_t>(per_row));
-      for (Index r = 0; r < w.rows; ++r) {
-        for (Index k = 0; k < per_row; ++k) {
-          const float s = slice_scale(w, r, k * g, std::min(g, w.cols - k * g), name);
-          p.scales[static_cast<std::size_t>(r * per_row + k)] = s;
-          steps[static_cast<std::size_t>(k)] = GridStep::make(s, Format::division);
-        }
-        const float* x = w.row(r);
-        const float* next = row_store == kernels::Store::streaming && end - (x + w.cols) >= w.cols ? x + w.cols : nullptr;
-        kernels::fake_quantize_groups(x, out.row(r), w.cols, g, steps.data(), Format::qmin, Format::qmax, row_store,
-                                      next);
-      }
-      if (row_store == kernels::Store::streaming) kernels::streaming_fence();
-      return p;
-    }
     std::size_t k = 0;
     p.for_each_run([&](Index r, Index c0, Index c1, float) {
       const Index n = c1 - c0;
