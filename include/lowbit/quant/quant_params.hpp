@@ -44,26 +44,21 @@ struct QuantParams {
   void apply(ConstMatrixView w, MatrixView out) const {
     check_shape(w, "input");
     detail::check_same_shape(w, out, "QuantParams::apply");
-    const kernels::Store store =
-        kernels::store_for(static_cast<std::size_t>(w.size()) * sizeof(float),
-                           layout.kind == ScaleLayout::Kind::group ? layout.group_size : w.cols);
+    // Outputs are written in runs of a row at least (a row of groups is one call).
+    const kernels::Store store = kernels::store_for(static_cast<std::size_t>(w.size()) * sizeof(float), w.cols);
     if (layout.kind == ScaleLayout::Kind::tensor) {
       const GridStep g = GridStep::make(scales.at(0), format.division);
       kernels::fake_quantize(w.data, out.data, w.size(), g, format.qmin, format.qmax, store);
     } else if (layout.kind == ScaleLayout::Kind::group) {
-      // A row of groups per call: the output streams in runs of a row, not of a group.
       const Index per_row = layout.groups_per_row();
-      const kernels::Store row_store = kernels::store_for(static_cast<std::size_t>(w.size()) * sizeof(float), w.cols);
       std::vector<GridStep> steps(static_cast<std::size_t>(per_row));
       for (Index r = 0; r < w.rows; ++r) {
         for (Index k = 0; k < per_row; ++k)
           steps[static_cast<std::size_t>(k)] =
               GridStep::make(scales[static_cast<std::size_t>(r * per_row + k)], format.division);
         kernels::fake_quantize_groups(w.row(r), out.row(r), w.cols, layout.group_size, steps.data(), format.qmin,
-                                      format.qmax, row_store);
+                                      format.qmax, store);
       }
-      if (row_store == kernels::Store::streaming) kernels::streaming_fence();
-      return;
     } else {
       for_each_run([&](Index r, Index c0, Index c1, float s) {
         kernels::fake_quantize(w.row(r) + c0, out.row(r) + c0, c1 - c0, GridStep::make(s, format.division),

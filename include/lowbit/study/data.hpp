@@ -73,6 +73,24 @@ inline std::filesystem::path llama2c_tokenizer_path(const std::filesystem::path&
   lowbit::detail::fail("no llama2.c tokenizer (tok512.bin or tokenizer.bin) beside the model '", model.string(), "'");
 }
 
+/// Out of domain: the first `windows` context windows of WikiText-2 raw test, when the
+/// file is there. Only the first windows·context·chars_per_token characters are read
+/// and encoded (`encode`: text → the model's ids); `how` qualifies the description.
+template <class Encode>
+inline void add_wikitext_ood(StudyData& d, const std::filesystem::path& data_dir, long windows, long context,
+                             long chars_per_token, const std::string& how, Encode&& encode) {
+  const auto raw_path = data_dir / "wikitext-2" / "wiki.test.raw";
+  if (windows <= 0 || !std::filesystem::exists(raw_path)) return;
+  std::string raw = text::wikitext_hf_join(io::read_file(raw_path));
+  raw.resize(std::min(raw.size(), static_cast<std::size_t>(windows * context * chars_per_token)));
+  const auto t = d.keep(encode(raw));
+  auto w = text::eval_windows(t, context);
+  if (static_cast<long>(w.size()) > windows) w.resize(static_cast<std::size_t>(windows));
+  d.ood = std::move(w);
+  d.ood_description = "WikiText-2 raw test" + how + ", first " + std::to_string(d.ood.size()) + " windows of " +
+                      std::to_string(context) + " tokens";
+}
+
 /// The compact vocabulary a lowbit_pretrain model carries beside its config.json.
 inline std::filesystem::path compact_vocab_path(const std::filesystem::path& model) {
   return model / "compact_vocab.json";
@@ -123,17 +141,8 @@ inline StudyData load_python_docs_study_data(const StudyOptions& o, const nn::Tr
                   " tokens from the train split (seed " + std::to_string(o.seed) + "), selection on " +
                   std::to_string(d.validation.size()) + " validation windows, test split in " +
                   std::to_string(d.test.size()) + " windows of " + std::to_string(context) + note;
-  const auto raw_path = data_dir / "wikitext-2" / "wiki.test.raw";
-  if (ood_windows > 0 && std::filesystem::exists(raw_path)) {
-    std::string raw = text::wikitext_hf_join(io::read_file(raw_path));
-    raw.resize(std::min(raw.size(), static_cast<std::size_t>(ood_windows * context * 8)));
-    const auto t = d.keep(vocab.to_compact(tok.encode(raw)));
-    auto w = text::eval_windows(t, context);
-    if (static_cast<long>(w.size()) > ood_windows) w.resize(static_cast<std::size_t>(ood_windows));
-    d.ood = std::move(w);
-    d.ood_description = "WikiText-2 raw test (GPT-2 BPE, compact ids), first " + std::to_string(d.ood.size()) +
-                        " windows of " + std::to_string(context) + " tokens";
-  }
+  add_wikitext_ood(d, data_dir, ood_windows, context, 8, " (GPT-2 BPE, compact ids)",
+                   [&](const std::string& raw) { return vocab.to_compact(tok.encode(raw)); });
   return d;
 }
 
@@ -176,19 +185,9 @@ inline StudyData load_study_data(const StudyOptions& o, const nn::TransformerCon
     d.description = "TinyStories-valid.first246 (calibration stories 0-" + std::to_string(calib_n - 1) +
                     " at most " + std::to_string(seq_len) + " tokens each, validation 128-165, test 166-245; " +
                     std::to_string(StudyData::predicted(d.test)) + " test tokens)";
-    // Out of domain: the beginning of WikiText-2 raw test (one window needs about
-    // 2.5 characters per token with a 512-token vocabulary; read enough for all).
-    const auto raw_path = data_dir / "wikitext-2" / "wiki.test.raw";
-    if (ood_windows > 0 && std::filesystem::exists(raw_path)) {
-      std::string raw = text::wikitext_hf_join(io::read_file(raw_path));
-      raw.resize(std::min(raw.size(), static_cast<std::size_t>(ood_windows * context * 6)));
-      const auto t = d.keep(tok.encode(raw, true, false));
-      auto w = text::eval_windows(t, context);
-      if (static_cast<long>(w.size()) > ood_windows) w.resize(static_cast<std::size_t>(ood_windows));
-      d.ood = std::move(w);
-      d.ood_description = "WikiText-2 raw test, first " + std::to_string(d.ood.size()) + " windows of " +
-                          std::to_string(context) + " tokens";
-    }
+    // About 2.5 characters per token with a 512-token vocabulary: 6 per token is plenty.
+    add_wikitext_ood(d, data_dir, ood_windows, context, 6, "",
+                     [&](const std::string& raw) { return tok.encode(raw, true, false); });
     return d;
   }
   if (std::filesystem::exists(compact_vocab_path(model)))
