@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include <lowbit/core/tool_main.hpp>
 #include <lowbit/nn.hpp>
 #include <lowbit/text/gpt2_bpe.hpp>
 #include <lowbit/text/llama2c_tokenizer.hpp>
@@ -57,33 +58,32 @@ int main(int argc, char** argv) {
     }
   }
   if (prompt.empty()) return usage_error("--prompt must not be empty");
-  try {
-    const fs::path path = model_path ? *model_path : data / "stories260K" / "stories260K.bin";
-    const lowbit::nn::Transformer model = lowbit::nn::Transformer::load(path);
-    const auto& c = model.config();
-    std::vector<int> out;
-    std::string text;
-    if (c.arch == lowbit::nn::Architecture::gpt2) {
-      const auto tok = lowbit::text::Gpt2Tokenizer::from_dir(data / "gpt2-bpe");
-      const auto ids = tok.encode(prompt);
-      out = lowbit::nn::generate_greedy(model, ids, static_cast<int>(steps), tok.eos_id());
-      text = tok.decode(out);
-    } else {
-      const auto tok = lowbit::text::Llama2cTokenizer::load(data / "stories260K" / "tok512.bin", c.vocab);
-      const auto ids = tok.encode(prompt, /*bos=*/true, /*eos=*/false);
-      out = lowbit::nn::generate_greedy(model, ids, static_cast<int>(steps), lowbit::text::Llama2cTokenizer::eos_id);
-      text = tok.decode(out);
+  return lowbit::cli::guarded("generate", "generating", lowbit::cli::exit_bad_input, [&] {
+    try {
+      const fs::path path = model_path ? *model_path : data / "stories260K" / "stories260K.bin";
+      const lowbit::nn::Transformer model = lowbit::nn::Transformer::load(path);
+      const auto& c = model.config();
+      std::vector<int> out;
+      std::string text;
+      if (c.arch == lowbit::nn::Architecture::gpt2) {
+        const auto tok = lowbit::text::Gpt2Tokenizer::from_dir(data / "gpt2-bpe");
+        const auto ids = tok.encode(prompt);
+        out = lowbit::nn::generate_greedy(model, ids, static_cast<int>(steps), tok.eos_id());
+        text = tok.decode(out);
+      } else {
+        const auto tok = lowbit::text::Llama2cTokenizer::load(data / "stories260K" / "tok512.bin", c.vocab);
+        const auto ids = tok.encode(prompt, /*bos=*/true, /*eos=*/false);
+        out = lowbit::nn::generate_greedy(model, ids, static_cast<int>(steps), lowbit::text::Llama2cTokenizer::eos_id);
+        text = tok.decode(out);
+      }
+      std::printf("%s\n", text.c_str());
+      std::fprintf(stderr, "[%s: %zu tokens, %s, %d layers, d=%lld]\n", path.string().c_str(), out.size(),
+                   c.arch == lowbit::nn::Architecture::gpt2 ? "GPT-2" : "Llama", c.layers, static_cast<long long>(c.dim));
+    } catch (const lowbit::Error& e) {
+      std::fprintf(stderr, "generate: %s\n(set --data or LOWBIT_DATA to the folder holding stories260K/, or --model)\n",
+                   e.what());
+      return lowbit::cli::exit_bad_input;
     }
-    std::printf("%s\n", text.c_str());
-    std::fprintf(stderr, "[%s: %zu tokens, %s, %d layers, d=%lld]\n", path.string().c_str(), out.size(),
-                 c.arch == lowbit::nn::Architecture::gpt2 ? "GPT-2" : "Llama", c.layers, static_cast<long long>(c.dim));
-  } catch (const lowbit::Error& e) {
-    std::fprintf(stderr, "generate: %s\n(set --data or LOWBIT_DATA to the folder holding stories260K/, or --model)\n",
-                 e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "generate: %s\n", e.what());
-    return 2;
-  }
-  return 0;
+    return lowbit::cli::exit_ok;
+  });
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include <lowbit/core/tool_main.hpp>
 #include <lowbit/lowbit.hpp>
 #include <lowbit/study.hpp>
 
@@ -37,29 +38,29 @@ int main(int argc, char** argv) {
       return 0;
     }
   std::optional<lowbit::study::StudySetup> setup;
-  try {
-    setup.emplace(lowbit::study::StudySetup::prepare(lowbit::study::parse_study_options(args), command));
-  } catch (const lowbit::study::UsageError& e) {
-    std::fprintf(stderr, "lowbit-study: %s\n\n%s", e.what(), lowbit::study::study_usage());
-    return 2;
-  } catch (const lowbit::Error& e) {  // unreadable model or data
-    std::fprintf(stderr, "lowbit-study: %s\n", e.what());
-    return 2;
-  }
+  const int prepared = lowbit::cli::guarded("lowbit-study", "reading the model and data", lowbit::cli::exit_bad_input, [&] {
+    try {
+      setup.emplace(lowbit::study::StudySetup::prepare(lowbit::study::parse_study_options(args), command));
+    } catch (const lowbit::study::UsageError& e) {
+      std::fprintf(stderr, "lowbit-study: %s\n\n%s", e.what(), lowbit::study::study_usage());
+      return lowbit::cli::exit_bad_input;
+    }
+    return lowbit::cli::exit_ok;
+  });
+  if (prepared != lowbit::cli::exit_ok) return prepared;
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
-  try {
-    lowbit::study::StudyRunner runner(*setup, &stop_requested);
-    runner.run();
-  } catch (const lowbit::study::Interrupted& e) {
-    std::fprintf(stderr, "\nlowbit-study: %s; run the same command again to resume\n", e.what());
-    return 130;
-  } catch (const lowbit::study::UsageError& e) {
-    std::fprintf(stderr, "lowbit-study: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "lowbit-study: failed: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  return lowbit::cli::guarded("lowbit-study", "running the study", lowbit::cli::exit_failed, [&] {
+    try {
+      lowbit::study::StudyRunner runner(*setup, &stop_requested);
+      runner.run();
+    } catch (const lowbit::study::Interrupted& e) {
+      std::fprintf(stderr, "\nlowbit-study: %s; run the same command again to resume\n", e.what());
+      return lowbit::cli::exit_interrupted;
+    } catch (const lowbit::study::UsageError& e) {  // --out holds another run, or is locked
+      std::fprintf(stderr, "lowbit-study: %s\n", e.what());
+      return lowbit::cli::exit_bad_input;
+    }
+    return lowbit::cli::exit_ok;
+  });
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <lowbit/autograd/thread_pool.hpp>
+#include <lowbit/core/tool_main.hpp>
 #include <lowbit/io/file.hpp>
 #include <lowbit/io/json.hpp>
 #include <lowbit/nn.hpp>
@@ -604,14 +605,23 @@ int main(int argc, char** argv) {
     std::fputs(usage(), stdout);
     return 0;
   }
-  try {
-    const Options o = parse(args);
-    return run(o, join_args(argc, argv));
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "lowbit_pretrain: %s\n%s", e.what(), usage());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "lowbit_pretrain: %s\n", e.what());
-    return 1;
-  }
+  std::optional<Options> o;
+  const int parsed = lowbit::cli::guarded("lowbit_pretrain", "reading the flags", lowbit::cli::exit_bad_input, [&] {
+    try {
+      o.emplace(parse(args));
+    } catch (const UsageError& e) {
+      std::fprintf(stderr, "lowbit_pretrain: %s\n%s", e.what(), usage());
+      return lowbit::cli::exit_bad_input;
+    }
+    return lowbit::cli::exit_ok;
+  });
+  if (parsed != lowbit::cli::exit_ok) return parsed;
+  return lowbit::cli::guarded("lowbit_pretrain", "training", lowbit::cli::exit_failed, [&] {
+    try {
+      return run(*o, join_args(argc, argv));
+    } catch (const UsageError& e) {  // a run folder that holds another run
+      std::fprintf(stderr, "lowbit_pretrain: %s\n", e.what());
+      return lowbit::cli::exit_bad_input;
+    }
+  });
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <lowbit/core/tool_main.hpp>
 #include <lowbit/lowbit.hpp>
 
 namespace {
@@ -95,24 +96,26 @@ int main(int argc, char** argv) {
     }
   }
   const auto model = data / "stories260K" / "stories260K.bin";
-  try {
-    const auto layers = load_llama2c_linears(model);
-    std::size_t params = 0;
-    for (const auto& l : layers) params += l.w.size();
-    std::printf("lowbit %s: %zu linear weights (%zu parameters) of %s\n", lowbit::version, layers.size(), params,
-                model.string().c_str());
-    std::printf("relative weight error ||Q(W)-W||^2/||W||^2, symmetric narrow-range intB\n");
-    std::printf("bits   %10s %10s %10s %10s %12s\n", "absmax", "hist", "hist-true", "mse", "chan+h-true");
-    std::printf("       %10s %10s %10s %10s %12s\n", "(tensor)", "(tensor)", "(tensor)", "(tensor)", "");
-    row<8>(layers);
-    row<6>(layers);
-    row<4>(layers);
-    row<3>(layers);
-    row<2>(layers);
-  } catch (const lowbit::Error& e) {
-    std::fprintf(stderr, "quantize_demo: %s\n(set --data or LOWBIT_DATA to the folder holding stories260K/)\n",
-                 e.what());
-    return 2;
-  }
-  return 0;
+  return lowbit::cli::guarded("quantize_demo", "quantizing stories260K", lowbit::cli::exit_failed, [&] {
+    try {
+      const auto layers = load_llama2c_linears(model);
+      std::size_t params = 0;
+      for (const auto& l : layers) params += l.w.size();
+      std::printf("lowbit %s: %zu linear weights (%zu parameters) of %s\n", lowbit::version, layers.size(), params,
+                  model.string().c_str());
+      std::printf("relative weight error ||Q(W)-W||^2/||W||^2, symmetric narrow-range intB\n");
+      std::printf("bits   %10s %10s %10s %10s %12s\n", "absmax", "hist", "hist-true", "mse", "chan+h-true");
+      std::printf("       %10s %10s %10s %10s %12s\n", "(tensor)", "(tensor)", "(tensor)", "(tensor)", "");
+      row<8>(layers);
+      row<6>(layers);
+      row<4>(layers);
+      row<3>(layers);
+      row<2>(layers);
+    } catch (const lowbit::Error& e) {
+      std::fprintf(stderr, "quantize_demo: %s\n(set --data or LOWBIT_DATA to the folder holding stories260K/)\n",
+                   e.what());
+      return lowbit::cli::exit_bad_input;
+    }
+    return lowbit::cli::exit_ok;
+  });
 }

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string>
 #include <vector>
 
 #include "lowbit/io/llama2c.hpp"
@@ -112,4 +113,35 @@ TEST_CASE("llama2c: separate classifier after the skipped RoPE block, every offs
   CHECK_THROWS_WITH_AS((void)io::load_llama2c(tiny), doctest::Contains("28-byte header"), Error);
   for (const auto& f : {p, longer, shorter, bad_heads, zero, tiny}) fs::remove(f);
   CHECK_THROWS_AS((void)io::load_llama2c("/nonexistent/model.bin"), Error);
+}
+
+namespace {
+std::string header_bytes(std::vector<std::int32_t> header, std::size_t extra_bytes) {
+  std::string b(header.size() * 4 + extra_bytes, '\0');
+  std::memcpy(b.data(), header.data(), header.size() * 4);
+  return b;
+}
+}  // namespace
+
+// Regression (issue #17): these sizes make 28 + 4·floats wrap past 2^64 to exactly
+// 36, so a 36-byte file used to pass the size check and hand out tensors far
+// outside its buffer (a segfault on the first read).
+TEST_CASE("llama2c: a header whose sizes wrap 64-bit arithmetic is refused") {
+  const std::vector<std::int32_t> h = {1 << 24, 16383, 1 << 24, 1 << 23, 1 << 23, (1 << 24) - 1, 1};
+  CHECK_THROWS_WITH_AS((void)io::parse_llama2c(header_bytes(h, 8), "wrap.bin"),
+                       doctest::Contains("wrap.bin': the header's tensor sizes"), Error);
+  CHECK_THROWS_WITH_AS((void)io::parse_llama2c(header_bytes(h, 8), "wrap.bin"), doctest::Contains("overflows"),
+                       Error);
+}
+
+// Regression (issue #17): a 28-byte header claiming 2^24 layers used to build the
+// whole tensor list (gigabytes) before comparing with the file size. Now the size
+// is checked first; the list is never built.
+TEST_CASE("llama2c: a huge layer count in a bare header is refused before any allocation") {
+  const std::vector<std::int32_t> h = {4, 6, 1 << 24, 2, 1, 5, 3};
+  CHECK_THROWS_WITH_AS((void)io::parse_llama2c(header_bytes(h, 0), "huge.bin"),
+                       doctest::Contains("but the file has 28 bytes"), Error);
+  // A file whose tail is not whole floats is refused the same way.
+  CHECK_THROWS_WITH_AS((void)io::parse_llama2c(header_bytes({4, 6, 1, 2, 1, 5, 3}, 3), "odd.bin"),
+                       doctest::Contains("odd.bin"), Error);
 }

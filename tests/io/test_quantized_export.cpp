@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -103,7 +104,10 @@ TEST_CASE("quantized export: inconsistent files are refused with the weight name
                        doctest::Contains("unknown quantization format 'float'"), Error);
   CHECK_THROWS_WITH_AS((void)io::read_quantized(write_with("w.lowbit.bits", "5"), "w"),
                        doctest::Contains("quantized weight 'w'"), Error);
+  // (the row length no longer matches group_size, which is checked first)
   CHECK_THROWS_WITH_AS((void)io::read_quantized(write_with("w.lowbit.shape", "4,9"), "w"),
+                       doctest::Contains("must equal its 9 columns"), Error);
+  CHECK_THROWS_WITH_AS((void)io::read_quantized(write_with("w.lowbit.shape", "5,8"), "w"),
                        doctest::Contains("qweight must be U8"), Error);
   CHECK_THROWS_WITH_AS((void)io::read_quantized(write_with("w.lowbit.shape", "4x8"), "w"),
                        doctest::Contains("rows,cols"), Error);
@@ -139,4 +143,48 @@ TEST_CASE("fake-quantized export: plain F32 / F16 tensors under the original nam
   CHECK(io::SafetensorsFile::open(path).to_float("model.embed.weight") == w);
   CHECK_THROWS_AS(io::write_float_safetensors(path, {{"x", {{1}, {1.0f}}}}, io::DType::I32), Error);
   fs::remove(path);
+}
+
+// Regressions (issue #17): sizes from metadata go through checked arithmetic, codes
+// outside the format are refused, and granularity fields must agree.
+TEST_CASE("quantized export: hostile sizes, out-of-range codes and mismatched group sizes are refused") {
+  const std::vector<float> w = test::gaussian(4 * 8, 1.0f, 5);
+  const auto p = pack(Quantizer<Int<4>, PerChannel, AbsMax>().quantize({w.data(), 4, 8}));
+  const auto path = temp_file("lowbit_qexport_hostile");
+  const auto write_with = [&](const PackedTensor& packed, const std::map<std::string, std::string>& meta) {
+    io::SafetensorsWriter sw;
+    io::add_quantized(sw, "w", packed, "rtn");
+    for (const auto& [k, v] : meta) sw.set_metadata(k, v);
+    sw.write(path);
+    return io::SafetensorsFile::open(path);
+  };
+  const std::string file = path.string();
+  // 4 × 2^62 codes: rows·cols overflows 64 bits (UBSan reported signed overflow here).
+  CHECK_THROWS_WITH_AS((void)io::read_quantized(write_with(p, {{"w.lowbit.shape", "4,4611686018427387904"},
+                                                               {"w.lowbit.group_size", "4611686018427387904"}}),
+                                                "w"),
+                       doctest::Contains("overflows"), Error);
+  // 1 × 2^62: countable, but the stored bytes cannot match; refused with the file named.
+  CHECK_THROWS_WITH_AS((void)io::read_quantized(write_with(p, {{"w.lowbit.shape", "1,4611686018427387904"},
+                                                               {"w.lowbit.group_size", "4611686018427387904"}}),
+                                                "w"),
+                       doctest::Contains(file.c_str()), Error);
+  // A group size on a per-channel weight.
+  CHECK_THROWS_WITH_AS((void)io::read_quantized(write_with(p, {{"w.lowbit.group_size", "4"}}), "w"),
+                       doctest::Contains("must equal its 8 columns"), Error);
+  // Stored nibble 0 is signed -8, below narrow int4's qmin of -7.
+  auto low = p;
+  low.data[0] = 0x00;
+  CHECK_THROWS_WITH_AS((void)io::read_quantized(write_with(low, {}), "w"), doctest::Contains("outside -7..7"), Error);
+  // The format's own complaint carries the weight and the file.
+  CHECK_THROWS_WITH_AS((void)io::read_quantized(write_with(p, {{"w.lowbit.format", "float"}}), "w"),
+                       doctest::Contains(file.c_str()), Error);
+  fs::remove(path);
+}
+
+TEST_CASE("packing: byte counts cannot overflow") {
+  CHECK(packed_bytes(4611686018427387904LL, 4) == 2305843009213693952LL);
+  CHECK(packed_bytes(std::numeric_limits<Index>::max(), 8) == std::numeric_limits<Index>::max());
+  for (Index n = 0; n < 40; ++n)
+    for (int b = 2; b <= 8; ++b) CHECK(packed_bytes(n, b) == (n * b + 7) / 8);
 }

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <random>
 #include <string>
@@ -169,6 +170,59 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
   StudySetup other = StudySetup::prepare(changed, "test");
   CHECK_THROWS_WITH_AS(StudyRunner(other, nullptr, nullptr).run(), doctest::Contains("different 'seed'"),
                        lowbit::study::UsageError);
+
+  // Regressions (issue #17): every setting that changes a result guards the folder.
+  for (const auto& [what, change] : std::vector<std::pair<std::string, std::function<void(StudyOptions&)>>>{
+           {"lr_grid", [](StudyOptions& o) { o.lr_grid = {1e-3, 1e-2, 1e-1}; }},
+           {"directions", [](StudyOptions& o) { o.directions = 3; }}}) {
+    auto o = tiny_options(model, data, out);
+    change(o);
+    StudySetup s = StudySetup::prepare(o, "test");
+    CHECK_THROWS_WITH_AS(StudyRunner(s, nullptr, nullptr).run(), doctest::Contains(("different '" + what + "'").c_str()),
+                         lowbit::study::UsageError);
+  }
+  // A unit copied under another unit's name is refused, naming the file.
+  fs::copy_file(out / "units" / "rtn-int3.json", root / "rtn-int3.json.bak");
+  fs::copy_file(out / "units" / "gptq-int3.json", out / "units" / "rtn-int3.json", fs::copy_options::overwrite_existing);
+  {
+    StudySetup s = StudySetup::prepare(tiny_options(model, data, out), "test");
+    CHECK_THROWS_WITH_AS(StudyRunner(s, nullptr, nullptr).run(), doctest::Contains("records unit 'gptq-int3'"),
+                         lowbit::study::UsageError);
+  }
+  fs::copy_file(root / "rtn-int3.json.bak", out / "units" / "rtn-int3.json", fs::copy_options::overwrite_existing);
+  // Deleting run.json does not drop the guard: each unit records its run's settings.
+  fs::copy_file(out / "run.json", root / "run.json.bak");
+  fs::remove(out / "run.json");
+  {
+    auto o = tiny_options(model, data, out);
+    o.seed = 5;
+    StudySetup s = StudySetup::prepare(o, "test");
+    CHECK_THROWS_WITH_AS(StudyRunner(s, nullptr, nullptr).run(),
+                         doctest::Contains("fp.json: was computed with a different 'seed'"), lowbit::study::UsageError);
+  }
+  fs::copy_file(root / "run.json.bak", out / "run.json", fs::copy_options::overwrite_existing);
+  // A truncated unit is set aside and recomputed (identically), with a warning.
+  {
+    const auto unit = out / "units" / "rtn-int3.json";
+    const std::string whole = lowbit::io::read_file(unit);
+    lowbit::io::write_file_atomic(unit, whole.substr(0, whole.size() / 2));
+    FILE* logf = std::tmpfile();
+    StudySetup s = StudySetup::prepare(tiny_options(model, data, out), "test");
+    const auto again = StudyRunner(s, nullptr, logf).run();
+    const std::string text = read_log(logf);
+    std::fclose(logf);
+    CHECK(text.find("warning: " + unit.string() + " is unreadable") != std::string::npos);
+    CHECK(fs::exists(out / "units" / "rtn-int3.json.corrupt"));
+    CHECK(again.find("rtn", 3)->test_nll == first.find("rtn", 3)->test_nll);
+    CHECK(text.find("gptq-int3: reusing") != std::string::npos);
+  }
+  // A second run on the same --out while one holds it is refused at once.
+  {
+    const lowbit::io::FileLock held(out / "lock");
+    StudySetup s = StudySetup::prepare(tiny_options(model, data, out), "test");
+    CHECK_THROWS_WITH_AS(StudyRunner(s, nullptr, nullptr).run(), doctest::Contains("another lowbit-study is running"),
+                         lowbit::study::UsageError);
+  }
 
   // A stop request before a unit: Interrupted, and no partial unit file.
   const fs::path out2 = root / "out2";

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -34,7 +35,15 @@ class ThreadPool {
     // Workers start from the current generation, read here and not in the new thread:
     // a job posted before a worker first runs must still be seen as new by it.
     const std::size_t start = generation_;
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, start] { work(i, start); });
+    try {
+      for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, start] { work(i, start); });
+    } catch (const std::system_error& e) {  // e.g. a process limit (ulimit -u)
+      const auto started = workers_.size();
+      stop_workers();
+      threads_ = 1;
+      lowbit::detail::fail("cannot start ", n - 1, " worker threads (", started, " started, then: ", e.what(),
+                           "); use fewer threads");
+    }
   }
   [[nodiscard]] int num_threads() const { return threads_; }
 

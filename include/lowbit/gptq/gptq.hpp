@@ -278,8 +278,7 @@ class Gptq {
 
     if (!solved) {
       res.status = ::Eigen::NumericalIssue;
-      res.message = "GPTQ on '" + std::string(name) + "': H is not positive definite even with percdamp " +
-                    std::to_string(res.retries.back().percdamp) + "; returned round-to-nearest";
+      res.message = failure_message(w, res.retries, name);
       res.permutation.clear();
       res.weights = RowMajor(rows, cols);
       res.params = quantizer.fake_quantize(w, MatrixView(res.weights), name);
@@ -326,6 +325,23 @@ class Gptq {
   }
 
  private:
+  /// Why every attempt failed: H never factored (not positive definite), or it did
+  /// but the error feedback left float32 — then the weights' magnitude is the
+  /// likelier culprit, and saying "not positive definite" would mislead.
+  static std::string failure_message(ConstMatrixView w, const std::vector<DampRetry>& retries, std::string_view name) {
+    const bool factored = std::any_of(retries.begin(), retries.end(),
+                                      [](const DampRetry& r) { return r.reason.rfind("error feedback", 0) == 0; });
+    const std::string last = std::to_string(retries.back().percdamp);
+    if (!factored)
+      return "GPTQ on '" + std::string(name) + "': H is not positive definite even with percdamp " + last +
+             "; returned round-to-nearest";
+    float largest = 0.0f;
+    for (Index i = 0; i < w.size(); ++i) largest = std::max(largest, std::fabs(w.data[i]));
+    return "GPTQ on '" + std::string(name) + "': the error feedback overflowed float32 at every damping up to " +
+           "percdamp " + last + " (H factored; the largest |w| is " + std::to_string(largest) +
+           "); returned round-to-nearest";
+  }
+
   static std::vector<Index> natural_group_index(Index cols, Index group) {
     std::vector<Index> g(static_cast<std::size_t>(cols), 0);
     if (group > 0)

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -144,6 +145,40 @@ inline void write_file_atomic(const std::filesystem::path& path, std::string_vie
   const std::string_view one[] = {bytes};
   write_file_atomic(path, one);
 }
+
+/// An exclusive advisory lock (flock) on `path`, held while the object lives: a
+/// second process that asks for the same lock is refused at once with an Error
+/// naming the holder's pid. The kernel drops the lock when the holder exits, even
+/// by kill -9, so a crashed run never leaves a stale lock behind.
+class FileLock {
+ public:
+  explicit FileLock(const std::filesystem::path& path) : path_(path.string()) {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) detail::fail("cannot open the lock file '", path_, "': ", std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int e = errno;
+      char holder[32] = {0};
+      const ssize_t n = ::pread(fd_, holder, sizeof holder - 1, 0);
+      ::close(fd_);
+      fd_ = -1;
+      if (e == EWOULDBLOCK)
+        detail::fail("'", path_, "' is held by another process (pid ",
+                     n > 0 ? std::string(holder, static_cast<std::size_t>(n)) : std::string("unknown"), ")");
+      detail::fail("cannot lock '", path_, "': ", std::strerror(e));
+    }
+    const std::string pid = std::to_string(::getpid());
+    if (::ftruncate(fd_, 0) == 0) (void)::pwrite(fd_, pid.data(), pid.size(), 0);
+  }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  ~FileLock() {
+    if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the flock
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
 
 /// Where the shared data lives: `flag` if given, else $LOWBIT_DATA, else
 /// ../shared/data (relative to the working directory) if it exists.

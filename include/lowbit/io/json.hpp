@@ -70,7 +70,10 @@ class Json {
   [[nodiscard]] double as_double() const {
     expect(Type::number);
     double v = 0;
-    std::from_chars(text_.data(), text_.data() + text_.size(), v);
+    const auto [p, ec] = std::from_chars(text_.data(), text_.data() + text_.size(), v);
+    // 1e999 is valid JSON but no double: refuse it rather than return 0 or inf.
+    detail::check(ec == std::errc() && p == text_.data() + text_.size(), "JSON number ", text_,
+                  " is out of the range of a double");
     return v;
   }
   /// The number as an exact integer; refuses fractions, exponents and overflow.

@@ -30,9 +30,11 @@
 #include <filesystem>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "lowbit/core/checked.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/io/file.hpp"
 
@@ -88,10 +90,33 @@ struct Llama2cCheckpoint {
   }
 };
 
-/// Reads and validates a llama2.c checkpoint.
-inline Llama2cCheckpoint load_llama2c(const std::filesystem::path& path) {
-  const std::string bytes = read_file(path);
-  const std::string label = path.string();
+/// Floats the file must hold after the header for config `c` (RoPE block included),
+/// computed with overflow checks: a header whose sizes wrap 2^64 is refused here,
+/// before anything proportional to it is allocated.
+inline std::uint64_t llama2c_floats_in_file(const Llama2cConfig& c, const std::string& where) {
+  using u64 = std::uint64_t;
+  const std::string what = where + ": the header's tensor sizes";
+  const u64 dim = static_cast<u64>(c.dim), hid = static_cast<u64>(c.hidden_dim), hs = static_cast<u64>(c.head_size());
+  const u64 q_out = static_cast<u64>(c.n_heads) * hs, kv_out = static_cast<u64>(c.n_kv_heads) * hs;
+  const u64 V = static_cast<u64>(c.vocab_size);
+  // one layer: two norms, wq, wk, wv, wo, w1, w2, w3
+  u64 layer = checked_mul<u64>(2, dim, what);
+  layer = checked_add(layer, checked_mul(q_out, dim, what), what);
+  layer = checked_add(layer, checked_product<u64>({2, kv_out, dim}, what), what);
+  layer = checked_add(layer, checked_mul(dim, q_out, what), what);
+  layer = checked_add(layer, checked_product<u64>({3, hid, dim}, what), what);
+  u64 total = checked_mul(V, dim, what);  // embedding
+  total = checked_add(total, checked_mul(static_cast<u64>(c.n_layers), layer, what), what);
+  total = checked_add(total, dim, what);  // final norm
+  total = checked_add(total, checked_mul(static_cast<u64>(c.seq_len), hs, what), what);  // RoPE block
+  if (!c.shared_classifier) total = checked_add(total, checked_mul(V, dim, what), what);
+  return total;
+}
+
+/// Parses and validates a llama2.c checkpoint held in memory; `label` names it in
+/// messages. The header's sizes are checked against the byte count before any
+/// tensor is listed or copied, so a hostile header costs nothing to refuse.
+inline Llama2cCheckpoint parse_llama2c(std::string_view bytes, const std::string& label) {
   const auto where = [&] { return "llama2.c checkpoint '" + label + "'"; };
   detail::check(bytes.size() >= 28, where(), ": ", bytes.size(), " bytes is too short for the 28-byte header");
   std::int32_t h[7];
@@ -122,6 +147,14 @@ inline Llama2cCheckpoint load_llama2c(const std::filesystem::path& path) {
                 " is not a multiple of n_kv_heads ", c.n_kv_heads);
   detail::check(c.head_size() % 2 == 0, where(), ": head size ", c.head_size(), " is odd (RoPE needs pairs)");
 
+  const std::uint64_t floats_in_file = llama2c_floats_in_file(c, where());
+  const std::uint64_t file_floats = (bytes.size() - 28) / 4;
+  detail::check((bytes.size() - 28) % 4 == 0 && floats_in_file == file_floats, where(), ": the header (dim=", c.dim,
+                " hidden_dim=", c.hidden_dim, " n_layers=", c.n_layers, " n_heads=", c.n_heads, " n_kv_heads=",
+                c.n_kv_heads, " vocab_size=", h[5], " seq_len=", c.seq_len, ") implies ", floats_in_file,
+                " floats after the 28-byte header but the file has ", bytes.size(), " bytes");
+
+  // From here every size is bounded by the file's own size.
   const std::int64_t dim = c.dim, hid = c.hidden_dim, L = c.n_layers, hs = c.head_size();
   const std::int64_t q_out = c.n_heads * hs, kv_out = c.n_kv_heads * hs, V = c.vocab_size;
   std::size_t offset = 0;
@@ -150,18 +183,18 @@ inline Llama2cCheckpoint load_llama2c(const std::filesystem::path& path) {
   if (!c.shared_classifier) {
     add("lm_head.weight", {V, dim});  // in the file it follows the skipped RoPE block
   }
-  const std::size_t floats_in_file = offset + rope;
-  const std::size_t expected = 28 + 4 * floats_in_file;
-  detail::check(bytes.size() == expected, where(), ": the header (dim=", c.dim, " hidden_dim=", c.hidden_dim,
-                " n_layers=", c.n_layers, " n_heads=", c.n_heads, " n_kv_heads=", c.n_kv_heads,
-                " vocab_size=", h[5], " seq_len=", c.seq_len, ") implies ", expected, " bytes but the file has ",
-                bytes.size());
+  detail::check(offset + rope == floats_in_file, where(), ": internal size mismatch");
   ck.data.resize(offset);
   std::memcpy(ck.data.data(), bytes.data() + 28, before_rope * 4);
   if (!c.shared_classifier)
     std::memcpy(ck.data.data() + before_rope, bytes.data() + 28 + 4 * (before_rope + rope),
                 static_cast<std::size_t>(V * dim) * 4);
   return ck;
+}
+
+/// Reads and validates a llama2.c checkpoint file.
+inline Llama2cCheckpoint load_llama2c(const std::filesystem::path& path) {
+  return parse_llama2c(read_file(path), path.string());
 }
 
 }  // namespace lowbit::io

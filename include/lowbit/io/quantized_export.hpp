@@ -15,10 +15,13 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "lowbit/core/checked.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/io/safetensors.hpp"
 #include "lowbit/quant/format.hpp"
@@ -86,67 +89,119 @@ inline std::vector<std::string> quantized_names(const SafetensorsFile& f) {
   return names;
 }
 
-/// Reads weight `name` back; every metadata field is checked against the tensors.
+/// "rows,cols" with two positive decimal integers, or nullopt.
+inline std::optional<std::pair<Index, Index>> parse_shape_2d(std::string_view shape) {
+  const auto comma = shape.find(',');
+  if (comma == std::string_view::npos) return std::nullopt;
+  Index rows = 0, cols = 0;
+  const auto r1 = std::from_chars(shape.data(), shape.data() + comma, rows);
+  const auto r2 = std::from_chars(shape.data() + comma + 1, shape.data() + shape.size(), cols);
+  if (r1.ec != std::errc() || r1.ptr != shape.data() + comma || r2.ec != std::errc() ||
+      r2.ptr != shape.data() + shape.size() || rows <= 0 || cols <= 0)
+    return std::nullopt;
+  return std::pair{rows, cols};
+}
+
+/// Every stored code of a packed row must decode to qmin..qmax: a narrow int4
+/// weight has no code -8, and accepting one would hand out a value the format
+/// cannot represent.
+inline void check_codes_in_range(const PackedTensor& p, const std::string& where) {
+  using lowbit::detail::check;
+  const FormatInfo& f = p.params.format;
+  const Index rows = p.params.layout.rows, cols = p.params.layout.cols;
+  std::vector<std::int8_t> row(static_cast<std::size_t>(cols));
+  for (Index r = 0; r < rows; ++r) {
+    unpack_codes({p.data.data() + r * p.row_bytes, static_cast<std::size_t>(p.row_bytes)}, f.bits, row);
+    for (Index c = 0; c < cols; ++c) {
+      const int q = row[static_cast<std::size_t>(c)];
+      check(q >= f.qmin && q <= f.qmax, where, ": code ", q, " (stored ", q + f.code_offset, ") at [", r, ", ", c,
+            "] is outside ", f.qmin, "..", f.qmax, " of format ", f.name, " with ", f.bits, " bits");
+    }
+  }
+}
+
+/// Reads weight `name` back; every metadata field is checked against the tensors,
+/// every size with overflow-checked arithmetic before anything is copied, and every
+/// code and scale against the format. Errors name the weight and the file.
 inline QuantizedWeight read_quantized(const SafetensorsFile& f, const std::string& name) {
-  const auto where = [&] { return "quantized weight '" + name + "' in '" + f.path() + "'"; };
+  const std::string where = "quantized weight '" + name + "' in '" + f.path() + "'";
   const auto meta = [&](const std::string& key) -> const std::string& {
     const auto it = f.metadata().find(name + ".lowbit." + key);
-    if (it == f.metadata().end()) detail::fail(where(), ": metadata key '", name, ".lowbit.", key, "' is missing");
+    if (it == f.metadata().end()) detail::fail(where, ": metadata key '", name, ".lowbit.", key, "' is missing");
     return it->second;
   };
   const auto integer = [&](const std::string& key) -> Index {
     const std::string& s = meta(key);
     Index v = 0;
     const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    detail::check(ec == std::errc() && p == s.data() + s.size(), where(), ": metadata ", key, " = '", s,
+    detail::check(ec == std::errc() && p == s.data() + s.size(), where, ": metadata ", key, " = '", s,
                   "' is not an integer");
     return v;
   };
   const auto version = f.metadata().find("lowbit.format_version");
-  detail::check(version != f.metadata().end() && version->second == quantized_format_version, where(),
+  detail::check(version != f.metadata().end() && version->second == quantized_format_version, where,
                 ": lowbit.format_version is missing or not ", quantized_format_version);
-  const FormatInfo fmt = format_info(meta("format"), static_cast<int>(integer("bits")));
+  const Index bits = integer("bits");
+  detail::check(bits >= 2 && bits <= 8, where, ": metadata bits = ", bits, " is not 2..8");
+  FormatInfo fmt;
+  try {
+    fmt = format_info(meta("format"), static_cast<int>(bits));
+  } catch (const Error& e) {
+    detail::fail(where, ": ", e.what());
+  }
   detail::check(integer("qmin") == fmt.qmin && integer("qmax") == fmt.qmax && integer("code_offset") == fmt.code_offset,
-                where(), ": qmin/qmax/code_offset do not match format ", fmt.name, " with ", fmt.bits, " bits");
+                where, ": qmin/qmax/code_offset do not match format ", fmt.name, " with ", fmt.bits, " bits");
   const std::string& shape = meta("shape");
-  const auto comma = shape.find(',');
-  detail::check(comma != std::string::npos, where(), ": shape '", shape, "' is not 'rows,cols'");
-  Index rows = 0, cols = 0;
-  const auto r1 = std::from_chars(shape.data(), shape.data() + comma, rows);
-  const auto r2 = std::from_chars(shape.data() + comma + 1, shape.data() + shape.size(), cols);
-  detail::check(r1.ec == std::errc() && r1.ptr == shape.data() + comma && r2.ec == std::errc() &&
-                    r2.ptr == shape.data() + shape.size() && rows > 0 && cols > 0,
-                where(), ": shape '", shape, "' is not 'rows,cols' with positive sizes");
+  const auto rc = parse_shape_2d(shape);
+  detail::check(rc.has_value(), where, ": shape '", shape, "' is not 'rows,cols' with positive sizes");
+  const auto [rows, cols] = *rc;
+  const std::string what = where + ": shape " + shape;
+  (void)checked_mul(rows, cols, what);  // the unpacked codes must be countable
+
   const std::string& gran = meta("granularity");
   const Index group = integer("group_size");
   ScaleLayout layout;
-  if (gran == "tensor") layout = PerTensor{}.layout(rows, cols);
-  else if (gran == "channel") layout = PerChannel{}.layout(rows, cols);
-  else if (gran == "group") layout = detail::group_layout(group, rows, cols);
-  else detail::fail(where(), ": unknown granularity '", gran, "'");
+  if (gran == "tensor" || gran == "channel") {
+    detail::check(group == cols, where, ": group_size ", group, " on a ", gran, "-wise weight must equal its ", cols,
+                  " columns");
+    layout = gran == "tensor" ? PerTensor{}.layout(rows, cols) : PerChannel{}.layout(rows, cols);
+  } else if (gran == "group") {
+    detail::check(group > 0 && group <= cols, where, ": group_size ", group, " does not fit a row of ", cols,
+                  " columns");
+    layout = detail::group_layout(group, rows, cols);
+  } else {
+    detail::fail(where, ": unknown granularity '", gran, "' (tensor, channel or group)");
+  }
 
   QuantizedWeight q;
   q.method = meta("method");
   q.packed.params.format = fmt;
   q.packed.params.layout = layout;
   q.packed.row_bytes = packed_bytes(cols, fmt.bits);
-  const TensorInfo& qw = f.info(name + ".qweight");
-  detail::check(qw.dtype == DType::U8 && qw.shape == std::vector<std::int64_t>{rows, q.packed.row_bytes}, where(),
-                ": qweight must be U8 [", rows, ", ", q.packed.row_bytes, "]");
+  const Index packed_total = checked_mul(rows, q.packed.row_bytes, what);
+  const Index scale_total = layout.kind == ScaleLayout::Kind::tensor ? 1 : checked_mul(rows, layout.groups_per_row(), what);
+  const auto has = [&](const std::string& t) {
+    detail::check(f.contains(t), where, ": tensor '", t, "' is missing");
+    return f.info(t);
+  };
+  const TensorInfo qw = has(name + ".qweight");
+  detail::check(qw.dtype == DType::U8 && qw.shape == std::vector<std::int64_t>{rows, q.packed.row_bytes}, where,
+                ": qweight must be U8 [", rows, ", ", q.packed.row_bytes, "] (", packed_total, " bytes)");
+  const TensorInfo sc = has(name + ".scales");
+  detail::check(sc.dtype == DType::F32 && static_cast<Index>(sc.numel()) == scale_total, where,
+                ": scales must be F32 with ", scale_total, " values");
   const auto bytes = f.bytes(name + ".qweight");
   q.packed.data.assign(bytes.begin(), bytes.end());
-  const TensorInfo& sc = f.info(name + ".scales");
-  detail::check(sc.dtype == DType::F32 && sc.numel() == layout.num_scales(), where(), ": scales must be F32 with ",
-                layout.num_scales(), " values");
   q.packed.params.scales = f.to_float(name + ".scales");
   for (const float s : q.packed.params.scales)
-    detail::check(std::isfinite(s) && s > 0.0f, where(), ": scale ", s, " is not finite and positive");
+    detail::check(std::isfinite(s) && s > 0.0f, where, ": scale ", s, " is not finite and positive");
   // Unused high bits of each row's last byte must be zero (docs/formats.md).
-  const int used = static_cast<int>((cols * fmt.bits) % 8);
+  const int used = static_cast<int>((cols % 8) * fmt.bits % 8);
   if (used != 0)
     for (Index r = 0; r < rows; ++r)
       detail::check((q.packed.data[static_cast<std::size_t>(r * q.packed.row_bytes + q.packed.row_bytes - 1)] >> used) == 0,
-                    where(), ": row ", r, " has non-zero padding bits");
+                    where, ": row ", r, " has non-zero padding bits");
+  check_codes_in_range(q.packed, where);
   return q;
 }
 

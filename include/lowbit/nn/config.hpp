@@ -2,10 +2,17 @@
 // from a Hugging Face config.json (GPT-2 or Llama) or a llama2.c header.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
+#include <initializer_list>
+#include <limits>
 #include <string>
+#include <string_view>
 
 #include "lowbit/autograd/embedding.hpp"
+#include "lowbit/core/checked.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/io/file.hpp"
 #include "lowbit/io/json.hpp"
@@ -51,20 +58,100 @@ struct TransformerConfig {
                   " key/value heads");
     lowbit::detail::check(arch == Architecture::gpt2 || head_dim() % 2 == 0, source, ": head size ", head_dim(),
                   " is odd (RoPE needs pairs)");
-    lowbit::detail::check(norm_eps > 0, source, ": normalisation epsilon must be positive");
+    lowbit::detail::check(std::isfinite(norm_eps) && norm_eps > 0, source,
+                          ": normalisation epsilon must be finite and positive, got ", norm_eps);
+    lowbit::detail::check(std::isfinite(rope_theta) && rope_theta > 0, source,
+                          ": rope_theta must be finite and positive, got ", rope_theta);
+    (void)parameter_count(source);  // every size product must fit 64 bits
+  }
+
+  /// Parameters of a model with this config (tied classifier counted once), with
+  /// overflow checks: callers compare it with what a file holds before allocating.
+  [[nodiscard]] std::int64_t parameter_count(const std::string& source = "config") const {
+    using i64 = std::int64_t;
+    const std::string what = source + ": the parameter count";
+    const i64 d = dim, ff = hidden, kv = static_cast<i64>(kv_heads) * head_dim(), V = vocab;
+    const auto mul = [&](i64 a, i64 b) { return checked_mul(a, b, what); };
+    const auto add = [&](i64 a, i64 b) { return checked_add(a, b, what); };
+    i64 block = 0, outside = mul(V, d);
+    if (arch == Architecture::gpt2) {
+      // ln_1, ln_2 (weight + bias), c_attn, c_proj, c_fc, c_proj (weights + biases)
+      block = add(add(mul(4, d), add(mul(mul(3, d), d), mul(3, d))), add(mul(d, d), d));
+      block = add(block, add(add(mul(ff, d), ff), add(mul(d, ff), d)));
+      outside = add(add(outside, mul(context, d)), mul(2, d));
+    } else {
+      block = add(add(mul(2, d), mul(mul(2, d), d)), add(mul(mul(2, kv), d), mul(mul(3, ff), d)));
+      outside = add(outside, d);
+      if (!tied_head) outside = add(outside, mul(V, d));
+    }
+    return add(outside, mul(layers, block));
   }
 };
 
 namespace detail {
+
+/// A required integer key that must fit `int` (config integers are never narrowed
+/// silently: 4294967300 layers is an error, not 4).
 inline int json_int(const io::Json& j, std::string_view key, const std::string& source) {
   const io::Json* v = j.find(key);
   lowbit::detail::check(v && v->is_number(), source, ": '", key, "' is missing or not a number");
-  return static_cast<int>(v->as_int64());
+  std::int64_t x = 0;
+  try {
+    x = v->as_int64();
+  } catch (const Error&) {
+    lowbit::detail::fail(source, ": '", key, "' = ", v->number_text(), " is not an integer");
+  }
+  lowbit::detail::check(x >= 0 && x <= std::numeric_limits<int>::max(), source, ": '", key, "' = ", x,
+                        " is out of range (0 .. ", std::numeric_limits<int>::max(), ")");
+  return static_cast<int>(x);
 }
-inline double json_number_or(const io::Json& j, std::string_view key, double fallback) {
+
+/// An optional integer key (absent or null: `fallback`).
+inline int json_int_or(const io::Json& j, std::string_view key, const std::string& source, int fallback) {
   const io::Json* v = j.find(key);
-  return v && v->is_number() ? v->as_double() : fallback;
+  return v && !v->is_null() ? json_int(j, key, source) : fallback;
 }
+
+/// An optional number key: absent or null gives `fallback`; any other type, or a
+/// value that is not finite, is an error naming the key.
+inline double json_number_or(const io::Json& j, std::string_view key, const std::string& source, double fallback) {
+  const io::Json* v = j.find(key);
+  if (!v || v->is_null()) return fallback;
+  lowbit::detail::check(v->is_number(), source, ": '", key, "' must be a number, got a ",
+                        io::Json::type_name(v->type()));
+  double x = 0;
+  try {
+    x = v->as_double();
+  } catch (const Error&) {
+    lowbit::detail::fail(source, ": '", key, "' = ", v->number_text(), " is out of the range of a double");
+  }
+  lowbit::detail::check(std::isfinite(x) && std::isfinite(static_cast<float>(x)), source, ": '", key, "' = ",
+                        v->number_text(), " is not a finite float");
+  return x;
+}
+
+/// An optional boolean key (absent or null: `fallback`).
+inline bool json_bool_or(const io::Json& j, std::string_view key, const std::string& source, bool fallback) {
+  const io::Json* v = j.find(key);
+  if (!v || v->is_null()) return fallback;
+  lowbit::detail::check(v->is_bool(), source, ": '", key, "' must be true or false, got a ",
+                        io::Json::type_name(v->type()));
+  return v->as_bool();
+}
+
+/// A key that changes the computation in a way lowbit does not implement must be
+/// absent or have its neutral value; anything else is an error naming the key.
+inline void json_require(bool ok, const std::string& source, std::string_view key, std::string_view why) {
+  lowbit::detail::check(ok, source, ": '", key, "' ", why);
+}
+
+inline bool json_string_is(const io::Json* v, std::initializer_list<std::string_view> allowed) {
+  if (!v || !v->is_string()) return false;
+  for (const auto a : allowed)
+    if (v->as_string() == a) return true;
+  return false;
+}
+
 }  // namespace detail
 
 /// From a Hugging Face config.json (model_type gpt2 or llama).
@@ -81,29 +168,52 @@ inline TransformerConfig config_from_hf_json(const io::Json& j, const std::strin
     c.kv_heads = c.heads;
     c.vocab = detail::json_int(j, "vocab_size", source);
     c.context = detail::json_int(j, "n_positions", source);
+    // n_inner absent or null means 4·n_embd, which must itself fit an int.
     const io::Json* inner = j.find("n_inner");
-    c.hidden = inner && inner->is_number() ? static_cast<int>(inner->as_int64()) : 4 * c.dim;
-    c.norm_eps = static_cast<float>(detail::json_number_or(j, "layer_norm_epsilon", 1e-5));
+    if (inner && !inner->is_null()) {
+      c.hidden = detail::json_int(j, "n_inner", source);
+    } else {
+      const std::int64_t four = 4 * static_cast<std::int64_t>(c.dim);
+      lowbit::detail::check(four <= std::numeric_limits<int>::max(), source, ": 4·n_embd = ", four,
+                            " (the default MLP width, n_inner absent) does not fit an int");
+      c.hidden = static_cast<int>(four);
+    }
+    c.norm_eps = static_cast<float>(detail::json_number_or(j, "layer_norm_epsilon", source, 1e-5));
     c.tied_head = true;
     const io::Json* act = j.find("activation_function");
-    lowbit::detail::check(!act || (act->is_string() && (act->as_string() == "gelu_new" ||
-                                                         act->as_string() == "gelu_pytorch_tanh")),
-                          source, ": only the tanh GELU (gelu_new) of GPT-2 is supported");
+    detail::json_require(!act || detail::json_string_is(act, {"gelu_new", "gelu_pytorch_tanh"}), source,
+                         "activation_function", "must be \"gelu_new\" (GPT-2's tanh GELU), the only one supported");
+    detail::json_require(detail::json_bool_or(j, "scale_attn_weights", source, true), source, "scale_attn_weights",
+                         "= false (unscaled attention) is not supported");
+    detail::json_require(!detail::json_bool_or(j, "scale_attn_by_inverse_layer_idx", source, false), source,
+                         "scale_attn_by_inverse_layer_idx", "= true is not supported");
+    detail::json_require(!detail::json_bool_or(j, "add_cross_attention", source, false), source,
+                         "add_cross_attention", "= true is not supported (decoder-only models)");
   } else if (type->as_string() == "llama") {
     c.arch = Architecture::llama;
     c.dim = detail::json_int(j, "hidden_size", source);
     c.hidden = detail::json_int(j, "intermediate_size", source);
     c.layers = detail::json_int(j, "num_hidden_layers", source);
     c.heads = detail::json_int(j, "num_attention_heads", source);
-    const io::Json* kv = j.find("num_key_value_heads");
-    c.kv_heads = kv && kv->is_number() ? static_cast<int>(kv->as_int64()) : c.heads;
+    c.kv_heads = detail::json_int_or(j, "num_key_value_heads", source, c.heads);
     c.vocab = detail::json_int(j, "vocab_size", source);
     c.context = detail::json_int(j, "max_position_embeddings", source);
-    c.norm_eps = static_cast<float>(detail::json_number_or(j, "rms_norm_eps", 1e-6));
-    c.rope_theta = static_cast<float>(detail::json_number_or(j, "rope_theta", 10000.0));
+    c.norm_eps = static_cast<float>(detail::json_number_or(j, "rms_norm_eps", source, 1e-6));
+    c.rope_theta = static_cast<float>(detail::json_number_or(j, "rope_theta", source, 10000.0));
     c.rope_style = autograd::RopeStyle::half;
-    const io::Json* tie = j.find("tie_word_embeddings");
-    c.tied_head = tie && tie->is_bool() && tie->as_bool();
+    c.tied_head = detail::json_bool_or(j, "tie_word_embeddings", source, false);
+    const io::Json* act = j.find("hidden_act");
+    detail::json_require(!act || detail::json_string_is(act, {"silu", "swish"}), source, "hidden_act",
+                         "must be \"silu\" (SwiGLU), the only activation supported for Llama");
+    const io::Json* scaling = j.find("rope_scaling");
+    detail::json_require(!scaling || scaling->is_null(), source, "rope_scaling", "is not supported yet (null only)");
+    detail::json_require(!detail::json_bool_or(j, "attention_bias", source, false), source, "attention_bias",
+                         "= true (biases on q/k/v/o) is not supported");
+    detail::json_require(!detail::json_bool_or(j, "mlp_bias", source, false), source, "mlp_bias",
+                         "= true is not supported");
+    if (const io::Json* hd = j.find("head_dim"); hd && !hd->is_null() && c.heads > 0)
+      detail::json_require(detail::json_int(j, "head_dim", source) == c.dim / c.heads, source, "head_dim",
+                           "differs from hidden_size / num_attention_heads, which is not supported");
   } else {
     lowbit::detail::fail(source, ": model_type '", type->as_string(), "' is not supported (gpt2, llama)");
   }

@@ -221,13 +221,15 @@ class Transformer {
   void build(Values&& values) {
     const TransformerConfig& c = config_;
     const Index d = c.dim, ff = c.hidden, kv = c.kv_dim();
-    blocks_.resize(static_cast<std::size_t>(c.layers));
+    // Blocks are added one at a time, never resized to c.layers up front: loading a
+    // checkpoint whose config.json claims 10^9 layers stops at the first tensor the
+    // file lacks, having allocated only what the file holds.
     if (c.arch == Architecture::gpt2) {
       wte_ = add_param(values, "transformer.wte.weight", {c.vocab, d});
       wpe_ = add_param(values, "transformer.wpe.weight", {c.context, d});
       for (int i = 0; i < c.layers; ++i) {
         const std::string p = "transformer.h." + std::to_string(i) + ".";
-        Block& b = blocks_[static_cast<std::size_t>(i)];
+        Block& b = blocks_.emplace_back();
         b.first = linears_.size();
         b.norm1 = add_param(values, p + "ln_1.weight", {d});
         b.norm1_bias = add_param(values, p + "ln_1.bias", {d});
@@ -244,7 +246,7 @@ class Transformer {
       wte_ = add_param(values, "model.embed_tokens.weight", {c.vocab, d});
       for (int i = 0; i < c.layers; ++i) {
         const std::string p = "model.layers." + std::to_string(i) + ".";
-        Block& b = blocks_[static_cast<std::size_t>(i)];
+        Block& b = blocks_.emplace_back();
         b.first = linears_.size();
         b.norm1 = add_param(values, p + "input_layernorm.weight", {d});
         add_linear(values, p + "self_attn.q_proj", i, LinearRole::q, 0, d, d, false);

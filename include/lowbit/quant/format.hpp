@@ -46,6 +46,16 @@ namespace detail {
 
 inline constexpr bool valid_bits(int b) { return b >= 2 && b <= 8; }
 
+/// The largest scale s for which every code of magnitude ≤ `top` decodes to a
+/// finite float (top·s ≤ FLT_MAX). Only weights near ±FLT_MAX reach it; below it
+/// scales are exactly what the reference computes.
+inline float max_finite_scale(int top) {
+  const auto t = static_cast<float>(top);
+  float s = std::numeric_limits<float>::max() / t;
+  while (!std::isfinite(s * t)) s = std::nextafter(s, 0.0f);
+  return s;
+}
+
 /// PyTorch observers' symmetric rule (_calculate_qparams, per_tensor_symmetric):
 /// scale = max(-min(lo,0), max(hi,0)) / ((qmax - qmin) / 2), at least float32 eps.
 template <int QMin, int QMax>
@@ -57,7 +67,10 @@ struct TorchSymmetricRule {
   static float scale_for(float lo, float hi) {
     const float m = std::max(-std::min(lo, 0.0f), std::max(hi, 0.0f));
     constexpr float half_range = static_cast<float>(QMax - QMin) / 2.0f;
-    return std::max(m / half_range, std::numeric_limits<float>::epsilon());
+    // The cap keeps QMin·scale finite for weights near ±FLT_MAX (IntFull's scale
+    // is absmax / (2^(B-1) - 0.5), so its -2^(B-1) code would overflow).
+    static const float cap = max_finite_scale(std::max(-QMin, QMax));
+    return std::min(std::max(m / half_range, std::numeric_limits<float>::epsilon()), cap);
   }
 };
 
@@ -115,7 +128,21 @@ struct GptqGrid {
   }
   static float scale_for(float lo, float hi) {
     const auto [xmin, xmax] = effective_range(lo, hi);
-    return (xmax - xmin) / static_cast<float>(maxq);
+    const float s = (xmax - xmin) / static_cast<float>(maxq);
+    if (std::isfinite(s) && s >= std::numeric_limits<float>::min()) return s;
+    return range_safe_scale(xmin, xmax);
+  }
+
+ private:
+  /// Off the reference's path: xmax - xmin overflows float32 (weights near
+  /// ±FLT_MAX) or the scale is denormal or zero (weights below ~1e-38), which the
+  /// reference would turn into inf or a zero division. The difference is formed in
+  /// double and the scale kept within [FLT_MIN, the largest finite-decoding scale].
+  static float range_safe_scale(float xmin, float xmax) {
+    const double s = (static_cast<double>(xmax) - static_cast<double>(xmin)) / maxq;
+    static const float cap = detail::max_finite_scale(std::max(code_offset, maxq - code_offset));
+    return static_cast<float>(std::clamp(s, static_cast<double>(std::numeric_limits<float>::min()),
+                                         static_cast<double>(cap)));
   }
 };
 

@@ -20,7 +20,8 @@ struct ScaleLayout {
   Index group_size = 0;  ///< elements per scale along a row (cols for tensor/channel)
 
   [[nodiscard]] Index groups_per_row() const {
-    return kind == Kind::tensor ? 1 : (cols + group_size - 1) / group_size;
+    // cols / g rounded up, without forming cols + g - 1 (which can overflow)
+    return kind == Kind::tensor ? 1 : cols / group_size + (cols % group_size != 0 ? 1 : 0);
   }
   [[nodiscard]] Index num_scales() const { return kind == Kind::tensor ? 1 : rows * groups_per_row(); }
   [[nodiscard]] Index scale_index(Index r, Index c) const {

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <array>
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
@@ -110,10 +112,34 @@ inline void histc(const float* x, Index n, Histogram& h) {
 
 }  // namespace kernels
 
+namespace kernels {
+
+/// Whether torch.histc's float32 bin arithmetic stays finite on [lo, hi]:
+/// (x - lo)·bins must not overflow, which only ranges near ±FLT_MAX break.
+inline bool histc_range_is_finite(float lo, float hi, Index bins) {
+  const double span = static_cast<double>(hi) - static_cast<double>(lo);
+  return span * static_cast<double>(bins) <= static_cast<double>(std::numeric_limits<float>::max());
+}
+
+/// The same bins computed in double, for ranges where the float32 formula would
+/// overflow (torch itself gives inf/NaN positions there; lowbit gives true bins).
+inline void histc_wide(const float* x, Index n, Histogram& h) {
+  const double lo = h.lo, span = static_cast<double>(h.hi) - lo;
+  const Index bins = h.bins();
+  for (Index i = 0; i < n; ++i) {
+    if (!(x[i] >= h.lo && x[i] <= h.hi)) continue;
+    const auto pos = static_cast<Index>((static_cast<double>(x[i]) - lo) * static_cast<double>(bins) / span);
+    h.counts[static_cast<std::size_t>(std::min(pos, bins - 1))] += 1.0;
+  }
+}
+
+}  // namespace kernels
+
 /// Histogram of n values over [lo, hi] (lo < hi).
 inline Histogram make_histogram(const float* x, Index n, float lo, float hi, Index bins) {
   Histogram h{lo, hi, std::vector<double>(static_cast<std::size_t>(bins), 0.0)};
-  kernels::histc(x, n, h);
+  if (kernels::histc_range_is_finite(lo, hi, bins)) kernels::histc(x, n, h);
+  else kernels::histc_wide(x, n, h);
   return h;
 }
 

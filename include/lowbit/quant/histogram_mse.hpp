@@ -133,6 +133,15 @@ inline std::pair<float, float> torch_param_search(const std::vector<float>& hist
   return {min_val + lo_off, min_val + hi_off};
 }
 
+/// 0 for ranges whose float32 error model stays finite (span ≤ 2^48), else the
+/// power of two that brings the span back to that size.
+inline int search_exponent(float min_val, float max_val) {
+  const double span = static_cast<double>(max_val) - static_cast<double>(min_val);
+  constexpr double limit = 281474976710656.0;  // 2^48
+  if (!(span > limit)) return 0;
+  return static_cast<int>(std::ceil(std::log2(span / limit)));
+}
+
 /// histc's range for HistogramObserver's first call: int(min), int(max), falling
 /// back to the data range when those agree, then widening a constant range by 1.
 inline std::pair<float, float> torch_histc_range(float min_val, float max_val) {
@@ -209,7 +218,14 @@ struct HistogramMse {
     const auto [lo, hi] = detail::torch_histc_range(s.min, s.max);
     const Histogram h = make_histogram(x, n, lo, hi, bins);
     std::vector<float> counts(h.counts.begin(), h.counts.end());
-    return detail::torch_param_search(counts, s.min, s.max, 256);
+    // The search's error model cubes bin widths in float32, which overflows for
+    // ranges beyond ~2^51 (weights near ±FLT_MAX). Its decisions are invariant
+    // under scaling min/max by a power of two (exact in float), so such ranges
+    // are searched scaled down and the result scaled back: finite, and for every
+    // range PyTorch can handle the scale is 1 and the result unchanged.
+    const int e = detail::search_exponent(s.min, s.max);
+    const auto [a, b] = detail::torch_param_search(counts, std::ldexp(s.min, -e), std::ldexp(s.max, -e), 256);
+    return {std::ldexp(a, e), std::ldexp(b, e)};
   }
 
  private:

@@ -19,8 +19,9 @@
 
 namespace lowbit {
 
-/// Bytes taken by n codes of `bits` bits.
-constexpr Index packed_bytes(Index n, int bits) { return (n * bits + 7) / 8; }
+/// Bytes taken by n codes of `bits` bits (2..8). Written so that it cannot
+/// overflow for any n ≥ 0: whole bytes of 8 codes first, then the remainder.
+constexpr Index packed_bytes(Index n, int bits) { return n / 8 * bits + ((n % 8) * bits + 7) / 8; }
 
 /// Packs signed codes (qmin…qmax of a format with `bits` bits) into out, which must
 /// hold packed_bytes(codes.size(), bits) bytes.

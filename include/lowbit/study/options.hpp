@@ -47,6 +47,7 @@ struct StudyOptions {
   std::vector<double> lr_grid = {1e-6, 1e-5, 1e-4, 1e-3};
   double lr_decay = 0.1;
   int threads = 0;  ///< 0: all cores
+  static constexpr long max_threads = 1024;
   bool quick = false;
   bool landscape = false;
   bool save = false;
@@ -219,7 +220,11 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
       o.lr_decay = detail::parse_number(flag, v);
       if (!(o.lr_decay > 0 && o.lr_decay <= 1)) usage_fail(flag, v, "must be in (0, 1]");
     } else if (flag == "--threads") {
-      o.threads = static_cast<int>(detail::parse_positive(flag, value()));
+      const auto& v = value();
+      const long n = detail::parse_positive(flag, v);
+      if (n > StudyOptions::max_threads)
+        usage_fail(flag, v, "is more threads than lowbit supports (at most " + std::to_string(StudyOptions::max_threads) + ")");
+      o.threads = static_cast<int>(n);
     } else if (flag == "--directions") {
       o.directions = detail::parse_positive(flag, value());
     } else {

@@ -37,6 +37,8 @@
 #include "lowbit/study/report.hpp"
 #include "lowbit/study/results.hpp"
 #include "lowbit/study/results_json.hpp"
+#include "lowbit/study/unit_store.hpp"
+#include "lowbit/version.hpp"
 
 namespace lowbit::study {
 
@@ -94,6 +96,46 @@ struct StudySetup {
   }
 };
 
+namespace detail {
+
+inline std::string hex64(std::uint64_t h) {
+  char b[17];
+  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(h));
+  return b;
+}
+
+inline std::uint64_t fnv1a64_bytes(const void* data, std::size_t n, std::uint64_t h) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+}  // namespace detail
+
+/// FNV-1a 64 over every parameter's name, shape and float32 bytes: a different
+/// checkpoint at the same path is a different run.
+inline std::string model_fingerprint(const nn::Transformer& m) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  const nn::WeightSnapshot w = m.snapshot();
+  for (const auto& p : w) h = detail::fnv1a64_bytes(p.data(), p.size() * sizeof(float), h);
+  return detail::hex64(h);
+}
+
+/// FNV-1a 64 over the token ids of every window of every split, in order.
+inline std::string data_fingerprint(const StudyData& d) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (const auto* split : {&d.calibration, &d.validation, &d.test, &d.ood}) {
+    const std::uint64_t n = split->size();
+    h = detail::fnv1a64_bytes(&n, sizeof n, h);
+    for (const auto& w : *split) {
+      const std::uint64_t len = w.size();
+      h = detail::fnv1a64_bytes(&len, sizeof len, h);
+      h = detail::fnv1a64_bytes(w.data(), w.size() * sizeof(int), h);
+    }
+  }
+  return detail::hex64(h);
+}
+
 /// The settings a unit's result depends on; a resumed run must match them.
 inline io::Json run_identity(const StudySetup& s) {
   using io::Json;
@@ -108,7 +150,13 @@ inline io::Json run_identity(const StudySetup& s) {
   j.set("damp_grid", detail::numbers(o.damp_grid));
   j.set("qaft_epochs", Json::number(static_cast<std::int64_t>(o.qaft_epochs)));
   j.set("lr_decay", Json::number(o.lr_decay));
+  j.set("lr_grid", detail::numbers(o.lr_grid));
+  j.set("directions", Json::number(static_cast<std::int64_t>(o.directions)));
+  j.set("quick", Json::boolean(o.quick));  // the landscape's probe windows and per-layer profiles
   j.set("ood", Json::string(s.data.ood_description));
+  j.set("model_fingerprint", Json::string(model_fingerprint(s.model)));
+  j.set("data_fingerprint", Json::string(data_fingerprint(s.data)));
+  j.set("lowbit_version", Json::string(lowbit::version));
   return j;
 }
 
@@ -116,10 +164,11 @@ class StudyRunner {
  public:
   StudyRunner(StudySetup& setup, const std::atomic<bool>* stop = nullptr, FILE* log = stderr)
       : s_(setup), o_(setup.options), model_(setup.model), stop_(stop), log_(log), fp_(model_.snapshot()),
-        fp_linear_(linear_weights(model_)) {}
+        fp_linear_(linear_weights(model_)), store_(o_.out, run_identity(setup), log) {}
 
   StudyResults run() {
-    check_identity();
+    store_.lock();
+    store_.check_run_file();
     StudyResults r;
     r.model = s_.model_path.filename().string() + " (" + std::to_string(model_.config().layers) + " layers, d=" +
               std::to_string(model_.config().dim) + ")";
@@ -175,38 +224,15 @@ class StudyRunner {
     if (stop_ && stop_->load()) throw Interrupted("interrupted: finished units are kept in " + o_.out.string());
   }
 
-  void check_identity() {
-    const auto path = o_.out / "run.json";
-    const io::Json now = run_identity(s_);
-    if (std::filesystem::exists(path)) {
-      const io::Json before = io::Json::parse(io::read_file(path), path.string());
-      for (const auto& k : now.keys()) {
-        const io::Json* b = before.find(k);
-        if (!b || b->dump() != now.at(k).dump())
-          throw UsageError("--out " + o_.out.string() + ": holds a run with a different '" + k + "' (" +
-                           (b ? b->dump() : std::string("missing")) + " there, " + now.at(k).dump() +
-                           " now); use another --out or delete it");
-      }
-    } else {
-      io::write_file_atomic(path, now.dump() + "\n");
-    }
-  }
-
-  std::filesystem::path unit_path(const std::string& k) const { return o_.out / "units" / (k + ".json"); }
-
   /// The unit `k` from its checkpoint, or computed by f() and checkpointed.
   template <class F>
   UnitResult cached_or(const std::string& k, F&& f) {
-    const auto path = unit_path(k);
-    if (std::filesystem::exists(path)) {
-      log("%s: reusing %s", k.c_str(), path.string().c_str());
-      return unit_from_json(io::Json::parse(io::read_file(path), path.string()), path.string());
-    }
+    if (auto u = store_.reuse(k)) return std::move(*u);
     check_stop();
     const auto t0 = clock::now();
     UnitResult u = f();
     u.seconds["total"] = std::chrono::duration<double>(clock::now() - t0).count();
-    io::write_file_atomic(path, to_json(u).dump() + "\n");
+    store_.store(k, u);
     return u;
   }
 
@@ -409,7 +435,7 @@ class StudyRunner {
   /// One QAFT run per learning rate (each its own unit), then the best on validation.
   UnitResult qaft(const QuantChoice& q) {
     const std::string final_key = key("qaft", q.bits);
-    if (std::filesystem::exists(unit_path(final_key))) return cached_or(final_key, [] { return UnitResult{}; });
+    if (auto done = store_.reuse(final_key)) return std::move(*done);
     std::vector<UnitResult> runs;
     for (const double lr : o_.lr_grid) runs.push_back(cached_or(lr_key(q.bits, lr), [&] { return qaft_run(q, lr); }));
     std::size_t best = 0;
@@ -425,7 +451,7 @@ class StudyRunner {
       if (fs::exists(from))
         fs::copy_file(from, o_.out / folder / (final_key + ".safetensors"), fs::copy_options::overwrite_existing);
     }
-    io::write_file_atomic(unit_path(final_key), to_json(u).dump() + "\n");
+    store_.store(final_key, u);
     return u;
   }
 
@@ -464,19 +490,36 @@ class StudyRunner {
   /// Radial profiles along random directions from w (Figure 3), the basin radius,
   /// and straight segments from w to each method's weights.
   void landscape(StudyResults& r) {
-    const UnitResult cached = cached_or("landscape", [&] { return landscape_unit(r); });
-    r.profiles = read_profiles(o_.out / "units" / "landscape-profiles.json");
+    const UnitResult cached = with_profiles("landscape", r.profiles, [&] { return landscape_unit(r); });
     r.basin_radius = cached.weight_distance;  // the landscape unit keeps mean R(w) there
-    if (!o_.quick) {  // per layer: beyond the study, and ~layers × 12 evaluations
-      (void)cached_or("landscape-layers", [&] { return layer_landscape_unit(r); });
-      r.layer_profiles = read_profiles(o_.out / "units" / "landscape-layers-profiles.json");
+    if (!o_.quick)  // per layer: beyond the study, and ~layers × 12 evaluations
+      (void)with_profiles("landscape-layers", r.layer_profiles, [&] { return layer_landscape_unit(r); });
+  }
+
+  /// A landscape unit and the profiles checkpointed beside it (units/<k>-profiles.json,
+  /// written before the unit): unreadable profiles make the unit count as corrupt,
+  /// so it is set aside and computed again.
+  template <class F>
+  UnitResult with_profiles(const std::string& k, std::vector<Profile>& profiles, F&& f) {
+    const auto side = o_.out / "units" / (k + "-profiles.json");
+    UnitResult u = cached_or(k, f);
+    try {
+      profiles = read_profiles(side);
+      return u;
+    } catch (const Error& e) {
+      log("warning: %s is unreadable (%s); computing the %s unit again", side.string().c_str(), e.what(), k.c_str());
     }
+    std::error_code ec;
+    std::filesystem::rename(store_.path(k), std::filesystem::path(store_.path(k)) += ".corrupt", ec);
+    u = cached_or(k, f);
+    profiles = read_profiles(side);
+    return u;
   }
 
   /// Profiles checkpointed beside a landscape unit.
   static std::vector<Profile> read_profiles(const std::filesystem::path& path) {
     std::vector<Profile> out;
-    if (!std::filesystem::exists(path)) return out;
+    lowbit::detail::check(std::filesystem::exists(path), path.string(), ": is missing");
     const io::Json j = io::Json::parse(io::read_file(path), path.string());
     for (const auto& e : j.at("profiles").items()) {
       Profile p;
@@ -620,6 +663,7 @@ class StudyRunner {
   nn::WeightSnapshot fp_;
   std::vector<std::vector<float>> fp_linear_;  ///< fp_ of the registered layers only
   std::vector<Hessian> test_hessians_;
+  UnitStore store_;
 };
 
 }  // namespace lowbit::study

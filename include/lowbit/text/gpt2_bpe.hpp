@@ -13,6 +13,7 @@
 // \s follows JavaScript's definition (the reference encoder's).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <span>
@@ -94,9 +95,16 @@ class Gpt2Tokenizer {
  public:
   /// Loads encoder.json / vocab.json (token → id) and vocab.bpe / merges.txt.
   static Gpt2Tokenizer from_files(const std::filesystem::path& vocab_json, const std::filesystem::path& merges) {
+    return from_strings(io::read_file(vocab_json), io::read_file(merges), vocab_json.string(), merges.string());
+  }
+  /// The same from the two files' contents held in memory (tests, fuzzing); the
+  /// labels name them in messages.
+  static Gpt2Tokenizer from_strings(std::string_view vocab_json, std::string_view merges,
+                                    const std::string& vocab_label = "vocab.json",
+                                    const std::string& merges_label = "merges.txt") {
     Gpt2Tokenizer t;
-    t.load_vocab(io::read_file(vocab_json), vocab_json.string());
-    t.load_merges(io::read_file(merges), merges.string());
+    t.load_vocab(vocab_json, vocab_label);
+    t.load_merges(merges, merges_label);
     return t;
   }
   /// A directory holding encoder.json + vocab.bpe, or vocab.json + merges.txt.
@@ -219,7 +227,7 @@ class Gpt2Tokenizer {
     return bytes;
   }
 
-  void load_vocab(const std::string& text, const std::string& file) {
+  void load_vocab(std::string_view text, const std::string& file) {
     const auto m = byte_to_char();
     for (int b = 0; b < 256; ++b) char_byte_[m[static_cast<std::size_t>(b)]] = static_cast<std::uint8_t>(b);
     const io::Json j = io::Json::parse(text, file);
@@ -249,12 +257,12 @@ class Gpt2Tokenizer {
     }
   }
 
-  void load_merges(const std::string& text, const std::string& file) {
+  void load_merges(std::string_view text, const std::string& file) {
     std::uint32_t rank = 0;
     std::size_t line_no = 0;
     for (std::size_t p = 0; p < text.size();) {
       std::size_t e = text.find('\n', p);
-      if (e == std::string::npos) e = text.size();
+      if (e == std::string_view::npos) e = text.size();
       std::string_view line(text.data() + p, e - p);
       p = e + 1;
       ++line_no;

@@ -9,6 +9,8 @@
 // continuation bytes) looked up as a whole token, else its bytes as byte-fallback
 // ids; then, repeatedly, the adjacent pair whose concatenation is a token with the
 // highest score (the leftmost on ties) is merged, until no pair merges; optional EOS.
+// As in run.c, a pair must score above -1e10 (its starting best) to merge at all, so
+// tokens scored -1e10 or lower, or NaN, are never formed by merging.
 // run.c stops at a NUL byte (C string); this encoder reads the whole string_view.
 #pragma once
 
@@ -31,12 +33,18 @@ class Llama2cTokenizer {
  public:
   static constexpr int bos_id = 1;
   static constexpr int eos_id = 2;
+  /// run.c's starting best score: a merge must score above it to happen.
+  static constexpr float merge_score_floor = -1e10f;
 
   /// Reads a tokenizer file; `vocab_size` is the model's (the file holds no count:
   /// 0 means "every entry in the file").
   static Llama2cTokenizer load(const std::filesystem::path& path, int vocab_size = 0) {
-    const std::string b = io::read_file(path);
-    const std::string label = path.string();
+    return from_bytes(io::read_file(path), vocab_size, path.string());
+  }
+
+  /// Parses a tokenizer file held in memory (tests, fuzzing); `label` names it in
+  /// messages, `vocab_size` as for load().
+  static Llama2cTokenizer from_bytes(std::string_view b, int vocab_size, const std::string& label) {
     const auto where = [&] { return "llama2.c tokenizer '" + label + "'"; };
     detail::check(b.size() >= 4, where(), ": too short for the max token length");
     Llama2cTokenizer t;
@@ -105,7 +113,9 @@ class Llama2cTokenizer {
     const auto offer = [&](int l, int r) {
       if (l < 0 || r < 0) return;
       const int m = merge_of(t[static_cast<std::size_t>(l)], t[static_cast<std::size_t>(r)]);
-      if (m >= 0)
+      // Only merges run.c's loop can pick: its best score starts at -1e10 and a pair
+      // must beat it, so pairs scoring -1e10 or less (or NaN) never merge there.
+      if (m >= 0 && scores_[static_cast<std::size_t>(m)] > merge_score_floor)
         heap.push({scores_[static_cast<std::size_t>(m)], l, r, t[static_cast<std::size_t>(l)],
                    t[static_cast<std::size_t>(r)], m});
     };
@@ -136,7 +146,7 @@ class Llama2cTokenizer {
     std::vector<int> t = initial_tokens(text, bos);
     std::string merged;
     for (;;) {
-      float best = -1e10f;
+      float best = merge_score_floor;
       int best_id = -1;
       std::size_t best_at = 0;
       for (std::size_t k = 0; k + 1 < t.size(); ++k) {

@@ -1,0 +1,150 @@
+// The resumable units of a study run: --out/units/<key>.json, one per finished
+// piece of work, and the lock that keeps a second run off the same --out.
+//
+// What resume guarantees (docs/reliability.md):
+//  * a unit is reused only if its file records its own key (equal to its file name)
+//    and the run settings it was computed under (equal to this run's: every setting
+//    that changes a result, the model's and data's fingerprints, lowbit's version);
+//    a unit from another run or copied under another name is refused with an error
+//    naming the file and what differs — deleting run.json does not drop the guard;
+//  * a unit file that cannot be read (truncated, not JSON, fields missing) is set
+//    aside as <key>.json.corrupt with a warning and computed again;
+//  * units are written atomically (temporary file, then rename), so a kill at any
+//    moment leaves either the old file or the complete new one;
+//  * one run at a time per --out: a second run is refused at once (flock on
+//    --out/lock, released by the kernel when the holder exits).
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "lowbit/core/error.hpp"
+#include "lowbit/io/file.hpp"
+#include "lowbit/io/json.hpp"
+#include "lowbit/study/options.hpp"
+#include "lowbit/study/results.hpp"
+#include "lowbit/study/results_json.hpp"
+
+namespace lowbit::study {
+
+class UnitStore {
+ public:
+  /// `run` is this run's identity (run_identity()); `log` may be null.
+  UnitStore(std::filesystem::path out, io::Json run, FILE* log)
+      : out_(std::move(out)), run_(std::move(run)), log_(log) {}
+
+  [[nodiscard]] std::filesystem::path path(const std::string& key) const { return out_ / "units" / (key + ".json"); }
+  [[nodiscard]] const io::Json& run() const { return run_; }
+
+  /// Takes --out/lock for the life of the store; UsageError if another run holds it.
+  void lock() {
+    try {
+      lock_ = std::make_unique<io::FileLock>(out_ / "lock");
+    } catch (const Error& e) {
+      throw UsageError("--out " + out_.string() + ": another lowbit-study is running on this folder (" + e.what() +
+                       "); wait for it to finish or use another --out");
+    }
+  }
+
+  /// Compares run.json with this run (writing it when absent): a folder that
+  /// holds a run with other settings is refused before any work.
+  void check_run_file() const {
+    const auto file = out_ / "run.json";
+    if (!std::filesystem::exists(file)) {
+      io::write_file_atomic(file, run_.dump() + "\n");
+      return;
+    }
+    io::Json before;
+    try {
+      before = io::Json::parse(io::read_file(file), file.string());
+    } catch (const Error& e) {
+      throw UsageError("--out " + out_.string() + ": run.json cannot be read (" + e.what() +
+                       "); delete it to start over in this folder");
+    }
+    if (const auto k = first_difference(before, run_))
+      throw UsageError("--out " + out_.string() + ": holds a run with a different '" + *k + "' (" + shown(before, *k) +
+                       " there, " + shown(run_, *k) + " now); use another --out or delete it");
+  }
+
+  /// The unit `key` if a valid file for it exists; nullopt if it is absent or was
+  /// corrupt (then set aside with a warning). A file from another run or under the
+  /// wrong name is a UsageError.
+  [[nodiscard]] std::optional<UnitResult> reuse(const std::string& key) const {
+    const auto file = path(key);
+    if (!std::filesystem::exists(file)) return std::nullopt;
+    io::Json j;
+    UnitResult u;
+    try {
+      j = io::Json::parse(io::read_file(file), file.string());
+      u = unit_from_json(j, file.string());
+      lowbit::detail::check(j.find("key") && j.at("key").is_string() && j.find("run") && j.at("run").is_object(),
+                            file.string(), ": no recorded key and run settings (written by an older lowbit?)");
+    } catch (const Error& e) {
+      set_aside(file, e.what());
+      return std::nullopt;
+    }
+    const std::string recorded = j.at("key").as_string();
+    if (recorded != key || !method_and_bits_match(u, key))
+      throw UsageError(file.string() + ": records unit '" + recorded + "' (" + u.method + ", " +
+                       std::to_string(u.bits) + " bits), not '" + key +
+                       "': the file was renamed or copied; delete it to recompute");
+    if (const auto k = first_difference(j.at("run"), run_))
+      throw UsageError(file.string() + ": was computed with a different '" + *k + "' (" + shown(j.at("run"), *k) +
+                       " there, " + shown(run_, *k) + " now); delete it, or use another --out");
+    if (log_) std::fprintf(log_, "%s: reusing %s\n", key.c_str(), file.string().c_str());
+    return u;
+  }
+
+  /// Writes unit `key` atomically, with its key and this run's settings.
+  void store(const std::string& key, const UnitResult& u) const {
+    io::Json j = to_json(u);
+    j.set("key", io::Json::string(key));
+    j.set("run", run_);
+    io::write_file_atomic(path(key), j.dump() + "\n");
+  }
+
+ private:
+  /// The unit's method and bits must be what its key names: "rtn-int4" is an
+  /// RTN int4 unit, "qaft-int3-lr1e-03" a QAFT int3 one; keys without a bit width
+  /// (fp, landscape, landscape-layers) name the method alone.
+  static bool method_and_bits_match(const UnitResult& u, const std::string& key) {
+    const auto dash = key.find("-int");
+    if (dash == std::string::npos) return key == u.method;
+    const std::string head = key.substr(0, dash + 4) + std::to_string(u.bits);
+    return key.substr(0, dash) == u.method && key.compare(0, head.size(), head) == 0 &&
+           (key.size() == head.size() || key[head.size()] == '-');
+  }
+
+  static std::optional<std::string> first_difference(const io::Json& there, const io::Json& now) {
+    for (const auto& k : now.keys()) {
+      const io::Json* b = there.is_object() ? there.find(k) : nullptr;
+      if (!b || b->dump() != now.at(k).dump()) return k;
+    }
+    return std::nullopt;
+  }
+
+  static std::string shown(const io::Json& j, const std::string& key) {
+    const io::Json* v = j.is_object() ? j.find(key) : nullptr;
+    return v ? v->dump() : std::string("missing");
+  }
+
+  void set_aside(const std::filesystem::path& file, const std::string& why) const {
+    auto aside = file;
+    aside += ".corrupt";
+    std::error_code ec;
+    std::filesystem::rename(file, aside, ec);
+    if (log_)
+      std::fprintf(log_, "warning: %s is unreadable (%s); kept as %s and computing the unit again\n",
+                   file.string().c_str(), why.c_str(), ec ? "(could not rename)" : aside.string().c_str());
+  }
+
+  std::filesystem::path out_;
+  io::Json run_;
+  FILE* log_;
+  std::unique_ptr<io::FileLock> lock_;
+};
+
+}  // namespace lowbit::study

@@ -1,0 +1,121 @@
+// config.json and checkpoints from untrusted places (issue #17): integers are never
+// narrowed silently, non-finite or mistyped numbers and unsupported values of keys
+// that change the computation are errors naming the file and the key, and a config
+// that implies more parameters than its checkpoint holds stops at the first tensor
+// the file lacks, having allocated only what the file holds.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "lowbit/io/json.hpp"
+#include "lowbit/nn/config.hpp"
+#include "lowbit/nn/transformer.hpp"
+#include "tiny_config.hpp"
+
+namespace {
+
+using lowbit::Error;
+namespace nn = lowbit::nn;
+
+const char* const kGpt2 =
+    R"({"model_type": "gpt2", "n_embd": 16, "n_layer": 2, "n_head": 4, "vocab_size": 23, "n_positions": 12)";
+const char* const kLlama =
+    R"({"model_type": "llama", "hidden_size": 16, "intermediate_size": 40, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "vocab_size": 23, "max_position_embeddings": 12)";
+
+// The base config with `extra` ("" or `, "key": value`) appended.
+nn::TransformerConfig parse(const char* base, const std::string& extra) {
+  const std::string text = std::string(base) + extra + "}";
+  return nn::config_from_hf_json(lowbit::io::Json::parse(text, "cfg.json"), "cfg.json");
+}
+
+void refused(const char* base, const std::string& extra, const char* needle) {
+  INFO(extra);
+  CHECK_THROWS_WITH_AS((void)parse(base, extra), doctest::Contains(needle), Error);
+  CHECK_THROWS_WITH_AS((void)parse(base, extra), doctest::Contains("cfg.json"), Error);
+}
+
+}  // namespace
+
+TEST_CASE("config: the plain GPT-2 and Llama configs load") {
+  CHECK(parse(kGpt2, "").hidden == 64);
+  CHECK(parse(kLlama, "").kv_heads == 4);
+  CHECK(parse(kLlama, R"(, "num_key_value_heads": 2)").kv_heads == 2);
+  CHECK(parse(kLlama, R"(, "hidden_act": "silu", "rope_scaling": null, "attention_bias": false, "head_dim": 4)").dim ==
+        16);
+}
+
+TEST_CASE("config: integers out of int range are errors, not narrowed") {
+  // 4294967300 used to load as 4 layers.
+  CHECK_THROWS_WITH_AS(
+      (void)nn::config_from_hf_json(
+          lowbit::io::Json::parse(R"({"model_type": "gpt2", "n_embd": 16, "n_layer": 4294967300, "n_head": 4,
+                                      "vocab_size": 23, "n_positions": 12})",
+                                  "cfg.json"),
+          "cfg.json"),
+      doctest::Contains("'n_layer' = 4294967300 is out of range"), Error);
+  refused(kLlama, R"(, "num_key_value_heads": -2)", "'num_key_value_heads' = -2 is out of range");
+  refused(kLlama, R"(, "num_key_value_heads": 2.5)", "'num_key_value_heads' = 2.5 is not an integer");
+}
+
+TEST_CASE("config: GPT-2's default MLP width 4·n_embd must fit an int") {
+  // n_embd = 6e8 made 4·dim a negative MLP width.
+  CHECK_THROWS_WITH_AS(
+      (void)nn::config_from_hf_json(
+          lowbit::io::Json::parse(R"({"model_type": "gpt2", "n_embd": 600000000, "n_layer": 1, "n_head": 1,
+                                      "vocab_size": 2, "n_positions": 2})",
+                                  "cfg.json"),
+          "cfg.json"),
+      doctest::Contains("4·n_embd = 2400000000"), Error);
+}
+
+TEST_CASE("config: epsilons and rope_theta must be finite numbers") {
+  refused(kLlama, R"(, "rms_norm_eps": 1e39)", "'rms_norm_eps' = 1e39 is not a finite float");
+  refused(kLlama, R"(, "rms_norm_eps": 1e999)", "'rms_norm_eps' = 1e999 is out of the range of a double");
+  refused(kGpt2, R"(, "layer_norm_epsilon": 0)", "epsilon must be finite and positive");
+  refused(kLlama, R"(, "rope_theta": "abc")", "'rope_theta' must be a number, got a string");
+  refused(kLlama, R"(, "rope_theta": -1)", "rope_theta must be finite and positive");
+}
+
+TEST_CASE("config: unsupported values of keys that change the computation are errors naming the key") {
+  refused(kLlama, R"(, "hidden_act": "gelu")", "'hidden_act' must be \"silu\"");
+  refused(kLlama, R"(, "rope_scaling": {"rope_type": "llama3", "factor": 8.0})", "'rope_scaling' is not supported");
+  refused(kLlama, R"(, "attention_bias": true)", "'attention_bias'");
+  refused(kLlama, R"(, "mlp_bias": true)", "'mlp_bias'");
+  refused(kLlama, R"(, "head_dim": 8)", "'head_dim' differs");
+  refused(kLlama, R"(, "tie_word_embeddings": "yes")", "'tie_word_embeddings' must be true or false");
+  refused(kGpt2, R"(, "activation_function": "relu")", "'activation_function'");
+  refused(kGpt2, R"(, "scale_attn_by_inverse_layer_idx": true)", "'scale_attn_by_inverse_layer_idx'");
+  refused(kGpt2, R"(, "scale_attn_weights": false)", "'scale_attn_weights'");
+}
+
+TEST_CASE("config: the parameter count is exact and overflow-checked") {
+  for (const auto arch : {nn::Architecture::gpt2, nn::Architecture::llama}) {
+    const auto c = lowbit::test::tiny_config(arch);
+    const nn::Transformer m(c, 1);
+    CHECK(c.parameter_count() == m.parameter_count());
+  }
+  auto huge = lowbit::test::tiny_config(nn::Architecture::llama);
+  huge.dim = 1 << 30;
+  huge.heads = 1 << 20;
+  huge.kv_heads = 1 << 20;
+  huge.hidden = 1 << 30;
+  huge.layers = 1 << 30;
+  CHECK_THROWS_WITH_AS(huge.validate("huge.json"), doctest::Contains("huge.json: the parameter count"), Error);
+}
+
+// Regression (issue #17): n_layer = 1e9 in config.json allocated ~40 GB of
+// parameters before the first tensor was looked up (then std::bad_alloc).
+TEST_CASE("checkpoint: a config claiming more layers than the file holds stops at the first missing tensor") {
+  const auto small = lowbit::test::tiny_config(nn::Architecture::gpt2);
+  nn::Transformer donor(small, 3);
+  nn::Checkpoint ck;
+  ck.config = small;
+  ck.config.layers = 1000000000;
+  ck.source = "huge/model.safetensors";
+  for (auto* p : donor.parameters())
+    ck.weights[p->name()] =
+        nn::Weight{{p->shape().dims.begin(), p->shape().dims.begin() + p->shape().ndim}, {p->values().begin(), p->values().end()}};
+  CHECK_THROWS_WITH_AS((void)nn::Transformer(ck),
+                       doctest::Contains("'huge/model.safetensors' has no tensor 'transformer.h.2.ln_1.weight'"), Error);
+}
