@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
     }
   }
   if (prompt.empty()) return usage_error("--prompt must not be empty");
-  return lowbit::cli::guarded("generate", "generating", lowbit::cli::exit_bad_input, [&] {
+  return lowbit::cli::guarded("generate", "generating", lowbit::cli::exit_failed, [&] {
     try {
       const fs::path path = model_path ? *model_path : data / "stories260K" / "stories260K.bin";
       const lowbit::nn::Transformer model = lowbit::nn::Transformer::load(path);

@@ -192,11 +192,7 @@ fs::path data_dir(const Options& o) {
 std::atomic<bool> g_stop{false};
 extern "C" void on_signal(int) { g_stop = true; }
 
-std::string hex64(std::uint64_t h) {
-  char b[17];
-  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(h));
-  return b;
-}
+using lowbit::hex64;
 
 std::string hms(double s) {
   char b[32];

@@ -3,6 +3,7 @@
 
 #include "lowbit/core/checked.hpp"
 #include "lowbit/core/error.hpp"
+#include "lowbit/core/fnv1a.hpp"
 #include "lowbit/core/matrix_view.hpp"
 #include "lowbit/core/tool_main.hpp"
 #include "lowbit/autograd.hpp"

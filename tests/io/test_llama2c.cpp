@@ -143,5 +143,7 @@ TEST_CASE("llama2c: a huge layer count in a bare header is refused before any al
                        doctest::Contains("but the file has 28 bytes"), Error);
   // A file whose tail is not whole floats is refused the same way.
   CHECK_THROWS_WITH_AS((void)io::parse_llama2c(header_bytes({4, 6, 1, 2, 1, 5, 3}, 3), "odd.bin"),
-                       doctest::Contains("odd.bin"), Error);
+                       doctest::Contains("'odd.bin': the header"), Error);
+  CHECK_THROWS_WITH_AS((void)io::parse_llama2c(header_bytes({4, 6, 1, 2, 1, 5, 3}, 3), "odd.bin"),
+                       doctest::Contains("but the file has 31 bytes"), Error);
 }

@@ -23,10 +23,13 @@ const char* const kLlama =
     R"({"model_type": "llama", "hidden_size": 16, "intermediate_size": 40, "num_hidden_layers": 2,
         "num_attention_heads": 4, "vocab_size": 23, "max_position_embeddings": 12)";
 
+nn::TransformerConfig parse_text(const std::string& text) {
+  return nn::config_from_hf_json(lowbit::io::Json::parse(text, "cfg.json"), "cfg.json");
+}
+
 // The base config with `extra` ("" or `, "key": value`) appended.
 nn::TransformerConfig parse(const char* base, const std::string& extra) {
-  const std::string text = std::string(base) + extra + "}";
-  return nn::config_from_hf_json(lowbit::io::Json::parse(text, "cfg.json"), "cfg.json");
+  return parse_text(std::string(base) + extra + "}");
 }
 
 void refused(const char* base, const std::string& extra, const char* needle) {
@@ -45,28 +48,45 @@ TEST_CASE("config: the plain GPT-2 and Llama configs load") {
         16);
 }
 
+TEST_CASE("config: the config.json files of real checkpoints load") {
+  const std::string dir = std::string(LOWBIT_FIXTURE_DIR) + "/configs/";
+  const auto tiny = nn::config_from_hf_file(dir + "tinyllama-1.1b-chat-v1.0.json");
+  CHECK((tiny.layers == 22 && tiny.dim == 2048 && tiny.hidden == 5632 && tiny.heads == 32 && tiny.kv_heads == 4));
+  CHECK((tiny.vocab == 32000 && !tiny.tied_head && tiny.rope_theta == 10000.0f && tiny.norm_eps == 1e-5f));
+  const auto llama2 = nn::config_from_hf_file(dir + "llama-2-7b-hf.json");
+  CHECK((llama2.layers == 32 && llama2.dim == 4096 && llama2.hidden == 11008 && llama2.kv_heads == 32));
+  CHECK(llama2.parameter_count() == 6738415616);  // Llama-2-7B's published parameter count
+  const auto smol = nn::config_from_hf_file(dir + "smollm2-135m.json");
+  CHECK((smol.heads == 9 && smol.kv_heads == 3 && smol.head_dim() == 64 && smol.tied_head && smol.rope_theta == 1e5f));
+  const auto gpt2 = nn::config_from_hf_file(dir + "gpt2.json");
+  CHECK((gpt2.arch == nn::Architecture::gpt2 && gpt2.hidden == 3072 && gpt2.context == 1024 && gpt2.tied_head));
+  CHECK(gpt2.parameter_count() == 124439808);  // GPT-2 small
+}
+
+TEST_CASE("config: neutral RoPE scaling and transformers 5's rope_parameters") {
+  CHECK(parse(kLlama, R"(, "rope_scaling": {"rope_type": "default"})").dim == 16);
+  CHECK(parse(kLlama, R"(, "rope_scaling": {"type": "dynamic", "factor": 1.0})").dim == 16);
+  CHECK(parse(kLlama, R"(, "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0})").rope_theta == 5e5f);
+  refused(kLlama, R"(, "rope_parameters": {"rope_type": "llama3", "factor": 8.0, "rope_theta": 500000.0})",
+          "'rope_parameters' asks for RoPE scaling");
+  refused(kGpt2, R"(, "tie_word_embeddings": false)", "'tie_word_embeddings' = false");
+}
+
 TEST_CASE("config: integers out of int range are errors, not narrowed") {
   // 4294967300 used to load as 4 layers.
-  CHECK_THROWS_WITH_AS(
-      (void)nn::config_from_hf_json(
-          lowbit::io::Json::parse(R"({"model_type": "gpt2", "n_embd": 16, "n_layer": 4294967300, "n_head": 4,
-                                      "vocab_size": 23, "n_positions": 12})",
-                                  "cfg.json"),
-          "cfg.json"),
-      doctest::Contains("'n_layer' = 4294967300 is out of range"), Error);
+  CHECK_THROWS_WITH_AS((void)parse_text(R"({"model_type": "gpt2", "n_embd": 16, "n_layer": 4294967300, "n_head": 4,
+                                           "vocab_size": 23, "n_positions": 12})"),
+                       doctest::Contains("'n_layer' = 4294967300 is out of range"), Error);
   refused(kLlama, R"(, "num_key_value_heads": -2)", "'num_key_value_heads' = -2 is out of range");
   refused(kLlama, R"(, "num_key_value_heads": 2.5)", "'num_key_value_heads' = 2.5 is not an integer");
+  refused(kLlama, R"(, "num_key_value_heads": 99999999999999999999)", "is not an integer that fits 64 bits");
 }
 
 TEST_CASE("config: GPT-2's default MLP width 4·n_embd must fit an int") {
   // n_embd = 6e8 made 4·dim a negative MLP width.
-  CHECK_THROWS_WITH_AS(
-      (void)nn::config_from_hf_json(
-          lowbit::io::Json::parse(R"({"model_type": "gpt2", "n_embd": 600000000, "n_layer": 1, "n_head": 1,
-                                      "vocab_size": 2, "n_positions": 2})",
-                                  "cfg.json"),
-          "cfg.json"),
-      doctest::Contains("4·n_embd = 2400000000"), Error);
+  CHECK_THROWS_WITH_AS((void)parse_text(R"({"model_type": "gpt2", "n_embd": 600000000, "n_layer": 1, "n_head": 1,
+                                           "vocab_size": 2, "n_positions": 2})"),
+                       doctest::Contains("4·n_embd = 2400000000"), Error);
 }
 
 TEST_CASE("config: epsilons and rope_theta must be finite numbers") {

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -109,6 +110,38 @@ TEST_CASE("extreme values: the histogram of a ±FLT_MAX range bins every value")
   CHECK(std::isfinite(lo));
   CHECK(std::isfinite(hi));
   CHECK(lo < hi);
+}
+
+TEST_CASE("extreme values: GPTQ's fallback when the error feedback overflows is finite and says so") {
+  // ±FLT_MAX weights and a Hessian of nearly collinear inputs: H factors at every
+  // damping, but the feedback leaves float32, so GPTQ falls back to RTN. It used to
+  // return NaN weights and blame "H is not positive definite".
+  const Index n = 16, tokens = 64;
+  std::mt19937 gen(1);
+  std::normal_distribution<float> nd;
+  std::vector<float> w(static_cast<std::size_t>(4 * n));
+  for (auto& x : w) x = nd(gen) > 0 ? kMax : -kMax;
+  std::vector<float> x(static_cast<std::size_t>(tokens * n));
+  for (Index t = 0; t < tokens; ++t) {
+    const float base = nd(gen);
+    for (Index c = 0; c < n; ++c) x[static_cast<std::size_t>(t * n + c)] = base + 1e-3f * nd(gen);
+  }
+  std::vector<float> h(static_cast<std::size_t>(n * n));
+  for (Index i = 0; i < n; ++i)
+    for (Index j = 0; j < n; ++j) {
+      double s = 0;
+      for (Index t = 0; t < tokens; ++t) s += double(x[static_cast<std::size_t>(t * n + i)]) * x[static_cast<std::size_t>(t * n + j)];
+      h[static_cast<std::size_t>(i * n + j)] = static_cast<float>(s / tokens);
+    }
+  GptqOptions o;
+  o.percdamp = 1e-6;
+  const Gptq<GptqGrid<4>, PerChannel, AbsMax> solver(o);
+  const SolveResult r = solver.quantize(ConstMatrixView(w.data(), 4, n), Hessian::from_matrix(ConstMatrixView(h.data(), n, n)),
+                                        "collinear.weight");
+  REQUIRE(r.info() == ::Eigen::NumericalIssue);
+  CHECK(r.message.find("error feedback overflowed float32") != std::string::npos);
+  CHECK(r.message.find("not positive definite") == std::string::npos);
+  for (Index i = 0; i < r.weights.size(); ++i) REQUIRE(std::isfinite(r.weights.data()[i]));
 }
 
 TEST_CASE("extreme values: GPTQ on ±FLT_MAX weights with H = I is finite and says why if it falls back") {

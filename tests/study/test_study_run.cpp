@@ -198,7 +198,16 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
     o.seed = 5;
     StudySetup s = StudySetup::prepare(o, "test");
     CHECK_THROWS_WITH_AS(StudyRunner(s, nullptr, nullptr).run(),
-                         doctest::Contains("fp.json: was computed with a different 'seed'"), lowbit::study::UsageError);
+                         doctest::Contains(".json: was computed with a different 'seed'"), lowbit::study::UsageError);
+    CHECK(!fs::exists(out / "run.json"));  // not rewritten with the refused settings
+  }
+  // Two learning rates that would share one unit name are refused before any work.
+  {
+    auto o = tiny_options(model, data, out);
+    o.lr_grid = {1e-3, 1.4e-3};
+    StudySetup s = StudySetup::prepare(o, "test");
+    CHECK_THROWS_WITH_AS(StudyRunner(s, nullptr, nullptr).run(), doctest::Contains("share the unit name lr1e-03"),
+                         lowbit::study::UsageError);
   }
   fs::copy_file(root / "run.json.bak", out / "run.json", fs::copy_options::overwrite_existing);
   // A truncated unit is set aside and recomputed (identically), with a warning.

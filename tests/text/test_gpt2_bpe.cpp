@@ -78,21 +78,7 @@ TEST_CASE("gpt2: loading refuses broken vocabularies with the file named") {
   std::filesystem::create_directories(dir);
   const auto write = [&](const char* name, const std::string& s) { lowbit::io::write_file_atomic(dir / name, s); };
   // A toy vocabulary: all 256 byte tokens plus "ab".
-  std::string vocab = "{";
-  std::string bytechars;
-  {
-    int extra = 0;
-    for (int b = 0; b < 256; ++b) {
-      const bool keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-      const char32_t cp = keep ? char32_t(b) : char32_t(256 + extra++);
-      std::string u;
-      if (cp < 0x80) u += char(cp);
-      else { u += char(0xC0 | (cp >> 6)); u += char(0x80 | (cp & 0x3F)); }
-      if (u == "\"") u = "\\\"";
-      if (u == "\\") u = "\\\\";
-      vocab += "\"" + u + "\":" + std::to_string(b) + ",";
-    }
-  }
+  const std::string vocab = lowbit::test::gpt2_byte_vocab_entries();
   write("vocab.json", vocab + "\"ab\":256}");
   write("merges.txt", "#version: 0.2\na b\n");
   const auto tok = text::Gpt2Tokenizer::from_dir(dir);

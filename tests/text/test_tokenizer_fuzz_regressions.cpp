@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "text_fixture.hpp"
 #include "lowbit/text/gpt2_bpe.hpp"
 #include "lowbit/text/llama2c_tokenizer.hpp"
 
@@ -75,17 +76,7 @@ TEST_CASE("llama2c tokenizer: from_bytes names the label in its refusals") {
 
 TEST_CASE("gpt2: from_strings names the labels in its refusals") {
   // All 256 byte tokens in GPT-2's byte alphabet, then "ab".
-  std::string vocab = "{";
-  int extra = 0;
-  for (int b = 0; b < 256; ++b) {
-    const bool keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    const char32_t cp = keep ? char32_t(b) : char32_t(256 + extra++);
-    std::string u;
-    if (cp < 0x80) u += char(cp);
-    else { u += char(0xC0 | (cp >> 6)); u += char(0x80 | (cp & 0x3F)); }
-    if (u == "\"" || u == "\\") u = "\\" + u;
-    vocab += "\"" + u + "\":" + std::to_string(b) + ",";
-  }
+  std::string vocab = lowbit::test::gpt2_byte_vocab_entries();
   vocab += "\"ab\":256}";
   const auto tok = text::Gpt2Tokenizer::from_strings(vocab, "#version: 0.2\na b\n", "v.json", "m.txt");
   CHECK(tok.encode("ab ab") == std::vector<int>{256, ' ', 256});

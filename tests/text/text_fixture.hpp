@@ -13,6 +13,23 @@
 
 namespace lowbit::test {
 
+/// The opening of a toy GPT-2 vocab.json: all 256 byte tokens in GPT-2's byte
+/// alphabet, ids 0..255, each followed by a comma (append entries and "}").
+inline std::string gpt2_byte_vocab_entries() {
+  std::string vocab = "{";
+  int extra = 0;
+  for (int b = 0; b < 256; ++b) {
+    const bool keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    const char32_t cp = keep ? char32_t(b) : char32_t(256 + extra++);
+    std::string u;
+    if (cp < 0x80) u += char(cp);
+    else { u += char(0xC0 | (cp >> 6)); u += char(0x80 | (cp & 0x3F)); }
+    if (u == "\"" || u == "\\") u = "\\" + u;
+    vocab += "\"" + u + "\":" + std::to_string(b) + ",";
+  }
+  return vocab;
+}
+
 struct TextCase {
   std::vector<std::string> head;  ///< the words after "case"
   std::vector<int> ids;

@@ -31,10 +31,11 @@ class ThreadPool {
     lowbit::detail::check(n >= 1, "set_num_threads: need at least one thread, got ", n);
     std::lock_guard<std::mutex> call(call_mutex_);
     stop_workers();
-    threads_ = n;
+    threads_ = 1;  // until every worker has started
     // Workers start from the current generation, read here and not in the new thread:
     // a job posted before a worker first runs must still be seen as new by it.
     const std::size_t start = generation_;
+    workers_.reserve(static_cast<std::size_t>(n - 1));  // a bad_alloc here leaves no thread to join
     try {
       for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, start] { work(i, start); });
     } catch (const std::system_error& e) {  // e.g. a process limit (ulimit -u)
@@ -44,6 +45,7 @@ class ThreadPool {
       lowbit::detail::fail("cannot start ", n - 1, " worker threads (", started, " started, then: ", e.what(),
                            "); use fewer threads");
     }
+    threads_ = n;
   }
   [[nodiscard]] int num_threads() const { return threads_; }
 
@@ -99,9 +101,16 @@ class ThreadPool {
     std::exception_ptr error{};
   };
 
+  // All cores by default; where a process limit refuses some threads, the pool
+  // starts with fewer (one at worst) instead of failing, so that an explicit
+  // set_num_threads(1) still works afterwards.
   ThreadPool() {
     const unsigned hw = std::thread::hardware_concurrency();
-    set_num_threads(static_cast<int>(std::max(1u, hw)));
+    try {
+      set_num_threads(static_cast<int>(std::max(1u, hw)));
+    } catch (const Error&) {
+      // set_num_threads left the pool at one thread
+    }
   }
 
   void work(int index, std::size_t seen) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -270,7 +271,7 @@ class Gptq {
           res.damp = damp;
           break;
         }
-        reason = "error feedback overflowed: H is numerically singular";
+        reason = "error feedback overflowed float32 (H numerically singular, or weights too large)";
       }
       res.retries.push_back({percdamp, damp, reason});
       percdamp = std::max(percdamp * options_.retry_factor, 1e-6);
@@ -329,17 +330,24 @@ class Gptq {
   /// but the error feedback left float32 — then the weights' magnitude is the
   /// likelier culprit, and saying "not positive definite" would mislead.
   static std::string failure_message(ConstMatrixView w, const std::vector<DampRetry>& retries, std::string_view name) {
-    const bool factored = std::any_of(retries.begin(), retries.end(),
-                                      [](const DampRetry& r) { return r.reason.rfind("error feedback", 0) == 0; });
+    const auto factored = std::count_if(retries.begin(), retries.end(),
+                                        [](const DampRetry& r) { return r.reason.rfind("error feedback", 0) == 0; });
     const std::string last = std::to_string(retries.back().percdamp);
-    if (!factored)
+    if (factored == 0)
       return "GPTQ on '" + std::string(name) + "': H is not positive definite even with percdamp " + last +
              "; returned round-to-nearest";
     float largest = 0.0f;
     for (Index i = 0; i < w.size(); ++i) largest = std::max(largest, std::fabs(w.data[i]));
-    return "GPTQ on '" + std::string(name) + "': the error feedback overflowed float32 at every damping up to " +
-           "percdamp " + last + " (H factored; the largest |w| is " + std::to_string(largest) +
+    return "GPTQ on '" + std::string(name) + "': H factored at " + std::to_string(factored) + " of " +
+           std::to_string(retries.size()) + " dampings (up to percdamp " + last +
+           ") but the error feedback overflowed float32 each time (the largest |w| is " + shown(largest) +
            "); returned round-to-nearest";
+  }
+
+  static std::string shown(float v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.4g", static_cast<double>(v));
+    return b;
   }
 
   static std::vector<Index> natural_group_index(Index cols, Index group) {

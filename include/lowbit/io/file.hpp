@@ -146,38 +146,50 @@ inline void write_file_atomic(const std::filesystem::path& path, std::string_vie
   write_file_atomic(path, one);
 }
 
+/// Thrown by FileLock when another process holds the lock.
+class LockHeld : public Error {
+ public:
+  using Error::Error;
+};
+
 /// An exclusive advisory lock (flock) on `path`, held while the object lives: a
-/// second process that asks for the same lock is refused at once with an Error
-/// naming the holder's pid. The kernel drops the lock when the holder exits, even
-/// by kill -9, so a crashed run never leaves a stale lock behind.
+/// second process that asks for the same lock gets LockHeld at once, naming the
+/// holder's pid. The kernel drops the lock when the holder exits, even by kill -9,
+/// so a crashed run never leaves a stale lock behind. On a filesystem without
+/// flock (some NFS and FUSE mounts) the object holds no lock and locked() says so.
 class FileLock {
  public:
   explicit FileLock(const std::filesystem::path& path) : path_(path.string()) {
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) detail::fail("cannot open the lock file '", path_, "': ", std::strerror(errno));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      const int e = errno;
-      char holder[32] = {0};
-      const ssize_t n = ::pread(fd_, holder, sizeof holder - 1, 0);
-      ::close(fd_);
-      fd_ = -1;
-      if (e == EWOULDBLOCK)
-        detail::fail("'", path_, "' is held by another process (pid ",
-                     n > 0 ? std::string(holder, static_cast<std::size_t>(n)) : std::string("unknown"), ")");
-      detail::fail("cannot lock '", path_, "': ", std::strerror(e));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) {
+      locked_ = true;
+      const std::string pid = std::to_string(::getpid());
+      if (::ftruncate(fd_, 0) == 0) (void)::pwrite(fd_, pid.data(), pid.size(), 0);
+      return;
     }
-    const std::string pid = std::to_string(::getpid());
-    if (::ftruncate(fd_, 0) == 0) (void)::pwrite(fd_, pid.data(), pid.size(), 0);
+    const int e = errno;
+    if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS) return;  // no locking here: locked() is false
+    char holder[32] = {0};
+    const ssize_t n = ::pread(fd_, holder, sizeof holder - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    if (e == EWOULDBLOCK)
+      throw LockHeld("'" + path_ + "' is held by another process (pid " +
+                     (n > 0 ? std::string(holder, static_cast<std::size_t>(n)) : std::string("unknown")) + ")");
+    detail::fail("cannot lock '", path_, "': ", std::strerror(e));
   }
   FileLock(const FileLock&) = delete;
   FileLock& operator=(const FileLock&) = delete;
   ~FileLock() {
     if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the flock
   }
+  [[nodiscard]] bool locked() const { return locked_; }
 
  private:
   std::string path_;
   int fd_ = -1;
+  bool locked_ = false;
 };
 
 /// Where the shared data lives: `flag` if given, else $LOWBIT_DATA, else

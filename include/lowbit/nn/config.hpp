@@ -66,7 +66,7 @@ struct TransformerConfig {
   }
 
   /// Parameters of a model with this config (tied classifier counted once), with
-  /// overflow checks: callers compare it with what a file holds before allocating.
+  /// overflow checks: validate() refuses a config whose sizes overflow 64 bits.
   [[nodiscard]] std::int64_t parameter_count(const std::string& source = "config") const {
     using i64 = std::int64_t;
     const std::string what = source + ": the parameter count";
@@ -99,7 +99,7 @@ inline int json_int(const io::Json& j, std::string_view key, const std::string& 
   try {
     x = v->as_int64();
   } catch (const Error&) {
-    lowbit::detail::fail(source, ": '", key, "' = ", v->number_text(), " is not an integer");
+    lowbit::detail::fail(source, ": '", key, "' = ", v->number_text(), " is not an integer that fits 64 bits");
   }
   lowbit::detail::check(x >= 0 && x <= std::numeric_limits<int>::max(), source, ": '", key, "' = ", x,
                         " is out of range (0 .. ", std::numeric_limits<int>::max(), ")");
@@ -145,6 +145,17 @@ inline void json_require(bool ok, const std::string& source, std::string_view ke
   lowbit::detail::check(ok, source, ": '", key, "' ", why);
 }
 
+/// RoPE scaling that changes nothing: absent, null, type "default", or a factor of
+/// exactly 1 (as some exporters write for "linear" or "dynamic").
+inline bool rope_scaling_is_neutral(const io::Json* v) {
+  if (!v || v->is_null()) return true;
+  if (!v->is_object()) return false;
+  for (const char* k : {"rope_type", "type"})
+    if (const io::Json* t = v->find(k); t && t->is_string() && t->as_string() == "default") return true;
+  const io::Json* f = v->find("factor");
+  return f && f->is_number() && f->as_double() == 1.0;
+}
+
 inline bool json_string_is(const io::Json* v, std::initializer_list<std::string_view> allowed) {
   if (!v || !v->is_string()) return false;
   for (const auto a : allowed)
@@ -180,6 +191,8 @@ inline TransformerConfig config_from_hf_json(const io::Json& j, const std::strin
     }
     c.norm_eps = static_cast<float>(detail::json_number_or(j, "layer_norm_epsilon", source, 1e-5));
     c.tied_head = true;
+    detail::json_require(detail::json_bool_or(j, "tie_word_embeddings", source, true), source, "tie_word_embeddings",
+                         "= false (a GPT-2 with its own classifier) is not supported");
     const io::Json* act = j.find("activation_function");
     detail::json_require(!act || detail::json_string_is(act, {"gelu_new", "gelu_pytorch_tanh"}), source,
                          "activation_function", "must be \"gelu_new\" (GPT-2's tanh GELU), the only one supported");
@@ -200,13 +213,21 @@ inline TransformerConfig config_from_hf_json(const io::Json& j, const std::strin
     c.context = detail::json_int(j, "max_position_embeddings", source);
     c.norm_eps = static_cast<float>(detail::json_number_or(j, "rms_norm_eps", source, 1e-6));
     c.rope_theta = static_cast<float>(detail::json_number_or(j, "rope_theta", source, 10000.0));
+    // transformers 5 writes RoPE settings as one "rope_parameters" object instead.
+    if (const io::Json* rp = j.find("rope_parameters"); rp && !rp->is_null()) {
+      detail::json_require(rp->is_object(), source, "rope_parameters", "must be an object");
+      detail::json_require(detail::rope_scaling_is_neutral(rp), source, "rope_parameters",
+                           "asks for RoPE scaling, which is not supported yet (rope_type \"default\" only)");
+      c.rope_theta = static_cast<float>(detail::json_number_or(*rp, "rope_theta", source + ": rope_parameters",
+                                                               c.rope_theta));
+    }
     c.rope_style = autograd::RopeStyle::half;
     c.tied_head = detail::json_bool_or(j, "tie_word_embeddings", source, false);
     const io::Json* act = j.find("hidden_act");
     detail::json_require(!act || detail::json_string_is(act, {"silu", "swish"}), source, "hidden_act",
                          "must be \"silu\" (SwiGLU), the only activation supported for Llama");
-    const io::Json* scaling = j.find("rope_scaling");
-    detail::json_require(!scaling || scaling->is_null(), source, "rope_scaling", "is not supported yet (null only)");
+    detail::json_require(detail::rope_scaling_is_neutral(j.find("rope_scaling")), source, "rope_scaling",
+                         "is not supported yet (only null, type \"default\" or factor 1)");
     detail::json_require(!detail::json_bool_or(j, "attention_bias", source, false), source, "attention_bias",
                          "= true (biases on q/k/v/o) is not supported");
     detail::json_require(!detail::json_bool_or(j, "mlp_bias", source, false), source, "mlp_bias",

@@ -19,6 +19,7 @@
 #include <Eigen/Core>
 
 #include "lowbit/core/error.hpp"
+#include "lowbit/core/fnv1a.hpp"
 #include "lowbit/gptq/damp_search.hpp"
 #include "lowbit/gptq/gptq.hpp"
 #include "lowbit/io/file.hpp"
@@ -96,48 +97,34 @@ struct StudySetup {
   }
 };
 
-namespace detail {
-
-inline std::string hex64(std::uint64_t h) {
-  char b[17];
-  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(h));
-  return b;
-}
-
-inline std::uint64_t fnv1a64_bytes(const void* data, std::size_t n, std::uint64_t h) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
-  return h;
-}
-
-}  // namespace detail
-
-/// FNV-1a 64 over every parameter's name, shape and float32 bytes: a different
-/// checkpoint at the same path is a different run.
-inline std::string model_fingerprint(const nn::Transformer& m) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  const nn::WeightSnapshot w = m.snapshot();
-  for (const auto& p : w) h = detail::fnv1a64_bytes(p.data(), p.size() * sizeof(float), h);
-  return detail::hex64(h);
+/// FNV-1a 64 over every parameter's length and float32 values, in creation order:
+/// a different checkpoint at the same path is a different run.
+inline std::string model_fingerprint(const nn::WeightSnapshot& weights) {
+  std::uint64_t h = fnv1a64_offset_basis;
+  for (const auto& p : weights) {
+    const std::uint64_t n = p.size();
+    h = fnv1a64_of(p.data(), p.size(), fnv1a64_of(&n, 1, h));
+  }
+  return hex64(h);
 }
 
 /// FNV-1a 64 over the token ids of every window of every split, in order.
 inline std::string data_fingerprint(const StudyData& d) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
+  std::uint64_t h = fnv1a64_offset_basis;
   for (const auto* split : {&d.calibration, &d.validation, &d.test, &d.ood}) {
     const std::uint64_t n = split->size();
-    h = detail::fnv1a64_bytes(&n, sizeof n, h);
+    h = fnv1a64_of(&n, 1, h);
     for (const auto& w : *split) {
       const std::uint64_t len = w.size();
-      h = detail::fnv1a64_bytes(&len, sizeof len, h);
-      h = detail::fnv1a64_bytes(w.data(), w.size() * sizeof(int), h);
+      h = fnv1a64_of(w.data(), w.size(), fnv1a64_of(&len, 1, h));
     }
   }
-  return detail::hex64(h);
+  return hex64(h);
 }
 
 /// The settings a unit's result depends on; a resumed run must match them.
-inline io::Json run_identity(const StudySetup& s) {
+/// `fp` is the model's full-precision snapshot (hashed in place, not copied again).
+inline io::Json run_identity(const StudySetup& s, const nn::WeightSnapshot& fp) {
   using io::Json;
   const StudyOptions& o = s.options;
   Json j = Json::object();
@@ -154,7 +141,7 @@ inline io::Json run_identity(const StudySetup& s) {
   j.set("directions", Json::number(static_cast<std::int64_t>(o.directions)));
   j.set("quick", Json::boolean(o.quick));  // the landscape's probe windows and per-layer profiles
   j.set("ood", Json::string(s.data.ood_description));
-  j.set("model_fingerprint", Json::string(model_fingerprint(s.model)));
+  j.set("model_fingerprint", Json::string(model_fingerprint(fp)));
   j.set("data_fingerprint", Json::string(data_fingerprint(s.data)));
   j.set("lowbit_version", Json::string(lowbit::version));
   return j;
@@ -164,9 +151,10 @@ class StudyRunner {
  public:
   StudyRunner(StudySetup& setup, const std::atomic<bool>* stop = nullptr, FILE* log = stderr)
       : s_(setup), o_(setup.options), model_(setup.model), stop_(stop), log_(log), fp_(model_.snapshot()),
-        fp_linear_(linear_weights(model_)), store_(o_.out, run_identity(setup), log) {}
+        fp_linear_(linear_weights(model_)), store_(o_.out, run_identity(setup, fp_), log) {}
 
   StudyResults run() {
+    check_lr_keys();
     store_.lock();
     store_.check_run_file();
     StudyResults r;
@@ -226,13 +214,13 @@ class StudyRunner {
 
   /// The unit `k` from its checkpoint, or computed by f() and checkpointed.
   template <class F>
-  UnitResult cached_or(const std::string& k, F&& f) {
-    if (auto u = store_.reuse(k)) return std::move(*u);
+  UnitResult cached_or(const std::string& k, F&& f, const io::Json* inputs = nullptr) {
+    if (auto u = store_.reuse(k, inputs)) return std::move(*u);
     check_stop();
     const auto t0 = clock::now();
     UnitResult u = f();
     u.seconds["total"] = std::chrono::duration<double>(clock::now() - t0).count();
-    store_.store(k, u);
+    store_.store(k, u, inputs);
     return u;
   }
 
@@ -406,9 +394,8 @@ class StudyRunner {
             std::copy(res.weights.data(), res.weights.data() + res.weights.size(), l.weight->data());
             damp[l.name] = best.curve[best.best].used_percdamp;
             if (!res.retries.empty())
-              u.notes.push_back(l.name + ": H not positive definite at damping " +
-                                detail::num(res.retries.front().percdamp, 3) + ", retried up to " +
-                                detail::num(res.percdamp, 3));
+              u.notes.push_back(l.name + ": damping " + detail::num(res.retries.front().percdamp, 3) + " failed (" +
+                                res.retries.front().reason + "), retried up to " + detail::num(res.percdamp, 3));
             if (o_.save) packed.push_back(QuantizedTensor{res.params, res.codes});
           },
           {}, [&](std::size_t done, std::size_t) { p.update(static_cast<long>(done)); });
@@ -426,6 +413,19 @@ class StudyRunner {
     save_weights(k, packed, u.method);
   }
 
+  /// Each learning rate is its own unit, named with one significant digit: two
+  /// rates that share a name (1e-4 and 1.4e-4) would share a unit, so refuse them.
+  void check_lr_keys() const {
+    std::map<std::string, double> seen;
+    for (const double lr : o_.lr_grid) {
+      const auto [it, fresh] = seen.emplace(lr_key(2, lr), lr);
+      if (!fresh)
+        throw UsageError("--lr-grid: rates " + detail::num(it->second, 6) + " and " + detail::num(lr, 6) +
+                         " share the unit name " + it->first.substr(10) +
+                         "; use rates that differ in their first significant digit");
+    }
+  }
+
   static std::string lr_key(int bits, double lr) {
     char b[64];
     std::snprintf(b, sizeof b, "qaft-int%d-lr%.0e", bits, lr);
@@ -437,7 +437,13 @@ class StudyRunner {
     const std::string final_key = key("qaft", q.bits);
     if (auto done = store_.reuse(final_key)) return std::move(*done);
     std::vector<UnitResult> runs;
-    for (const double lr : o_.lr_grid) runs.push_back(cached_or(lr_key(q.bits, lr), [&] { return qaft_run(q, lr); }));
+    for (const double lr : o_.lr_grid) {
+      runs.push_back(cached_or(lr_key(q.bits, lr), [&] { return qaft_run(q, lr); }));
+      if (runs.back().learning_rate != lr)
+        throw UsageError(store_.path(lr_key(q.bits, lr)).string() + ": records learning rate " +
+                         detail::num(runs.back().learning_rate, 6) + ", not " + detail::num(lr, 6) +
+                         "; delete it to recompute");
+    }
     std::size_t best = 0;
     for (std::size_t i = 1; i < runs.size(); ++i)
       if (runs[i].val_nll < runs[best].val_nll) best = i;
@@ -490,19 +496,35 @@ class StudyRunner {
   /// Radial profiles along random directions from w (Figure 3), the basin radius,
   /// and straight segments from w to each method's weights.
   void landscape(StudyResults& r) {
-    const UnitResult cached = with_profiles("landscape", r.profiles, [&] { return landscape_unit(r); });
+    const io::Json inputs = landscape_inputs(r);
+    const UnitResult cached = with_profiles("landscape", r.profiles, inputs, [&] { return landscape_unit(r); });
     r.basin_radius = cached.weight_distance;  // the landscape unit keeps mean R(w) there
     if (!o_.quick)  // per layer: beyond the study, and ~layers × 12 evaluations
-      (void)with_profiles("landscape-layers", r.layer_profiles, [&] { return layer_landscape_unit(r); });
+      (void)with_profiles("landscape-layers", r.layer_profiles, inputs, [&] { return layer_landscape_unit(r); });
+  }
+
+  /// What the landscape is drawn from: the units of this run and whether each
+  /// one's weights are on disk (radii come from the RTN units, segments from the
+  /// weights). A rerun with more bit widths, or whose units gained weights, draws
+  /// the landscape again instead of reusing one that lacks them.
+  io::Json landscape_inputs(const StudyResults& r) const {
+    io::Json a = io::Json::array();
+    for (const auto& u : r.units) {
+      io::Json e = io::Json::object();
+      e.set("unit", io::Json::string(u.key()));
+      e.set("weights", io::Json::boolean(std::filesystem::exists(o_.out / "weights" / (u.key() + ".safetensors"))));
+      a.push_back(std::move(e));
+    }
+    return a;
   }
 
   /// A landscape unit and the profiles checkpointed beside it (units/<k>-profiles.json,
   /// written before the unit): unreadable profiles make the unit count as corrupt,
   /// so it is set aside and computed again.
   template <class F>
-  UnitResult with_profiles(const std::string& k, std::vector<Profile>& profiles, F&& f) {
+  UnitResult with_profiles(const std::string& k, std::vector<Profile>& profiles, const io::Json& inputs, F&& f) {
     const auto side = o_.out / "units" / (k + "-profiles.json");
-    UnitResult u = cached_or(k, f);
+    UnitResult u = cached_or(k, f, &inputs);
     try {
       profiles = read_profiles(side);
       return u;
@@ -511,7 +533,7 @@ class StudyRunner {
     }
     std::error_code ec;
     std::filesystem::rename(store_.path(k), std::filesystem::path(store_.path(k)) += ".corrupt", ec);
-    u = cached_or(k, f);
+    u = cached_or(k, f, &inputs);
     profiles = read_profiles(side);
     return u;
   }
@@ -579,7 +601,17 @@ class StudyRunner {
     return u;
   }
 
+  /// A segment that cannot be drawn: the unit was computed without --landscape,
+  /// so its weights were not kept. Said on the log and in the report's notes.
+  void missing_weights(const std::string& unit, std::vector<std::string>& notes) {
+    notes.push_back("no segment w -> " + unit + ": weights/" + unit +
+                    ".safetensors is missing (the unit was computed without --landscape; delete units/" + unit +
+                    ".json to recompute it with its weights)");
+    log("warning: %s", notes.back().c_str());
+  }
+
   UnitResult landscape_unit(const StudyResults& r) {
+    std::vector<std::string> notes;
     model_.restore(fp_);
     ParameterSet set;
     for (const auto& l : model_.linear_layers()) set.add(l.weight->values());
@@ -618,7 +650,10 @@ class StudyRunner {
     const std::vector<double> ts = {0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0};
     for (const auto& u : r.units) {
       model_.restore(fp_);
-      if (!load_weights(key(u.method, u.bits))) continue;
+      if (!load_weights(key(u.method, u.bits))) {
+        missing_weights(u.key(), notes);
+        continue;
+      }
       const std::vector<float> target = set.snapshot();
       model_.restore(fp_);
       const double dist = distance(base, target);
@@ -649,6 +684,7 @@ class StudyRunner {
     u.method = "landscape";
     u.bits = 8;
     u.weight_distance = radius_count > 0 ? radius_sum / radius_count : nan_value;
+    u.notes = std::move(notes);
     if (radius_count < o_.directions)
       u.notes.push_back(std::to_string(o_.directions - radius_count) +
                         " radial profile(s) stayed quadratic up to the largest radius probed");

@@ -39,40 +39,60 @@ class UnitStore {
   [[nodiscard]] std::filesystem::path path(const std::string& key) const { return out_ / "units" / (key + ".json"); }
   [[nodiscard]] const io::Json& run() const { return run_; }
 
-  /// Takes --out/lock for the life of the store; UsageError if another run holds it.
+  /// Takes --out/lock for the life of the store; UsageError if another run holds
+  /// it (a filesystem without locks gets a warning and no lock).
   void lock() {
     try {
       lock_ = std::make_unique<io::FileLock>(out_ / "lock");
-    } catch (const Error& e) {
+    } catch (const io::LockHeld& e) {
       throw UsageError("--out " + out_.string() + ": another lowbit-study is running on this folder (" + e.what() +
                        "); wait for it to finish or use another --out");
+    } catch (const Error& e) {
+      throw UsageError("--out " + out_.string() + ": " + e.what());
     }
+    if (!lock_->locked() && log_)
+      std::fprintf(log_, "warning: %s does not support file locks; nothing stops a second run on it\n",
+                   out_.string().c_str());
   }
 
-  /// Compares run.json with this run (writing it when absent): a folder that
-  /// holds a run with other settings is refused before any work.
+  /// Before any work: run.json and every unit already in the folder must have been
+  /// computed with this run's settings (a folder holding another run is refused,
+  /// naming the file and the setting); run.json is written only once that holds.
   void check_run_file() const {
     const auto file = out_ / "run.json";
-    if (!std::filesystem::exists(file)) {
-      io::write_file_atomic(file, run_.dump() + "\n");
-      return;
+    if (std::filesystem::exists(file)) {
+      io::Json before;
+      try {
+        before = io::Json::parse(io::read_file(file), file.string());
+      } catch (const Error& e) {
+        throw UsageError("--out " + out_.string() + ": run.json cannot be read (" + e.what() +
+                         "); delete it to start over in this folder");
+      }
+      if (const auto k = first_difference(before, run_))
+        throw UsageError("--out " + out_.string() + ": holds a run with a different '" + *k + "' (" + shown(before, *k) +
+                         " there, " + shown(run_, *k) + " now); use another --out or delete it");
     }
-    io::Json before;
-    try {
-      before = io::Json::parse(io::read_file(file), file.string());
-    } catch (const Error& e) {
-      throw UsageError("--out " + out_.string() + ": run.json cannot be read (" + e.what() +
-                       "); delete it to start over in this folder");
+    for (const auto& entry : std::filesystem::directory_iterator(out_ / "units")) {
+      const auto& p = entry.path();
+      if (p.extension() != ".json" || p.filename().string().ends_with("-profiles.json")) continue;
+      std::optional<io::Json> j;
+      try {
+        j = io::Json::parse(io::read_file(p), p.string());
+      } catch (const Error&) {
+        continue;  // corrupt: set aside when its unit comes up
+      }
+      if (const io::Json* recorded = j->is_object() ? j->find("run") : nullptr)
+        if (const auto k = first_difference(*recorded, run_)) throw stale(p, *recorded, *k);
     }
-    if (const auto k = first_difference(before, run_))
-      throw UsageError("--out " + out_.string() + ": holds a run with a different '" + *k + "' (" + shown(before, *k) +
-                       " there, " + shown(run_, *k) + " now); use another --out or delete it");
+    if (!std::filesystem::exists(file)) io::write_file_atomic(file, run_.dump() + "\n");
   }
 
   /// The unit `key` if a valid file for it exists; nullopt if it is absent or was
   /// corrupt (then set aside with a warning). A file from another run or under the
-  /// wrong name is a UsageError.
-  [[nodiscard]] std::optional<UnitResult> reuse(const std::string& key) const {
+  /// wrong name is a UsageError. `inputs`, when given, describes what the unit was
+  /// drawn from within this run (the landscape: which units, with which weights);
+  /// a unit recorded with other inputs is out of date and computed again.
+  [[nodiscard]] std::optional<UnitResult> reuse(const std::string& key, const io::Json* inputs = nullptr) const {
     const auto file = path(key);
     if (!std::filesystem::exists(file)) return std::nullopt;
     io::Json j;
@@ -91,18 +111,21 @@ class UnitStore {
       throw UsageError(file.string() + ": records unit '" + recorded + "' (" + u.method + ", " +
                        std::to_string(u.bits) + " bits), not '" + key +
                        "': the file was renamed or copied; delete it to recompute");
-    if (const auto k = first_difference(j.at("run"), run_))
-      throw UsageError(file.string() + ": was computed with a different '" + *k + "' (" + shown(j.at("run"), *k) +
-                       " there, " + shown(run_, *k) + " now); delete it, or use another --out");
+    if (const auto k = first_difference(j.at("run"), run_)) throw stale(file, j.at("run"), *k);
+    if (inputs && (!j.find("inputs") || j.at("inputs").dump() != inputs->dump())) {
+      if (log_) std::fprintf(log_, "%s: the units it is drawn from have changed; computing it again\n", key.c_str());
+      return std::nullopt;
+    }
     if (log_) std::fprintf(log_, "%s: reusing %s\n", key.c_str(), file.string().c_str());
     return u;
   }
 
-  /// Writes unit `key` atomically, with its key and this run's settings.
-  void store(const std::string& key, const UnitResult& u) const {
+  /// Writes unit `key` atomically, with its key, this run's settings and its inputs.
+  void store(const std::string& key, const UnitResult& u, const io::Json* inputs = nullptr) const {
     io::Json j = to_json(u);
     j.set("key", io::Json::string(key));
     j.set("run", run_);
+    if (inputs) j.set("inputs", *inputs);
     io::write_file_atomic(path(key), j.dump() + "\n");
   }
 
@@ -116,6 +139,11 @@ class UnitStore {
     const std::string head = key.substr(0, dash + 4) + std::to_string(u.bits);
     return key.substr(0, dash) == u.method && key.compare(0, head.size(), head) == 0 &&
            (key.size() == head.size() || key[head.size()] == '-');
+  }
+
+  UsageError stale(const std::filesystem::path& file, const io::Json& recorded, const std::string& k) const {
+    return UsageError(file.string() + ": was computed with a different '" + k + "' (" + shown(recorded, k) +
+                      " there, " + shown(run_, k) + " now); delete it, or use another --out");
   }
 
   static std::optional<std::string> first_difference(const io::Json& there, const io::Json& now) {

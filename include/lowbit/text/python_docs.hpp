@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "lowbit/core/fnv1a.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/io/file.hpp"
 #include "lowbit/text/gpt2_bpe.hpp"
@@ -35,15 +36,8 @@ inline constexpr std::string_view python_docs_default_root = "/usr/share/doc/pyt
 /// File name suffix of the corpus files.
 inline constexpr std::string_view python_docs_suffix = ".rst.txt";
 
-/// 64-bit FNV-1a, continuing from `h` (pass the result back in to hash pieces in turn).
-inline constexpr std::uint64_t fnv1a64_offset_basis = 0xcbf29ce484222325ull;
-[[nodiscard]] inline std::uint64_t fnv1a64(std::string_view bytes, std::uint64_t h = fnv1a64_offset_basis) {
-  for (const char c : bytes) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
+using lowbit::fnv1a64;  // 64-bit FNV-1a (core/fnv1a.hpp): paths and corpus bytes
+using lowbit::fnv1a64_offset_basis;
 
 enum class Split { train, validation, test };
 
@@ -151,11 +145,7 @@ class PythonDocs {
   }
   /// fingerprint() as 16 lower-case hex digits.
   [[nodiscard]] std::string fingerprint_hex() const {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::uint64_t h = fingerprint();
-    std::string s(16, '0');
-    for (int i = 15; i >= 0; --i, h >>= 4) s[static_cast<std::size_t>(i)] = digits[h & 15];
-    return s;
+    return hex64(fingerprint());
   }
 
  private:

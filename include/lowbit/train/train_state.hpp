@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lowbit/core/fnv1a.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/io/file.hpp"
 
@@ -39,14 +40,7 @@ namespace detail {
 
 inline constexpr std::string_view train_state_magic = "LBTRAIN1";
 
-inline std::uint64_t fnv1a64_bytes(const char* p, std::size_t n) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (std::size_t i = 0; i < n; ++i) {
-    h ^= static_cast<unsigned char>(p[i]);
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
+inline std::uint64_t fnv1a64_bytes(const char* p, std::size_t n) { return lowbit::fnv1a64({p, n}); }
 
 template <class T>
 void put(std::string& out, T x) {
