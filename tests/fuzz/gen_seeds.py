@@ -10,9 +10,12 @@ Usage: python3 tests/fuzz/gen_seeds.py
 import json
 import random
 import struct
+import sys
 from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "fixtures"))
+from safetensors_bytes import safetensors  # noqa: E402  (the one writer of the fixture scripts)
 
 
 def put(target, name, data):
@@ -114,23 +117,6 @@ def json_seeds():
 
 
 # --- quantized safetensors (io/quantized_export.hpp) ------------------------------
-
-DSIZE = {"U8": 1, "F32": 4}
-
-
-def safetensors(tensors, metadata):
-    """tensors: [(name, dtype, shape, bytes)]; laid out like SafetensorsWriter
-    (largest element size first, then by name), header padded with spaces."""
-    order = sorted(tensors, key=lambda t: (-DSIZE[t[1]], t[0]))
-    header = {"__metadata__": dict(sorted(metadata.items()))} if metadata else {}
-    offset = 0
-    for name, dtype, shape, data in order:
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    return struct.pack("<Q", len(h)) + h + b"".join(t[3] for t in order)
-
 
 def fmt_range(fmt, bits):
     half = 1 << (bits - 1)
