@@ -4,6 +4,8 @@
 // Ratios: scripts/bench_ratios.py over this program's --benchmark_format=json output.
 #include <benchmark/benchmark.h>
 
+#include "bench_weight.hpp"
+
 #include <cstring>
 #include <random>
 #include <vector>
@@ -12,35 +14,13 @@
 
 namespace {
 
-constexpr lowbit::Index kRows = 4096, kCols = 4096;
+using bench::kCols;
+using bench::kRows;
+using bench::prefaulted;
+using bench::set_bytes;
+using bench::weight;
 
-const std::vector<float>& weight() {
-  static const std::vector<float> w = [] {
-    std::vector<float> v(static_cast<std::size_t>(kRows * kCols));
-    std::mt19937 gen(1);
-    std::normal_distribution<float> d(0.0f, 0.02f);
-    for (auto& x : v) x = d(gen);
-    return v;
-  }();
-  return w;
-}
-
-std::vector<float> prefaulted() { return std::vector<float>(static_cast<std::size_t>(kRows * kCols), 1.0f); }
-
-void set_bytes(benchmark::State& state) {
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * kRows * kCols * 4);
-}
-
-void BM_Memcpy(benchmark::State& state) {
-  const auto& w = weight();
-  auto out = prefaulted();
-  for (auto _ : state) {
-    std::memcpy(out.data(), w.data(), w.size() * sizeof(float));
-    benchmark::DoNotOptimize(out.data());
-    benchmark::ClobberMemory();
-  }
-  set_bytes(state);
-}
+void BM_Memcpy(benchmark::State& state) { bench::memcpy_weight(state); }
 BENCHMARK(BM_Memcpy)->Unit(benchmark::kMillisecond);
 
 // Applying known scales: the kernel alone.

@@ -11,8 +11,7 @@
 #include "lowbit/io.hpp"
 #include "lowbit/nn.hpp"
 #include "lowbit/quant.hpp"
+#include "lowbit/study.hpp"
 #include "lowbit/text.hpp"
 #include "lowbit/train.hpp"
 #include "lowbit/version.hpp"
-// The study (<lowbit/study.hpp>) is separate: its runner instantiates every policy
-// combination, which is costly to compile.

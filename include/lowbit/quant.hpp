@@ -1,7 +1,11 @@
-// The quantizer core: formats, granularities, scale searches, kernels, packing.
+// The quantizer core: schemes (QuantSpec), formats, granularities, scale searches,
+// kernels, packing, and llama.cpp's block formats.
 #pragma once
 
 #include "lowbit/quant/abs_max.hpp"
+#include "lowbit/quant/blocks/block_type.hpp"
+#include "lowbit/quant/blocks/codec.hpp"
+#include "lowbit/quant/blocks/grid.hpp"
 #include "lowbit/quant/format.hpp"
 #include "lowbit/quant/granularity.hpp"
 #include "lowbit/quant/histogram.hpp"
@@ -12,3 +16,6 @@
 #include "lowbit/quant/quant_params.hpp"
 #include "lowbit/quant/quantizer.hpp"
 #include "lowbit/quant/rounding.hpp"
+#include "lowbit/quant/spec.hpp"
+#include "lowbit/quant/spec_quantizer.hpp"
+#include "lowbit/quant/weighted_shrink.hpp"

@@ -1,7 +1,6 @@
 // lowbit/study: the study of Xu et al. (2024) as a library — options, data split,
 // QAFT, the runner behind lowbit-study, landscape probes, results and report.
-// Not part of <lowbit/lowbit.hpp>: the runner instantiates every quantizer policy
-// combination, which is costly to compile; include it where the study runs.
+// Part of <lowbit/lowbit.hpp>: the runner takes its scheme as a run-time QuantSpec.
 #pragma once
 
 #include "lowbit/study/data.hpp"
@@ -9,7 +8,6 @@
 #include "lowbit/study/options.hpp"
 #include "lowbit/study/progress.hpp"
 #include "lowbit/study/qaft.hpp"
-#include "lowbit/study/quantizer_choice.hpp"
 #include "lowbit/study/report.hpp"
 #include "lowbit/study/results.hpp"
 #include "lowbit/study/results_json.hpp"

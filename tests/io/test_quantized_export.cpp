@@ -40,6 +40,7 @@ void round_trip(const Q& q, int bits, const char* method) {
   CHECK(back.method == method);
   CHECK(back.packed.data == p.data);
   CHECK(back.packed.params.scales == t.params.scales);
+  CHECK(back.packed.params.zeros == t.params.zeros);
   CHECK(back.packed.params.format.bits == bits);
   CHECK(std::string(back.packed.params.format.name) == t.params.format.name);
   CHECK(back.packed.params.format.qmin == t.params.format.qmin);
@@ -49,7 +50,7 @@ void round_trip(const Q& q, int bits, const char* method) {
   const QuantizedTensor u = unpack(back.packed);
   CHECK(u.codes == t.codes);
 
-  // Decode from the file alone, following docs/format.md: bit stream per row,
+  // Decode from the file alone, following docs/files.md: bit stream per row,
   // value = (u - code_offset) * scale, scale index by granularity.
   std::vector<float> expect(w.size());
   t.dequantize({expect.data(), rows, cols});
@@ -61,6 +62,10 @@ void round_trip(const Q& q, int bits, const char* method) {
   const std::string gran = meta.at(k + "granularity");
   const auto qbytes = f.bytes("model.layers.0.mlp.up_proj.weight.qweight");
   const auto scales = f.to_float("model.layers.0.mlp.up_proj.weight.scales");
+  const std::vector<float> zeros = f.contains("model.layers.0.mlp.up_proj.weight.zeros")
+                                       ? f.to_float("model.layers.0.mlp.up_proj.weight.zeros")
+                                       : std::vector<float>{};
+  CHECK(zeros.empty() == !t.params.format.asymmetric());
   const auto row_bytes = f.info("model.layers.0.mlp.up_proj.weight.qweight").shape[1];
   for (Index r = 0; r < rows; ++r)
     for (Index c = 0; c < cols; ++c) {
@@ -72,7 +77,9 @@ void round_trip(const Q& q, int bits, const char* method) {
       }
       const std::size_t si = gran == "tensor" ? 0 : gran == "channel" ? static_cast<std::size_t>(r)
                                                                         : static_cast<std::size_t>(r * ((cols + gs - 1) / gs) + c / gs);
-      const float value = static_cast<float>(static_cast<int>(v) - offset) * scales[si];
+      // an asymmetric weight also stores one signed zero z per scale: (u - offset - z)·scale
+      const float z = zeros.empty() ? 0.0f : zeros[si];
+      const float value = (static_cast<float>(static_cast<int>(v) - offset) - z) * scales[si];
       CHECK(value == expect[static_cast<std::size_t>(r * cols + c)]);
     }
   fs::remove(path);
@@ -85,6 +92,8 @@ TEST_CASE("quantized export: round trips and hand decoding for each format and g
   round_trip(Quantizer<GptqGrid<2>, PerTensor, AbsMax>(), 2, "gptq");
   round_trip(Quantizer<IntFull<8>, PerChannel, AbsMax>(), 8, "rtn");
   round_trip(Quantizer<Int<6>, PerGroup<5>, AbsMax>(), 6, "rtn");
+  round_trip(Quantizer<IntAsym<4>, PerGroup<>, AbsMax>(PerGroup<>{8}), 4, "gptq");
+  round_trip(Quantizer<IntAsym<8>, PerChannel, MseShrink>(), 8, "rtn");
 }
 
 TEST_CASE("quantized export: inconsistent files are refused with the weight named") {

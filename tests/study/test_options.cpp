@@ -12,8 +12,8 @@ TEST_CASE("study options: the study's defaults and a full command line") {
   const auto d = parse_study_options({});
   CHECK(d.bits == std::vector<int>{8, 6, 4, 3, 2});
   CHECK(d.calib == 128);
-  CHECK(d.scale == ScaleChoice::hist);
-  CHECK(d.granularity.kind == Granularity::Kind::tensor);
+  CHECK(d.scheme.str() == "int4:hist");
+  CHECK(d.scheme.granularity == lowbit::ScaleLayout::Kind::tensor);
   CHECK(d.damp_grid.size() == 8);
   const auto o = parse_study_options({"--bits", "4,2", "--methods", "gptq,qaft", "--granularity", "group:64",
                                       "--scale", "hist-true", "--damp-grid", "1e-2:1e1", "--lr-grid", "1e-5,1e-4",
@@ -21,9 +21,7 @@ TEST_CASE("study options: the study's defaults and a full command line") {
                                       "--landscape", "--save", "--out", "/tmp/x"});
   CHECK(o.bits == std::vector<int>{4, 2});
   CHECK(o.methods == std::vector<Method>{Method::gptq, Method::qaft});
-  CHECK(o.granularity.kind == Granularity::Kind::group);
-  CHECK(o.granularity.group_size == 64);
-  CHECK(o.scale == ScaleChoice::hist_true);
+  CHECK(o.scheme.str() == "int4:g64:hist-true");
   REQUIRE(o.damp_grid.size() == 4);
   CHECK(o.damp_grid.front() == doctest::Approx(1e-2));
   CHECK(o.damp_grid.back() == doctest::Approx(10.0));

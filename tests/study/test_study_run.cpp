@@ -261,8 +261,8 @@ TEST_CASE("lowbit-study input errors are UsageErrors naming the flag, raised bef
   o.seq_len = 4096;
   CHECK_THROWS_WITH_AS(StudySetup::prepare(o, "t"), doctest::Contains("--seq-len 4096"), UsageError);
   o = tiny_options(model, data, root / "out");
-  o.granularity = {lowbit::study::Granularity::Kind::group, 64};
-  CHECK_THROWS_WITH_AS(StudySetup::prepare(o, "t"), doctest::Contains("--granularity group:64"), UsageError);
+  o.scheme = lowbit::QuantSpec::parse("int4:g64:hist");
+  CHECK_THROWS_WITH_AS(StudySetup::prepare(o, "t"), doctest::Contains("--scheme int4:g64:hist: layer"), UsageError);
   // A corrupt checkpoint is an Error naming the file.
   { std::ofstream(root / "model" / "bad.bin") << "not a model"; }
   o = tiny_options(root / "model" / "bad.bin", data, root / "out");

@@ -30,12 +30,16 @@ inline BasicTensor<float> ste_apply(BasicGraph<float>& g, BasicTensor<float> w, 
                                     const QuantParams& p, SteOptions opt) {
   const bool track = g.tracks({w.impl()});
   std::uint8_t* mask = nullptr;
-  if (track && opt.gradient == SteGradient::mask_clipped) {
+  // A block format's scales live in its encoded rows (no QuantParams scales): its
+  // gradient passes straight through.
+  if (track && opt.gradient == SteGradient::mask_clipped && !p.scales.empty()) {
     mask = g.arena().template alloc<std::uint8_t>(static_cast<std::size_t>(w.numel()));
     const Index cols = w.shape().last();
-    const float qmin = static_cast<float>(p.format.qmin), qmax = static_cast<float>(p.format.qmax);
-    p.for_each_run([&](Index r, Index c0, Index c1, float s) {
-      const GridStep step = GridStep::make(s, p.format.division);
+    p.for_each_slice([&](Index r, Index c0, Index c1, std::size_t k) {
+      const GridStep step = GridStep::make(p.scales[k], p.format.division);
+      // an asymmetric slice's codes are round(x/s) + z
+      const float qmin = static_cast<float>(p.format.qmin) - p.zero(k);
+      const float qmax = static_cast<float>(p.format.qmax) - p.zero(k);
       for (Index c = c0; c < c1; ++c) {
         const float x = w.data()[r * cols + c];
         const float code = std::nearbyint(step.division == Division::reciprocal ? x * step.factor
@@ -60,13 +64,12 @@ inline MatrixView as_matrix(TensorImpl<float>* t) { return {t->data, t->shape.ro
 }  // namespace detail
 
 /// Fake-quantizes w (viewed as rows × last dimension, i.e. [out, in]) with any lowbit
-/// Quantizer, recomputing its scales from the current w (what the study does every
+/// quantizer (a SpecQuantizer, or a typed Quantizer<...>), recomputing its scales from the current w (what the study does every
 /// step: the observer runs on the weight inside the forward pass). Backward: straight
 /// through (identity), or masked outside the grid with SteGradient::mask_clipped.
 /// The scales are not differentiated (they are treated as constants).
-template <class Format, class Granularity, class Search>
-BasicTensor<float> fake_quant_ste(BasicTensor<float> w, const Quantizer<Format, Granularity, Search>& q,
-                                  SteOptions opt = {}, std::string_view name = "weight") {
+inline BasicTensor<float> fake_quant_ste(BasicTensor<float> w, const SpecQuantizer& q, SteOptions opt = {},
+                                         std::string_view name = "weight") {
   auto& g = BasicGraph<float>::current("fake_quant_ste");
   TensorImpl<float>* y = g.make(w.shape());
   const QuantParams p = q.fake_quantize(detail::as_matrix(w.impl()), detail::as_matrix(y), name);

@@ -10,6 +10,8 @@
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +21,7 @@
 #include "lowbit/backend/eigen.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_view.hpp"
+#include "lowbit/gptq/block_grid.hpp"
 #include "lowbit/gptq/hessian.hpp"
 #include "lowbit/gptq/result.hpp"
 #include "lowbit/quant/abs_max.hpp"
@@ -27,6 +30,8 @@
 #include "lowbit/quant/kernels.hpp"
 #include "lowbit/quant/quant_params.hpp"
 #include "lowbit/quant/quantizer.hpp"
+#include "lowbit/quant/spec.hpp"
+#include "lowbit/quant/spec_quantizer.hpp"
 
 namespace lowbit {
 
@@ -156,24 +161,19 @@ void unpermute(const Src& src, const std::vector<Index>& perm, SolveResult::RowM
 /// that workspace; a call that finds it busy (another thread) uses a fresh one, so
 /// concurrent calls stay safe. release_workspace() frees it; quantize(w, h, ws, name)
 /// takes a caller-owned workspace instead.
-template <QuantFormat Format, class Granularity = PerTensor, class ScaleSearch = AbsMax,
-          class Backend = backend::Eigen>
-  requires ScaleSearchFor<ScaleSearch, Format>
-class Gptq {
+template <class Backend = backend::Eigen>
+class SpecGptq {
  public:
-  using format_type = Format;
-  using granularity_type = Granularity;
-  using search_type = ScaleSearch;
   using backend_type = Backend;
   using workspace_type = typename Backend::GptqWorkspace;
 
-  Gptq() = default;
-  explicit Gptq(GptqOptions options, Granularity granularity = {}, ScaleSearch search = {})
-      : options_(options), granularity_(granularity), search_(search) {}
+  SpecGptq() : SpecGptq(QuantSpec{}) {}
+  explicit SpecGptq(QuantSpec spec, GptqOptions options = {}, SearchSettings settings = {})
+      : options_(options), quantizer_(spec, settings), row_quantizer_(per_channel(spec), settings) {}
 
   [[nodiscard]] GptqOptions& options() { return options_; }
   [[nodiscard]] const GptqOptions& options() const { return options_; }
-  [[nodiscard]] const Granularity& granularity() const { return granularity_; }
+  [[nodiscard]] const QuantSpec& spec() const { return quantizer_.spec(); }
 
   /// Quantizes W with Hessian H, reusing the solver's workspace (see above).
   [[nodiscard]] SolveResult quantize(ConstMatrixView w, const Hessian& h, std::string_view name = "weight") const {
@@ -199,28 +199,33 @@ class Gptq {
     using RowMajor = SolveResult::RowMajorMatrix;
     detail::check_weight(w, name);
     detail::check_hessian(h, w.cols, name);
-    const Quantizer<Format, Granularity, ScaleSearch> quantizer(granularity_, search_);
-    ScaleLayout layout;
-    try {
-      layout = granularity_.layout(w.rows, w.cols);
-    } catch (const Error& e) {
-      detail::fail("weight '", name, "': ", e.what());
-    }
+    std::vector<float> importance;
+    const SpecQuantizer quantizer = with_importance(quantizer_, h.matrix, importance);
+    const FormatInfo format = quantizer.format_info();
+    const ScaleLayout layout = quantizer.spec().layout(w.rows, w.cols, name);
     detail::check_options(options_, layout.kind);
     std::string why;
     detail::check(Backend::available(&why), "GPTQ backend '", Backend::name, "' is unavailable: ", why);
 
     const auto start = std::chrono::steady_clock::now();
     const Index rows = w.rows, cols = w.cols;
+    // A block format's scales are fixed from W before the loop, like static groups.
+    const bool block = quantizer.spec().is_block();
     const bool grouped = layout.kind == ScaleLayout::Kind::group;
-    const bool dynamic_groups = grouped && !options_.static_groups;
+    const bool dynamic_groups = grouped && !options_.static_groups && !block;
     const Index group = grouped ? layout.group_size : cols;
     const Index groups = layout.groups_per_row();
 
     SolveResult res;
     // 1. Scales from the original W (overwritten group by group for dynamic groups).
-    res.params = grouped ? QuantParams{Format::info(), layout, std::vector<float>(layout.num_scales(), 0.0f)}
-                         : quantizer.params(w, name);
+    if (block) {
+      res.params = QuantParams{format, layout, {}};  // the scales live in the encoded rows
+    } else if (grouped) {
+      res.params = QuantParams{format, layout, std::vector<float>(static_cast<std::size_t>(layout.num_scales()), 0.0f)};
+      if (format.asymmetric()) res.params.zeros.assign(res.params.scales.size(), 0.0f);
+    } else {
+      res.params = quantizer.params(w, name);
+    }
 
     // 2. Dead columns: H_dd = 0 → H_dd = 1 (done by the backend while it copies H)
     // and W[:, d] = 0 (done while the working copy of W is made).
@@ -235,12 +240,16 @@ class Gptq {
 
     // 3. Static groups: every group's scales from the dead-zeroed W.
     QuantParams static_params;
-    if (grouped && options_.static_groups) {
+    std::optional<BlockGrid> grid;
+    if (block) {
+      grid.emplace(block_grid(quantizer, w, dead, name));
+    } else if (grouped && options_.static_groups) {
       RowMajor wz = ::Eigen::Map<const RowMajor>(w.data, rows, cols);
       for (Index d = 0; d < cols; ++d)
         if (dead[static_cast<std::size_t>(d)]) wz.col(d).setZero();
       static_params = quantizer.params(ConstMatrixView(wz), name);
       res.params.scales = static_params.scales;
+      res.params.zeros = static_params.zeros;
     }
 
     // 4. Act-order: processing position p takes original column perm[p].
@@ -258,6 +267,7 @@ class Gptq {
     const std::vector<Index>& backend_order = options_.act_order ? perm : identity;
     double percdamp = options_.percdamp;
     std::vector<double> losses_c;
+    std::vector<std::uint8_t> block_codes(block ? static_cast<std::size_t>(rows * cols) : 0);
     bool solved = false;
     for (int attempt = 0; attempt <= options_.max_retries; ++attempt) {
       const double damp = percdamp * mean_diag;
@@ -265,7 +275,7 @@ class Gptq {
       if (ws.factor_inverse(hm, backend_order, static_cast<float>(damp), reason)) {
         ws.load_weights(w, backend_order, dead);
         if (column_loop(ws, rows, cols, group, groups, dynamic_groups, perm, static_params, res.params, losses_c,
-                        name)) {
+                        grid ? &*grid : nullptr, block_codes, importance, name)) {
           solved = true;
           res.percdamp = percdamp;
           res.damp = damp;
@@ -282,8 +292,14 @@ class Gptq {
       res.message = failure_message(w, res.retries, name);
       res.permutation.clear();
       res.weights = RowMajor(rows, cols);
-      res.params = quantizer.fake_quantize(w, MatrixView(res.weights), name);
-      res.codes = res.params.codes(w);
+      if (block) {
+        res.block_data = quantizer.encode(w, name);
+        blocks::dequantize(quantizer.spec().block, res.block_data.data(), MatrixView(res.weights), name);
+        res.params = QuantParams{format, layout, {}};
+      } else {
+        res.params = quantizer.fake_quantize(w, MatrixView(res.weights), name);
+        res.codes = res.params.codes(w);
+      }
       res.group_index = natural_group_index(cols, grouped ? group : 0);
       res.column_losses.assign(static_cast<std::size_t>(cols), 0.0);
     } else {
@@ -299,8 +315,12 @@ class Gptq {
         res.group_index[static_cast<std::size_t>(c)] = grouped ? (dynamic_groups ? p / group : c / group) : 0;
       }
       // Codes from Q = code·scale (exact, so re-quantizing Q with its own scales
-      // gives them back): one sequential pass per run of a shared scale.
-      if (res.natural_groups()) {
+      // gives them back): one sequential pass per run of a shared scale. A block
+      // format's codes were kept by the loop and go back into its encoded rows.
+      if (block) {
+        grid->set_codes(block_codes);
+        res.block_data = grid->release();
+      } else if (res.natural_groups()) {
         res.codes = res.params.codes(ConstMatrixView(res.weights));
       } else {
         res.codes.resize(static_cast<std::size_t>(rows * cols));
@@ -308,8 +328,8 @@ class Gptq {
           const float* q = res.weights.data() + r * cols;
           std::int8_t* code = res.codes.data() + r * cols;
           for (Index c = 0; c < cols; ++c) {
-            const float s = res.params.scales[static_cast<std::size_t>(r * groups + res.group_index[static_cast<std::size_t>(c)])];
-            code[c] = static_cast<std::int8_t>(std::nearbyint(q[c] / s));
+            const auto k = static_cast<std::size_t>(r * groups + res.group_index[static_cast<std::size_t>(c)]);
+            code[c] = static_cast<std::int8_t>(std::nearbyint(q[c] / res.params.scales[k]) + res.params.zero(k));
           }
         }
       }
@@ -326,6 +346,39 @@ class Gptq {
   }
 
  private:
+  /// The quantizer with diag(H) as its per-column importance (1 for dead columns, as
+  /// step 2 sets H_dd) where the spec reads one: SearchKind::weighted, and block
+  /// formats whose llama.cpp quantizer takes an importance matrix (llama.cpp's
+  /// imatrix is Σ x² per column, diag(H) up to a factor). `storage` keeps the
+  /// values alive for the returned copy.
+  static SpecQuantizer with_importance(const SpecQuantizer& q, const ::Eigen::MatrixXf& hm,
+                                       std::vector<float>& storage) {
+    const QuantSpec& s = q.spec();
+    const bool wanted = s.is_block() ? blocks::info(s.block).uses_importance : s.search == SearchKind::weighted;
+    SpecQuantizer out = q;
+    if (!wanted) return out;
+    storage.resize(static_cast<std::size_t>(hm.cols()));
+    for (Index d = 0; d < hm.cols(); ++d) storage[static_cast<std::size_t>(d)] = hm(d, d) == 0.0f ? 1.0f : hm(d, d);
+    out.set_importance(storage);
+    return out;
+  }
+
+  /// A block format's grid: llama.cpp's quantizer (with its importance) on the
+  /// dead-zeroed W.
+  static BlockGrid block_grid(const SpecQuantizer& q, ConstMatrixView w, const std::vector<bool>& dead,
+                              std::string_view name) {
+    SolveResult::RowMajorMatrix wz = ::Eigen::Map<const SolveResult::RowMajorMatrix>(w.data, w.rows, w.cols);
+    for (Index d = 0; d < w.cols; ++d)
+      if (dead[static_cast<std::size_t>(d)]) wz.col(d).setZero();
+    return BlockGrid(q.spec().block, q.encode(ConstMatrixView(wz), name), w.rows, w.cols, name);
+  }
+
+  static QuantSpec per_channel(QuantSpec s) {
+    s.granularity = ScaleLayout::Kind::channel;
+    s.group_size = 0;
+    return s;
+  }
+
   /// Why every attempt failed: H never factored (not positive definite), or it did
   /// but the error feedback left float32 — then the weights' magnitude is the
   /// likelier culprit, and saying "not positive definite" would mislead.
@@ -363,28 +416,41 @@ class Gptq {
   template <class Workspace>
   bool column_loop(Workspace& ws, Index rows, Index cols, Index group, Index groups, bool dynamic_groups,
                    const std::vector<Index>& perm, const QuantParams& static_params, QuantParams& params,
-                   std::vector<double>& losses_c,
-                   std::string_view name) const {
+                   std::vector<double>& losses_c, const BlockGrid* grid, std::vector<std::uint8_t>& block_codes,
+                   std::span<const float> importance, std::string_view name) const {
     using ::Eigen::MatrixXf;
-    const Quantizer<Format, PerChannel, ScaleSearch> row_quantizer(PerChannel{}, search_);
+    // Dynamic groups' scales, one group at a time; with an importance, the group's
+    // columns are those at processing positions p..p+G (act-order permutes them).
+    SpecQuantizer row_quantizer = row_quantizer_;
+    std::vector<float> group_importance;
+    const FormatInfo& format = params.format;
     const ScaleLayout::Kind kind = params.layout.kind;
     losses_c.assign(static_cast<std::size_t>(cols), 0.0);
 
     // Each row's grid step as two arrays (scale, factor), so that a column is
     // quantized with one vector kernel.
+    // An asymmetric grid adds each row's code bounds [qmin - z, qmax - z].
     std::vector<float> step_scale(static_cast<std::size_t>(rows)), step_factor(static_cast<std::size_t>(rows));
+    std::vector<float> step_lo, step_hi;
+    if (format.asymmetric()) {
+      step_lo.resize(static_cast<std::size_t>(rows));
+      step_hi.resize(static_cast<std::size_t>(rows));
+    }
     Index current = -1;  // group whose scales are in the step arrays
-    auto load_steps = [&](const std::vector<float>& scales, Index g) {
+    auto load_steps = [&](const QuantParams& from, Index g) {
       for (Index r = 0; r < rows; ++r) {
-        const float s = kind == ScaleLayout::Kind::tensor ? scales[0]
-                                                          : scales[static_cast<std::size_t>(r * groups + g)];
-        const GridStep step = GridStep::make(s, Format::division);
+        const auto k = kind == ScaleLayout::Kind::tensor ? std::size_t{0} : static_cast<std::size_t>(r * groups + g);
+        const GridStep step = GridStep::make(from.scales[k], format.division);
         step_scale[static_cast<std::size_t>(r)] = step.scale;
         step_factor[static_cast<std::size_t>(r)] = step.factor;
+        if (!step_lo.empty()) {
+          step_lo[static_cast<std::size_t>(r)] = static_cast<float>(format.qmin) - from.zero(k);
+          step_hi[static_cast<std::size_t>(r)] = static_cast<float>(format.qmax) - from.zero(k);
+        }
       }
       current = g;
     };
-    if (kind != ScaleLayout::Kind::group) load_steps(params.scales, 0);
+    if (kind != ScaleLayout::Kind::group && grid == nullptr) load_steps(params, 0);
 
     const Index bs = options_.block_size;
     MatrixXf w1, u1, q1, err(rows, std::min(bs, cols));
@@ -399,27 +465,45 @@ class Gptq {
       q1.resize(rows, count);
       for (Index i = 0; i < count; ++i) {
         const Index p = i1 + i;
-        if (kind == ScaleLayout::Kind::group) {
+        if (kind == ScaleLayout::Kind::group && grid == nullptr) {
           if (dynamic_groups) {
             if (p % group == 0) {
               // Scales from W[:, p:p+G] as it stands at the block start (the
               // reference slices the full W, which the in-block updates do not touch).
               slice = ws.columns(p, std::min(p + group, cols));
               if (!slice.allFinite()) return false;
+              if (!importance.empty()) {
+                group_importance.resize(static_cast<std::size_t>(slice.cols()));
+                for (Index j = 0; j < slice.cols(); ++j)
+                  group_importance[static_cast<std::size_t>(j)] =
+                      importance[static_cast<std::size_t>(perm[static_cast<std::size_t>(p + j)])];
+                row_quantizer.set_importance(group_importance);
+              }
               const QuantParams gp = row_quantizer.params(ConstMatrixView(slice), name);
               const Index g = p / group;
-              for (Index r = 0; r < rows; ++r)
-                params.scales[static_cast<std::size_t>(r * groups + g)] = gp.scales[static_cast<std::size_t>(r)];
-              load_steps(params.scales, g);
+              for (Index r = 0; r < rows; ++r) {
+                const auto k = static_cast<std::size_t>(r * groups + g);
+                params.scales[k] = gp.scales[static_cast<std::size_t>(r)];
+                if (!params.zeros.empty()) params.zeros[k] = gp.zeros[static_cast<std::size_t>(r)];
+              }
+              load_steps(params, g);
             }
           } else {
             const Index g = perm[static_cast<std::size_t>(p)] / group;
-            if (g != current) load_steps(static_params.scales, g);
+            if (g != current) load_steps(static_params, g);
           }
         }
         const float d = u1(i, i);
-        kernels::fake_quantize_each(w1.col(i).data(), qcol.data(), rows, step_scale.data(), step_factor.data(),
-                                    Format::division, Format::qmin, Format::qmax);
+        if (grid != nullptr) {
+          const Index c = perm[static_cast<std::size_t>(p)];
+          for (Index r = 0; r < rows; ++r)
+            qcol(r) = grid->round(r, c, w1(r, i), block_codes[static_cast<std::size_t>(r * cols + c)]);
+        } else if (step_lo.empty())
+          kernels::fake_quantize_each(w1.col(i).data(), qcol.data(), rows, step_scale.data(), step_factor.data(),
+                                      format.division, format.qmin, format.qmax);
+        else
+          kernels::fake_quantize_each_bounded(w1.col(i).data(), qcol.data(), rows, step_scale.data(),
+                                              step_factor.data(), step_lo.data(), step_hi.data(), format.division);
         q1.col(i) = qcol;
         err.col(i) = (w1.col(i) - qcol) / d;
         losses_c[static_cast<std::size_t>(p)] = 0.5 * err.col(i).template cast<double>().squaredNorm();
@@ -448,9 +532,31 @@ class Gptq {
   };
 
   GptqOptions options_{};
-  [[no_unique_address]] Granularity granularity_{};
-  [[no_unique_address]] ScaleSearch search_{};
+  SpecQuantizer quantizer_;
+  SpecQuantizer row_quantizer_;  ///< per-channel twin: dynamic groups' scales, one group at a time
   std::shared_ptr<WorkspaceCache> cache_ = std::make_shared<WorkspaceCache>();
+};
+
+/// GPTQ with every choice in the type: Gptq<Int<4>, PerGroup<128>, HistogramMse<>>.
+/// The solver is SpecGptq's, for the QuantSpec those policies name.
+template <QuantFormat Format, class Granularity = PerTensor, class ScaleSearch = AbsMax,
+          class Backend = backend::Eigen>
+  requires ScaleSearchFor<ScaleSearch, Format>
+class Gptq : public SpecGptq<Backend> {
+ public:
+  using format_type = Format;
+  using granularity_type = Granularity;
+  using search_type = ScaleSearch;
+
+  Gptq() : Gptq(GptqOptions{}) {}
+  explicit Gptq(GptqOptions options, Granularity granularity = {}, ScaleSearch search = {})
+      : SpecGptq<Backend>(spec_of<Format, Granularity, ScaleSearch>(granularity), options, settings_of(search)),
+        granularity_(granularity) {}
+
+  [[nodiscard]] const Granularity& granularity() const { return granularity_; }
+
+ private:
+  [[no_unique_address]] Granularity granularity_{};
 };
 
 }  // namespace lowbit

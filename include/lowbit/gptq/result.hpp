@@ -36,8 +36,9 @@ struct SolveResult {
   using RowMajorMatrix = ::Eigen::Matrix<float, ::Eigen::Dynamic, ::Eigen::Dynamic, ::Eigen::RowMajor>;
 
   RowMajorMatrix weights;            ///< fake-quantized Q (rows × cols), original column order
-  std::vector<std::int8_t> codes;    ///< signed codes, row-major: Q[r,c] = codes[r,c]·scale(r, group_index[c])
+  std::vector<std::int8_t> codes;    ///< signed codes, row-major: Q[r,c] = (codes[r,c] − zero)·scale(r, group_index[c])
   QuantParams params;                ///< scales in the QuantParams layout (groups: rows × groups)
+  std::vector<std::uint8_t> block_data; ///< a block format's encoded rows (llama.cpp's bytes); codes stay empty
   std::vector<Index> group_index;    ///< per original column: the group whose scale it uses (g_idx)
   std::vector<Index> permutation;    ///< act-order: processing position → original column (empty: identity)
   std::vector<double> column_losses; ///< per original column: Σ_rows (w−q)²/d² / 2 (the reference's Losses)
@@ -71,6 +72,7 @@ struct SolveResult {
   /// Codes and scales as a QuantizedTensor (packable, exportable). Throws when the
   /// groups are not natural: those need group_index (g_idx) beside the scales.
   [[nodiscard]] QuantizedTensor quantized_tensor() const {
+    lowbit::detail::check(block_data.empty(), "SolveResult: a block format's result is its encoded rows (block_data)");
     lowbit::detail::check(natural_groups(), "SolveResult: dynamic groups with act-order use group_index (g_idx); "
                                             "a QuantizedTensor cannot express them");
     return QuantizedTensor{params, codes};

@@ -1,11 +1,13 @@
-// Quantized and fake-quantized safetensors export (docs/format.md).
+// Quantized and fake-quantized safetensors export (docs/files.md).
 //
 // Quantized: per weight W (rows × cols) the tensors
 //   W.qweight  U8  [rows, row_bytes]   packed codes (docs/formats.md "Packed layout")
 //   W.scales   F32 [rows, groups]      ([1] for one scale per tensor)
+//   W.zeros    F32 [rows, groups]      asymmetric format only: signed zero z per scale
 // and in __metadata__: "lowbit.format_version" = "1", "format" = "pt", and per
 // weight "W.lowbit.<key>" for bits, format, granularity, group_size, method, shape,
-// qmin, qmax, code_offset. Value = (stored code - code_offset) · scale.
+// qmin, qmax, code_offset. Value = (stored code - code_offset - z) · scale (z = 0
+// without W.zeros).
 // Fake-quantized: plain F32 or F16 tensors under the original names, which any
 // Hugging Face safetensors loader reads.
 #pragma once
@@ -27,20 +29,28 @@
 #include "lowbit/quant/format.hpp"
 #include "lowbit/quant/granularity.hpp"
 #include "lowbit/quant/packing.hpp"
+#include "lowbit/quant/spec.hpp"
 
 namespace lowbit::io {
 
 inline constexpr std::string_view quantized_format_version = "1";
 
-/// The runtime description of a named format ("int", "int_full", "gptq") with
-/// `bits` bits, equal to that format's F::info().
+/// The runtime description of a named format ("int", "int_full", "gptq", "asym":
+/// FormatInfo::name of a QuantSpec's code set) with `bits` bits, equal to that
+/// format's F::info().
 inline FormatInfo format_info(std::string_view name, int bits) {
   detail::check(bits >= 2 && bits <= 8, "format '", name, "': bits must be 2..8, got ", bits);
-  const int half = 1 << (bits - 1);
-  if (name == "int") return {bits, -(half - 1), half - 1, half, Division::reciprocal, "int"};
-  if (name == "int_full") return {bits, -half, half - 1, half, Division::reciprocal, "int_full"};
-  if (name == "gptq") return {bits, -half, half - 1, half, Division::exact, "gptq"};
-  detail::fail("unknown quantization format '", name, "' (expected int, int_full or gptq)");
+  std::string names;
+  for (const auto& c : code_set_choices) {
+    QuantSpec s;
+    s.codes = c.value;
+    s.bits = bits;
+    const FormatInfo f = s.format();
+    if (name == f.name) return f;
+    if (!names.empty()) names += ", ";
+    names += f.name;
+  }
+  detail::fail("unknown quantization format '", name, "' (expected ", names, ")");
 }
 
 struct QuantizedWeight {
@@ -64,6 +74,10 @@ inline void add_quantized(SafetensorsWriter& w, const std::string& name, const P
       l.kind == ScaleLayout::Kind::tensor ? std::vector<std::int64_t>{1}
                                           : std::vector<std::int64_t>{l.rows, l.groups_per_row()};
   w.add_f32(name + ".scales", scale_shape, p.params.scales);
+  detail::check(p.params.zeros.size() == (f.asymmetric() ? p.params.scales.size() : 0), "add_quantized: weight '",
+                name, "' has ", p.params.zeros.size(), " zeros for ", p.params.scales.size(), " scales of format ",
+                f.name);
+  if (f.asymmetric()) w.add_f32(name + ".zeros", scale_shape, p.params.zeros);
   const std::string k = name + ".lowbit.";
   w.set_metadata("lowbit.format_version", std::string(quantized_format_version));
   w.set_metadata("format", "pt");
@@ -195,6 +209,15 @@ inline QuantizedWeight read_quantized(const SafetensorsFile& f, const std::strin
   q.packed.params.scales = f.to_float(name + ".scales");
   for (const float s : q.packed.params.scales)
     detail::check(std::isfinite(s) && s > 0.0f, where, ": scale ", s, " is not finite and positive");
+  if (fmt.asymmetric()) {  // one signed zero per scale, an integer code qmin..qmax
+    const TensorInfo zi = has(name + ".zeros");
+    detail::check(zi.dtype == DType::F32 && static_cast<Index>(zi.numel()) == scale_total, where,
+                  ": zeros must be F32 with ", scale_total, " values");
+    q.packed.params.zeros = f.to_float(name + ".zeros");
+    for (const float z : q.packed.params.zeros)
+      detail::check(z == std::nearbyint(z) && z >= fmt.qmin && z <= fmt.qmax, where, ": zero ", z,
+                    " is not an integer code in ", fmt.qmin, "..", fmt.qmax);
+  }
   // Unused high bits of each row's last byte must be zero (docs/formats.md).
   const int used = static_cast<int>((cols % 8) * fmt.bits % 8);
   if (used != 0)

@@ -10,9 +10,14 @@ namespace lowbit {
 /// without mse). Nothing clips.
 struct AbsMax {
   static constexpr const char* name = "absmax";
+
+  [[nodiscard]] SliceScale scale(const FormatInfo& f, const float* /*x*/, Index /*n*/, SliceStats s) const {
+    const float sc = f.scale_for(s.min, s.max);
+    return {sc, f.zero_for(f.effective_range(s.min, s.max).first, sc)};
+  }
   template <QuantFormat F>
-  float scale(const float* /*x*/, Index /*n*/, SliceStats s) const {
-    return F::scale_for(s.min, s.max);
+  [[nodiscard]] float scale(const float* x, Index n, SliceStats s) const {
+    return scale(F::info(), x, n, s).scale;
   }
 };
 

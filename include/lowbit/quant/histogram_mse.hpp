@@ -204,13 +204,16 @@ struct HistogramMse {
   Index bins = 2048;
   Index candidates = 512;
 
-  template <QuantFormat F>
-  float scale(const float* x, Index n, SliceStats s) const {
+  [[nodiscard]] SliceScale scale(const FormatInfo& f, const float* x, Index n, SliceStats s) const {
     if constexpr (Mode == HistogramMode::TorchCompatible) {
-      return torch_scale<F>(x, n, s);
+      return torch_scale(f, x, n, s);
     } else {
-      return true_grid_scale<F>(x, n, s);
+      return true_grid_scale(f, x, n, s);
     }
+  }
+  template <QuantFormat F>
+  [[nodiscard]] float scale(const float* x, Index n, SliceStats s) const {
+    return scale(F::info(), x, n, s).scale;
   }
 
   /// PyTorch's [new_min, new_max] for these values (the range it would keep).
@@ -229,26 +232,29 @@ struct HistogramMse {
   }
 
  private:
-  template <QuantFormat F>
-  float torch_scale(const float* x, Index n, SliceStats s) const {
+  SliceScale torch_scale(const FormatInfo& f, const float* x, Index n, SliceStats s) const {
     const auto [new_min, new_max] = torch_range(x, n, s);
-    return F::scale_for(new_min, new_max);
+    const float sc = f.scale_for(new_min, new_max);
+    return {sc, f.zero_for(f.effective_range(new_min, new_max).first, sc)};
   }
 
-  template <QuantFormat F>
-  float true_grid_scale(const float* x, Index n, SliceStats s) const {
-    const auto [lo, hi] = F::effective_range(s.min, s.max);
-    if (s.min == s.max) return F::scale_for(lo, hi);
+  SliceScale true_grid_scale(const FormatInfo& f, const float* x, Index n, SliceStats s) const {
+    const auto [lo, hi] = f.effective_range(s.min, s.max);
+    auto candidate = [&](float p) {
+      const float sc = f.scale_for(p * lo, p * hi);
+      return SliceScale{sc, f.zero_for(p * lo, sc)};
+    };
+    if (s.min == s.max) return candidate(1.0f);
     const Histogram h = make_histogram(x, n, s.min, s.max, bins);
-    float best_scale = F::scale_for(lo, hi);
+    SliceScale best_scale = candidate(1.0f);
     double best = std::numeric_limits<double>::infinity();
     for (Index k = candidates; k >= 1; --k) {
-      const float p = static_cast<float>(k) / static_cast<float>(candidates);
-      const float sc = F::scale_for(p * lo, p * hi);
-      const double err = detail::grid_error(h, sc, F::qmin, F::qmax);
+      const SliceScale c = candidate(static_cast<float>(k) / static_cast<float>(candidates));
+      const auto z = static_cast<int>(c.zero);
+      const double err = detail::grid_error(h, c.scale, f.qmin - z, f.qmax - z);
       if (err < best) {
         best = err;
-        best_scale = sc;
+        best_scale = c;
       }
     }
     return best_scale;

@@ -29,6 +29,13 @@ struct SliceStats {
   bool finite = true;
 };
 
+/// What a scale search returns for one slice: its scale and, for an asymmetric
+/// grid, its signed zero (FormatInfo::zero_for; 0 for symmetric grids).
+struct SliceScale {
+  float scale = 1.0f;
+  float zero = 0.0f;
+};
+
 /// What multiplies (or divides) x before rounding: 1/scale in float32 for
 /// Division::reciprocal (PyTorch), the scale itself for Division::exact (GPTQ).
 struct GridStep {
@@ -387,6 +394,33 @@ inline void fake_quantize_each(const float* x, float* y, Index n, const float* s
     fake_quantize_each_simd<Division::reciprocal>(x, y, n, scale, factor, qmin, qmax);
   else
     fake_quantize_each_simd<Division::exact>(x, y, n, scale, factor, qmin, qmax);
+}
+
+/// fake_quantize_each with per-value code bounds lo[i]..hi[i] (an asymmetric
+/// grid's [qmin - z, qmax - z] for each row's zero z).
+inline void fake_quantize_each_bounded_scalar(const float* x, float* y, Index n, const float* scale,
+                                              const float* factor, const float* lo, const float* hi, Division d) {
+  for (Index i = 0; i < n; ++i) y[i] = fake_quantize_one(x[i], GridStep{scale[i], factor[i], d}, lo[i], hi[i]);
+}
+
+template <Division D>
+inline void fake_quantize_each_bounded_simd(const float* x, float* y, Index n, const float* scale,
+                                            const float* factor, const float* lo, const float* hi) {
+  Index i = 0;
+  for (; i + lanes <= n; i += lanes)
+    (grid_codes<D>(simd::load_unaligned(x + i), simd::load_unaligned(factor + i), simd::load_unaligned(lo + i),
+                   simd::load_unaligned(hi + i)) *
+     simd::load_unaligned(scale + i))
+        .store_unaligned(y + i);
+  fake_quantize_each_bounded_scalar(x + i, y + i, n - i, scale + i, factor + i, lo + i, hi + i, D);
+}
+
+inline void fake_quantize_each_bounded(const float* x, float* y, Index n, const float* scale, const float* factor,
+                                       const float* lo, const float* hi, Division d) {
+  if (d == Division::reciprocal)
+    fake_quantize_each_bounded_simd<Division::reciprocal>(x, y, n, scale, factor, lo, hi);
+  else
+    fake_quantize_each_bounded_simd<Division::exact>(x, y, n, scale, factor, lo, hi);
 }
 
 // ---- integer codes ------------------------------------------------------------

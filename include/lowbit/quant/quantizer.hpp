@@ -1,128 +1,108 @@
-// Quantizer<Format, Granularity, ScaleSearch>: the composed fake-quantizer.
+// Quantizer<Format, Granularity, ScaleSearch>: the compile-time façade over
+// SpecQuantizer. Picking every choice at compile time names the scheme in the type;
+// the work is SpecQuantizer's, so both give the same bits.
 #pragma once
 
-#include <algorithm>
 #include <string_view>
-#include <vector>
+#include <type_traits>
 
-#include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_view.hpp"
 #include "lowbit/quant/abs_max.hpp"
 #include "lowbit/quant/format.hpp"
 #include "lowbit/quant/granularity.hpp"
-#include "lowbit/quant/kernels.hpp"
+#include "lowbit/quant/histogram_mse.hpp"
+#include "lowbit/quant/mse_shrink.hpp"
 #include "lowbit/quant/quant_params.hpp"
+#include "lowbit/quant/spec.hpp"
+#include "lowbit/quant/spec_quantizer.hpp"
+#include "lowbit/quant/weighted_shrink.hpp"
 
 namespace lowbit {
 
-/// A scale search turns a slice (and its statistics) into one scale for a format.
+/// The scale searches a QuantSpec names (SearchKind), as types. (A closed set: a
+/// scheme is a QuantSpec, and every search it can name is one of these.)
 template <class S, class F>
-concept ScaleSearchFor = QuantFormat<F> && requires(const S s, const float* x, Index n, SliceStats st) {
-  { s.template scale<F>(x, n, st) } -> std::same_as<float>;
-};
+concept ScaleSearchFor = QuantFormat<F> && (std::is_same_v<S, AbsMax> || std::is_same_v<S, MseShrink> ||
+                                            std::is_same_v<S, WeightedShrink> ||
+                                            std::is_same_v<S, HistogramMse<HistogramMode::TorchCompatible>> ||
+                                            std::is_same_v<S, HistogramMse<HistogramMode::TrueGrid>>);
 
-/// Composes a format (Int<4>, IntFull<4>, GptqGrid<4>), a granularity (PerTensor,
-/// PerChannel, PerGroup<G>) and a scale search (AbsMax, HistogramMse<>, MseShrink)
-/// at compile time. Weights are row-major [out_features, in_features].
+/// The code set of a compile-time format.
+inline constexpr CodeSet code_set_of(const FormatInfo& f) {
+  switch (f.rule) {
+    case ScaleRule::gptq_symmetric: return CodeSet::gptq;
+    case ScaleRule::gptq_asymmetric: return CodeSet::asym;
+    case ScaleRule::torch_symmetric: break;
+  }
+  return f.qmin == -f.qmax ? CodeSet::narrow : CodeSet::full;
+}
+
+/// The QuantSpec (and search settings) that Quantizer<F, G, S>(granularity, search) stands for.
+template <QuantFormat F, class G, class S>
+QuantSpec spec_of([[maybe_unused]] const G& granularity) {
+  // The work is done on integer_format(code set, bits): a format must be one of them.
+  static_assert(std::is_base_of_v<IntegerFormat<code_set_of(F::info()), F::bits>, F>,
+                "Quantizer<F, ...>: F must be one of lowbit's integer formats (Int, IntFull, GptqGrid, IntAsym)");
+  QuantSpec q;
+  q.codes = code_set_of(F::info());
+  q.bits = F::bits;
+  if constexpr (std::is_same_v<G, PerTensor>) {
+    q.granularity = ScaleLayout::Kind::tensor;
+  } else if constexpr (std::is_same_v<G, PerChannel>) {
+    q.granularity = ScaleLayout::Kind::channel;
+  } else {
+    const Index g = granularity.group_size();
+    lowbit::detail::check(g > 0, "PerGroup: group size must be positive, got ", g);
+    q.granularity = ScaleLayout::Kind::group;
+    q.group_size = g;
+  }
+  if constexpr (std::is_same_v<S, AbsMax>) q.search = SearchKind::absmax;
+  if constexpr (std::is_same_v<S, MseShrink>) q.search = SearchKind::mse;
+  if constexpr (std::is_same_v<S, WeightedShrink>) q.search = SearchKind::weighted;
+  if constexpr (std::is_same_v<S, HistogramMse<HistogramMode::TorchCompatible>>) q.search = SearchKind::hist;
+  if constexpr (std::is_same_v<S, HistogramMse<HistogramMode::TrueGrid>>) q.search = SearchKind::hist_true;
+  return q;
+}
+
+template <class S>
+SearchSettings settings_of(const S& search) {
+  SearchSettings s;
+  if constexpr (std::is_same_v<S, AbsMax>) s.absmax = search;
+  if constexpr (std::is_same_v<S, MseShrink>) s.mse = search;
+  if constexpr (std::is_same_v<S, WeightedShrink>) s.weighted = search;
+  if constexpr (std::is_same_v<S, HistogramMse<HistogramMode::TorchCompatible>>) s.hist = search;
+  if constexpr (std::is_same_v<S, HistogramMse<HistogramMode::TrueGrid>>) s.hist_true = search;
+  return s;
+}
+
+/// Composes a format (Int<4>, IntFull<4>, GptqGrid<4>, IntAsym<4>), a granularity
+/// (PerTensor, PerChannel, PerGroup<G>) and a scale search (AbsMax, HistogramMse<>,
+/// MseShrink, WeightedShrink) at compile time. Weights are row-major
+/// [out_features, in_features].
 ///
 ///   lowbit::Quantizer<lowbit::Int<4>, lowbit::PerChannel, lowbit::HistogramMse<>> q;
 ///   q.fake_quantize_in_place(w);                 // w ← dequant(quant(w))
 ///   lowbit::QuantizedTensor t = q.quantize(w);   // int8 codes + scales
+///   q.spec().str();                              // "int4:channel:hist"
 template <QuantFormat Format, class Granularity = PerTensor, class ScaleSearch = AbsMax>
   requires ScaleSearchFor<ScaleSearch, Format>
-class Quantizer {
+class Quantizer : public SpecQuantizer {
  public:
   using format_type = Format;
   using granularity_type = Granularity;
   using search_type = ScaleSearch;
 
-  Quantizer() = default;
+  Quantizer() : Quantizer(Granularity{}) {}
   explicit Quantizer(Granularity granularity, ScaleSearch search = {})
-      : granularity_(granularity), search_(search) {}
+      : SpecQuantizer(spec_of<Format, Granularity, ScaleSearch>(granularity), settings_of(search)),
+        granularity_(granularity),
+        search_(search) {}
 
   [[nodiscard]] static constexpr FormatInfo format() { return Format::info(); }
   [[nodiscard]] const Granularity& granularity() const { return granularity_; }
   [[nodiscard]] const ScaleSearch& search() const { return search_; }
 
-  /// Scales for w. Throws lowbit::Error naming `name` and the element for an empty
-  /// tensor or a non-finite value.
-  [[nodiscard]] QuantParams params(ConstMatrixView w, std::string_view name = "weight") const {
-    QuantParams p{Format::info(), layout_for(w, name), {}};
-    p.scales.resize(static_cast<std::size_t>(p.layout.num_scales()));
-    if (p.layout.kind == ScaleLayout::Kind::tensor) {
-      p.scales[0] = slice_scale(w, 0, 0, w.size(), name);
-      return p;
-    }
-    std::size_t k = 0;
-    p.for_each_run([&](Index r, Index c0, Index c1, float) {
-      p.scales[k++] = slice_scale(w, r, c0, c1 - c0, name);
-    });
-    return p;
-  }
-
-  /// out ← fake-quantized w; returns the scales used.
-  QuantParams fake_quantize(ConstMatrixView w, MatrixView out, std::string_view name = "weight") const {
-    detail::check_same_shape(w, out, "Quantizer::fake_quantize");
-    if (layout_for(w, name).kind == ScaleLayout::Kind::tensor) {
-      QuantParams p = params(w, name);
-      p.apply(w, out);
-      return p;
-    }
-    // One pass: each run's scale is found and applied while the run is in cache.
-    // Large outputs are streamed past the cache, and while a run is written the
-    // next one is prefetched, so that its scale search does not wait on memory.
-    QuantParams p{Format::info(), layout_for(w, name), {}};
-    p.scales.resize(static_cast<std::size_t>(p.layout.num_scales()));
-    const kernels::Store store = kernels::store_for(static_cast<std::size_t>(w.size()) * sizeof(float),
-                                                    std::min(p.layout.group_size, w.cols));
-    const float* end = w.data + w.size();
-    std::size_t k = 0;
-    p.for_each_run([&](Index r, Index c0, Index c1, float) {
-      const Index n = c1 - c0;
-      const float s = slice_scale(w, r, c0, n, name);
-      p.scales[k++] = s;
-      const float* x = w.row(r) + c0;
-      const float* next = store == kernels::Store::streaming && end - (x + n) >= n ? x + n : nullptr;
-      kernels::fake_quantize(x, out.row(r) + c0, n, GridStep::make(s, Format::division), Format::qmin,
-                             Format::qmax, store, next);
-    });
-    if (store == kernels::Store::streaming) kernels::streaming_fence();
-    return p;
-  }
-
-  QuantParams fake_quantize_in_place(MatrixView w, std::string_view name = "weight") const {
-    return fake_quantize(w, w, name);
-  }
-
-  /// Integer codes and scales.
-  [[nodiscard]] QuantizedTensor quantize(ConstMatrixView w, std::string_view name = "weight") const {
-    QuantizedTensor t{params(w, name), {}};
-    t.codes = t.params.codes(w);
-    return t;
-  }
-
  private:
-  ScaleLayout layout_for(ConstMatrixView w, std::string_view name) const {
-    detail::check(!w.empty(), "tensor '", name, "' is empty (", w.rows, "x", w.cols, ")");
-    try {
-      return granularity_.layout(w.rows, w.cols);
-    } catch (const Error& e) {
-      detail::fail("tensor '", name, "': ", e.what());
-    }
-  }
-
-  float slice_scale(ConstMatrixView w, Index r, Index c0, Index n, std::string_view name) const {
-    const float* x = w.row(r) + c0;
-    const SliceStats st = kernels::stats(x, n);
-    if (!st.finite) {
-      const Index i = kernels::first_non_finite(x, n);
-      const Index flat = r * w.cols + c0 + i;
-      detail::fail("tensor '", name, "' has a non-finite value (", x[i], ") at [", flat / w.cols, ", ",
-                   flat % w.cols, "]");
-    }
-    return search_.template scale<Format>(x, n, st);
-  }
-
   [[no_unique_address]] Granularity granularity_{};
   [[no_unique_address]] ScaleSearch search_{};
 };

@@ -6,12 +6,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
+#include <utility>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "lowbit/core/error.hpp"
+#include "lowbit/quant/spec.hpp"
 
 namespace lowbit::study {
 
@@ -23,12 +25,10 @@ class UsageError : public Error {
 };
 
 enum class Method { rtn, gptq, qaft };
-enum class ScaleChoice { hist, hist_true, absmax, mse };
 
-struct Granularity {
-  enum class Kind { tensor, channel, group } kind = Kind::tensor;
-  long group_size = 0;
-};
+/// The study's default scheme: symmetric narrow grid, one scale per tensor,
+/// PyTorch-compatible histogram-MSE scales (the bit width comes from --bits).
+inline QuantSpec default_study_scheme() { return QuantSpec::parse("int4:hist"); }
 
 struct StudyOptions {
   std::filesystem::path model;  ///< empty: stories260K under the data folder
@@ -37,8 +37,7 @@ struct StudyOptions {
   std::filesystem::path out = "study-out";
   std::vector<int> bits = {8, 6, 4, 3, 2};
   std::vector<Method> methods = {Method::rtn, Method::gptq, Method::qaft};
-  Granularity granularity{};
-  ScaleChoice scale = ScaleChoice::hist;
+  QuantSpec scheme = default_study_scheme();  ///< its bits are replaced by each of `bits`
   long calib = 128;
   long seq_len = 0;  ///< 0: the model's context
   std::uint64_t seed = 0;
@@ -63,8 +62,12 @@ inline const char* study_usage() {
          "  --out DIR              results folder (default: study-out); finished units are reused\n"
          "  --bits LIST            e.g. 8,6,4,3,2\n"
          "  --methods LIST         subset of rtn,gptq,qaft\n"
-         "  --granularity G        tensor | channel | group:N\n"
-         "  --scale S              hist | hist-true | absmax | mse\n"
+         "  --scheme SPEC          quantization scheme, e.g. int4:g64:asym (docs/formats.md); its\n"
+         "                         bit width is the default for --bits (default: int4:hist)\n"
+         "  --granularity G        the scheme's granularity: tensor | channel | group:N\n"
+         "  --scale S              the scheme's scale search: hist | hist-true | absmax | mse | weighted\n"
+         "                         (weighted: by diag(H) in GPTQ; RTN and QAFT have no Hessian, so\n"
+         "                         every column weighs 1 there)\n"
          "  --calib N              calibration sequences (default 128)\n"
          "  --seq-len N            sequence length (default: the model's context)\n"
          "  --seed S               sampling seed (default 0)\n"
@@ -126,13 +129,26 @@ inline std::vector<double> parse_positive_list(std::string_view flag, const std:
   return out;
 }
 
+/// The one scheme parser, its errors as UsageErrors naming the flag.
+inline QuantSpec parse_scheme(std::string_view flag, const std::string& v) {
+  try {
+    return QuantSpec::parse(v, flag);
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
+
 }  // namespace detail
 
 /// Parses argv (without argv[0]); throws UsageError on the first problem.
 inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
   using detail::usage_fail;
   StudyOptions o;
-  bool methods_set = false, bits_set = false, damp_set = false, lr_set = false;
+  bool methods_set = false, bits_set = false, damp_set = false, lr_set = false, scheme_set = false;
+  std::optional<std::pair<ScaleLayout::Kind, Index>> granularity;  // --granularity, applied after --scheme
+  std::optional<SearchKind> search;                                // --scale, likewise
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     const auto value = [&]() -> const std::string& {
@@ -174,24 +190,25 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
         else usage_fail(flag, v, "methods are rtn, gptq, qaft");
       }
       methods_set = true;
+    } else if (flag == "--scheme") {
+      const auto& v = value();
+      o.scheme = detail::parse_scheme(flag, v);
+      scheme_set = true;
     } else if (flag == "--granularity") {
       const auto& v = value();
-      if (v == "tensor") {
-        o.granularity = {Granularity::Kind::tensor, 0};
-      } else if (v == "channel") {
-        o.granularity = {Granularity::Kind::channel, 0};
+      if (v == "tensor" || v == "channel") {
+        granularity = std::pair{v == "tensor" ? ScaleLayout::Kind::tensor : ScaleLayout::Kind::channel, Index{0}};
       } else if (v.rfind("group:", 0) == 0) {
-        o.granularity = {Granularity::Kind::group, detail::parse_positive(flag, v.substr(6))};
+        granularity = std::pair{ScaleLayout::Kind::group, static_cast<Index>(detail::parse_positive(flag, v.substr(6)))};
       } else {
         usage_fail(flag, v, "is tensor, channel or group:N");
       }
     } else if (flag == "--scale") {
       const auto& v = value();
-      if (v == "hist") o.scale = ScaleChoice::hist;
-      else if (v == "hist-true") o.scale = ScaleChoice::hist_true;
-      else if (v == "absmax") o.scale = ScaleChoice::absmax;
-      else if (v == "mse") o.scale = ScaleChoice::mse;
-      else usage_fail(flag, v, "is hist, hist-true, absmax or mse");
+      bool known = false;
+      for (const auto& c : search_choices) known = known || c.token == v;
+      if (!known) usage_fail(flag, v, "is " + spec_detail::tokens(search_choices));
+      search = detail::parse_scheme(flag, "int4:" + v).search;
     } else if (flag == "--calib") {
       o.calib = detail::parse_positive(flag, value());
     } else if (flag == "--seq-len") {
@@ -231,8 +248,18 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
       usage_fail(flag, "", "is not an option (see --help)");
     }
   }
+  if (granularity) {
+    o.scheme.granularity = granularity->first;
+    o.scheme.group_size = granularity->second;
+  }
+  if (search) o.scheme.search = *search;
+  if (o.scheme.is_block())
+    usage_fail("--scheme", o.scheme.str(),
+               "is a llama.cpp block format; lowbit-study sweeps integer grids over --bits (block formats: "
+               "blocks::quantize, docs/formats.md)");
+  if (scheme_set && !bits_set) o.bits = {o.scheme.bits};
   if (o.quick) {  // the reduced grid, unless the user chose otherwise
-    if (!bits_set) o.bits = {8, 4, 3, 2};
+    if (!bits_set && !scheme_set) o.bits = {8, 4, 3, 2};
     if (!damp_set) o.damp_grid = {1e-2, 1e0, 1e2};
     if (!lr_set) o.lr_grid = {1e-4, 1e-3};
     if (!methods_set) o.methods = {Method::rtn, Method::gptq, Method::qaft};

@@ -29,12 +29,13 @@
 #include "lowbit/nn/evaluate.hpp"
 #include "lowbit/nn/transformer.hpp"
 #include "lowbit/quant/packing.hpp"
+#include "lowbit/quant/spec.hpp"
+#include "lowbit/quant/spec_quantizer.hpp"
 #include "lowbit/study/data.hpp"
 #include "lowbit/study/landscape.hpp"
 #include "lowbit/study/options.hpp"
 #include "lowbit/study/progress.hpp"
 #include "lowbit/study/qaft.hpp"
-#include "lowbit/study/quantizer_choice.hpp"
 #include "lowbit/study/report.hpp"
 #include "lowbit/study/results.hpp"
 #include "lowbit/study/results_json.hpp"
@@ -73,11 +74,10 @@ struct StudySetup {
     nn::Transformer m = nn::Transformer::load(model);
     const long ood = o.quick ? 8 : 32;
     StudyData d = load_study_data(o, m.config(), model, data_dir, ood);
-    if (o.granularity.kind == Granularity::Kind::group)
-      for (const auto& l : m.linear_layers())
-        if (o.granularity.group_size > l.in_features())
-          throw UsageError("--granularity group:" + std::to_string(o.granularity.group_size) + ": layer '" + l.name +
-                           "' has only " + std::to_string(l.in_features()) + " input columns");
+    for (const auto& l : m.linear_layers())
+      if (!o.scheme.fits(l.in_features()))
+        throw UsageError("--scheme " + o.scheme.str() + ": layer '" + l.name + "' has only " +
+                         std::to_string(l.in_features()) + " input columns, fewer than a group");
     return StudySetup{std::move(o), data_dir, model, std::move(m), std::move(d), std::move(command)};
   }
 
@@ -122,6 +122,30 @@ inline std::string data_fingerprint(const StudyData& d) {
   return hex64(h);
 }
 
+/// The study's scheme without its bit width ("int:g64:asym"): the units sweep the bits.
+inline std::string scheme_family(const QuantSpec& s) {
+  const std::string t = s.str();
+  const auto colon = t.find(':');
+  return colon == std::string::npos ? std::string("int") : "int" + t.substr(colon);
+}
+
+/// The run's quantizer as run.json records it. Schemes the study's earlier options
+/// could express keep their earlier text, so that those results folders (the
+/// committed docs/results runs among them) still resume; any other scheme is
+/// recorded by its spelling without the bit width.
+inline std::string quantizer_identity(const QuantSpec& s) {
+  const bool earlier = s.codes == CodeSet::narrow && s.storage == ScaleStorage::f32 && s.search != SearchKind::weighted;
+  if (!earlier) return "scheme " + scheme_family(s);
+  const std::string g = s.granularity == ScaleLayout::Kind::tensor    ? "per-tensor"
+                        : s.granularity == ScaleLayout::Kind::channel ? "per-channel"
+                                                                      : "per-group of " + std::to_string(s.group_size);
+  const char* search = s.search == SearchKind::hist        ? "histogram-MSE (PyTorch-compatible)"
+                       : s.search == SearchKind::hist_true ? "histogram-MSE (true grid)"
+                       : s.search == SearchKind::absmax    ? "abs-max"
+                                                           : "MSE shrink (GPTQ)";
+  return "symmetric, " + g + ", " + search + " scales";
+}
+
 /// The settings a unit's result depends on; a resumed run must match them.
 /// `fp` is the model's full-precision snapshot (hashed in place, not copied again).
 inline io::Json run_identity(const StudySetup& s, const nn::WeightSnapshot& fp) {
@@ -130,7 +154,7 @@ inline io::Json run_identity(const StudySetup& s, const nn::WeightSnapshot& fp) 
   Json j = Json::object();
   j.set("model", Json::string(std::filesystem::absolute(s.model_path).lexically_normal().string()));
   j.set("data", Json::string(s.data.description));
-  j.set("quantizer", Json::string(QuantChoice{0, o.granularity, o.scale}.describe().substr(5)));
+  j.set("quantizer", Json::string(quantizer_identity(o.scheme)));
   j.set("calib", Json::number(static_cast<std::int64_t>(o.calib)));
   j.set("seq_len", Json::number(static_cast<std::int64_t>(o.seq_len)));
   j.set("seed", Json::number_u64(o.seed));
@@ -167,7 +191,7 @@ class StudyRunner {
     r.fp_weight_bytes = 4.0 * static_cast<double>(r.parameters);
     log("lowbit-study: %s, %zu quantizable layers (%ld of %ld parameters); %s", r.model.c_str(),
         model_.linear_layers().size(), r.quantized_parameters, r.parameters,
-        QuantChoice{0, o_.granularity, o_.scale}.describe().substr(5).c_str());
+        ("scheme " + scheme_family(o_.scheme) + " (" + o_.scheme.describe().substr(5) + ")").c_str());
     log("data: %s", r.data.c_str());
 
     const UnitResult fp = cached_or("fp", [&] { return full_precision(); });
@@ -178,7 +202,7 @@ class StudyRunner {
 
     for (const int bits : o_.bits)
       for (const Method m : o_.methods) {
-        const QuantChoice q{bits, o_.granularity, o_.scale};
+        const QuantSpec q = o_.scheme.with_bits(bits);
         UnitResult u;
         if (m == Method::rtn) u = cached_or(key("rtn", bits), [&] { return rtn(q); });
         if (m == Method::gptq) u = cached_or(key("gptq", bits), [&] { return gptq(q); });
@@ -290,12 +314,12 @@ class StudyRunner {
     double bytes = 4.0 * static_cast<double>(model_.parameter_count());
     for (const auto& l : model_.linear_layers()) {
       const Index rows = l.out_features(), cols = l.in_features();
-      const double scales = o_.granularity.kind == Granularity::Kind::tensor    ? 1.0
-                            : o_.granularity.kind == Granularity::Kind::channel ? static_cast<double>(rows)
-                            : static_cast<double>(rows) * static_cast<double>((cols + o_.granularity.group_size - 1) /
-                                                                               o_.granularity.group_size);
+      const QuantSpec q = o_.scheme.with_bits(u.bits);
+      const auto scales = static_cast<double>(q.layout(rows, cols, l.name).num_scales());
+      const double scale_bytes = q.storage == ScaleStorage::f32 ? 4.0 : 2.0;
+      const double zero_bytes = q.codes == CodeSet::asym ? std::ceil(scales * u.bits / 8.0) : 0.0;
       bytes += -4.0 * static_cast<double>(rows * cols) +
-               static_cast<double>(rows * packed_bytes(cols, u.bits)) + 4.0 * scales;
+               static_cast<double>(rows * packed_bytes(cols, u.bits)) + scale_bytes * scales + zero_bytes;
     }
     u.weight_bytes = bytes;
   }
@@ -359,20 +383,20 @@ class StudyRunner {
     }
   }
 
-  UnitResult rtn(const QuantChoice& q) {
+  UnitResult rtn(const QuantSpec& q) {
     UnitResult u;
     u.method = "rtn";
     u.bits = q.bits;
     model_.restore(fp_);
     const auto t0 = clock::now();
     std::vector<QuantizedTensor> packed;
-    with_quantizer(q, [&](const auto& quantizer) { round_layers(quantizer, packed); });
+    round_layers(SpecQuantizer(q), packed);
     u.seconds["quantize"] = std::chrono::duration<double>(clock::now() - t0).count();
     finish_unit(u, key("rtn", q.bits), packed);
     return u;
   }
 
-  UnitResult gptq(const QuantChoice& q) {
+  UnitResult gptq(const QuantSpec& q) {
     UnitResult u;
     u.method = "gptq";
     u.bits = q.bits;
@@ -382,8 +406,8 @@ class StudyRunner {
     std::vector<QuantizedTensor> packed;
     Progress p("  gptq int" + std::to_string(q.bits), static_cast<long>(model_.linear_layers().size()), "layer",
                log_ ? log_ : stderr, 30.0);
-    with_policies(q, [&](auto format, auto granularity, auto search) {
-      const Gptq<decltype(format), decltype(granularity), decltype(search)> solver(GptqOptions{}, granularity, search);
+    {
+      const SpecGptq<> solver(q);
       nn::quantize_with_calibration(
           model_, s_.data.calibration,
           [&](const nn::LinearLayer& l, const Hessian& h) {
@@ -399,7 +423,7 @@ class StudyRunner {
             if (o_.save) packed.push_back(QuantizedTensor{res.params, res.codes});
           },
           {}, [&](std::size_t done, std::size_t) { p.update(static_cast<long>(done)); });
-    });
+    }
     p.finish();
     u.seconds["quantize"] = std::chrono::duration<double>(clock::now() - t0).count();
     finish_unit(u, key("gptq", q.bits), packed, damp);
@@ -433,7 +457,7 @@ class StudyRunner {
   }
 
   /// One QAFT run per learning rate (each its own unit), then the best on validation.
-  UnitResult qaft(const QuantChoice& q) {
+  UnitResult qaft(const QuantSpec& q) {
     const std::string final_key = key("qaft", q.bits);
     if (auto done = store_.reuse(final_key)) return std::move(*done);
     std::vector<UnitResult> runs;
@@ -461,7 +485,7 @@ class StudyRunner {
     return u;
   }
 
-  UnitResult qaft_run(const QuantChoice& q, double lr) {
+  UnitResult qaft_run(const QuantSpec& q, double lr) {
     UnitResult u;
     u.method = "qaft";
     u.bits = q.bits;
@@ -470,7 +494,8 @@ class StudyRunner {
     log("  qaft int%d, learning rate %g: %ld epoch(s) over %zu sequences", q.bits, lr, o_.qaft_epochs,
         s_.data.calibration.size());
     std::vector<QuantizedTensor> packed;
-    with_quantizer(q, [&](const auto& quantizer) {
+    {
+      const SpecQuantizer quantizer(q);
       QaftOptions opt;
       opt.lr = lr;
       opt.epochs = o_.qaft_epochs;
@@ -488,7 +513,7 @@ class StudyRunner {
       });
       u.seconds["train"] = std::chrono::duration<double>(clock::now() - t0).count();
       round_layers(quantizer, packed);
-    });
+    }
     finish_unit(u, lr_key(q.bits, lr), packed);
     return u;
   }
