@@ -12,6 +12,7 @@
 #include <string>
 
 #include "gptq_test_util.hpp"
+#include "reference_checks.hpp"
 #include "../support/fixture.hpp"
 
 using namespace lowbit;
@@ -154,28 +155,7 @@ void check_case(const std::string& layer, const std::string& name) {
     }
   CHECK(max_rel < 1e-4);  // in units of the scale
 
-  // Per-column losses.
-  const auto& losses = f[p + "losses"].values;
-  REQUIRE(losses.size() == r.column_losses.size());
-  double total_ref = 0.0;
-  for (std::size_t i = 0; i < losses.size(); ++i) {
-    CHECK(r.column_losses[i] == doctest::Approx(losses[i]).epsilon(2e-3).scale(1e-6));
-    total_ref += losses[i];
-  }
-  CHECK(r.total_loss() == doctest::Approx(total_ref).epsilon(1e-4));
-
-  if (c.actorder) {
-    const auto& perm = f[p + "perm"].values;
-    REQUIRE(r.permutation.size() == perm.size());
-    // Dead columns tie at H_dd = 1; their relative order changes nothing.
-    const auto& hm = h.matrix;
-    for (std::size_t i = 0; i < perm.size(); ++i) {
-      const auto ref = static_cast<Index>(perm[i]);
-      if (hm(ref, ref) != 0.0f) CHECK(r.permutation[i] == ref);
-    }
-  } else {
-    CHECK(r.permutation.empty());
-  }
+  test::check_losses_and_order(f, p, r, h, c.actorder);
 
   // The packable form decodes to the solver's weights bit for bit; dynamic groups
   // with act-order need g_idx, which a QuantizedTensor cannot hold.

@@ -150,13 +150,16 @@ TEST_CASE("k-quants: rows that are not whole super-blocks are refused") {
   CHECK_THROWS_AS(dequantize_row_q6_k(out.data(), x.data(), 128), Error);
 }
 
-TEST_CASE("k-quants: the xsimd q4_k/q6_k decoders equal their scalar references, on any bytes") {
+TEST_CASE("k-quants: the xsimd decoders equal their scalar references, on any bytes") {
   struct Pair {
     BlockType type;
     void (*fast)(const std::uint8_t*, float*, Index);
     void (*scalar)(const std::uint8_t*, float*, Index);
   };
-  const Pair pairs[] = {{BlockType::q4_k, dequantize_row_q4_k, dequantize_row_q4_k_scalar},
+  const Pair pairs[] = {{BlockType::q2_k, dequantize_row_q2_k, dequantize_row_q2_k_scalar},
+                        {BlockType::q3_k, dequantize_row_q3_k, dequantize_row_q3_k_scalar},
+                        {BlockType::q4_k, dequantize_row_q4_k, dequantize_row_q4_k_scalar},
+                        {BlockType::q5_k, dequantize_row_q5_k, dequantize_row_q5_k_scalar},
                         {BlockType::q6_k, dequantize_row_q6_k, dequantize_row_q6_k_scalar}};
   std::mt19937 rng(7);
   for (const Pair& p : pairs) {
@@ -164,13 +167,15 @@ TEST_CASE("k-quants: the xsimd q4_k/q6_k decoders equal their scalar references,
     std::vector<float> a(static_cast<std::size_t>(f.n)), b(a.size());
     for (Index r = 0; r < f.rows; ++r) {
       INFO(info(p.type).name, " fixture row ", r);
-      p.fast(f.expected("quantized_importance", r), a.data(), f.n);
-      p.scalar(f.expected("quantized_importance", r), b.data(), f.n);
-      CHECK(same_bits(a.data(), b.data(), f.n));
+      for (const char* tensor : {"quantized", "quantized_importance"}) {
+        p.fast(f.expected(tensor, r), a.data(), f.n);
+        p.scalar(f.expected(tensor, r), b.data(), f.n);
+        CHECK(same_bits(a.data(), b.data(), f.n));
+      }
     }
     // Random bytes: every scale code, and f16 scales that are subnormal, inf or NaN.
     std::vector<std::uint8_t> row(f.row_bytes);
-    for (int trial = 0; trial < 200; ++trial) {
+    for (int trial = 0; trial < 300; ++trial) {
       for (auto& byte : row) byte = static_cast<std::uint8_t>(rng() & 0xFF);
       p.fast(row.data(), a.data(), f.n);
       p.scalar(row.data(), b.data(), f.n);

@@ -9,7 +9,7 @@
 // set_codes_row_* split a row into its per-sub-block grids and per-weight codes, with
 // scale·levels(t)[code] - min reproducing dequantize exactly; GPTQ rounds onto that
 // grid and set_codes_row writes its codes back without touching the scales.
-// q4_k and q6_k decode through an xsimd path; dequantize_row_q{4,6}_k_scalar is the
+// dequantize_row_* decodes through an xsimd path; dequantize_row_*_scalar is the
 // reference beside it, equal bit for bit (one multiply, one subtract per weight).
 //
 // Block layouts (byte offsets; f16 little-endian):
@@ -34,6 +34,7 @@
 #include "lowbit/quant/blocks/grid.hpp"
 #include "lowbit/quant/blocks/ref_math.hpp"
 #include "lowbit/quant/blocks/search.hpp"
+#include "lowbit/quant/blocks/simd_decode.hpp"
 
 namespace lowbit::blocks {
 namespace impl::kquant {
@@ -510,28 +511,56 @@ void set_codes_row(std::uint8_t* row, const std::uint8_t* codes, Index n) {
   for (Index i = 0; i < nb; ++i) T::write_codes(row + T::bytes * i, codes + qk_k * i);
 }
 
-// ---- xsimd decoders (q4_k, q6_k) ----------------------------------------------------
+// ---- xsimd decoders (q2_k .. q6_k) -------------------------------------------------
 // The same two IEEE operations per weight as the scalar path, scale·level then
-// minus min, on whole batches; levels are exact small integers in float.
+// minus min, on whole batches; levels are exact small integers in float. q3_k and
+// q6_k have min = +0, and x - (+0) is x bit for bit (-0 stays -0, NaN stays NaN),
+// so they only multiply.
 
-using simd_f = xsimd::batch<float>;
+using simd::affine_batch;
+using simd::scale_batch;
 
-/// y[k] = scale·v[k] - min for k < count.
-inline void affine_batch(const float* v, int count, float scale, float min, float* y) {
-  constexpr int w = static_cast<int>(simd_f::size);
-  const simd_f s(scale), m(min);
-  int k = 0;
-  for (; k + w <= count; k += w) (s * simd_f::load_unaligned(v + k) - m).store_unaligned(y + k);
-  for (; k < count; ++k) y[k] = scale * v[k] - min;
+inline void dequantize_q2k_simd(const std::uint8_t* in, float* y, Index n) {
+  const Index nb = super_blocks(BlockType::q2_k, n);
+  float v[128];
+  for (Index i = 0; i < nb; ++i) {
+    const std::uint8_t* b = in + Q2K::bytes * i;
+    SubBlockGrid g[16];
+    Q2K::grids(b, g);
+    for (int h = 0; h < 2; ++h) {
+      const std::uint8_t* qs = b + 16 + 32 * h;
+      for (int l = 0; l < 32; ++l) {
+        v[l] = static_cast<float>(qs[l] & 3);
+        v[l + 32] = static_cast<float>((qs[l] >> 2) & 3);
+        v[l + 64] = static_cast<float>((qs[l] >> 4) & 3);
+        v[l + 96] = static_cast<float>(qs[l] >> 6);
+      }
+      for (int s = 0; s < 8; ++s)
+        affine_batch(v + 16 * s, 16, g[8 * h + s].scale, g[8 * h + s].min, y + qk_k * i + 128 * h + 16 * s);
+    }
+  }
 }
 
-/// y[k] = scale·v[k] for k < count (ggml subtracts nothing for q6_k).
-inline void scale_batch(const float* v, int count, float scale, float* y) {
-  constexpr int w = static_cast<int>(simd_f::size);
-  const simd_f s(scale);
-  int k = 0;
-  for (; k + w <= count; k += w) (s * simd_f::load_unaligned(v + k)).store_unaligned(y + k);
-  for (; k < count; ++k) y[k] = scale * v[k];
+inline void dequantize_q3k_simd(const std::uint8_t* in, float* y, Index n) {
+  const Index nb = super_blocks(BlockType::q3_k, n);
+  float v[128];
+  for (Index i = 0; i < nb; ++i) {
+    const std::uint8_t* b = in + Q3K::bytes * i;
+    SubBlockGrid g[16];
+    Q3K::grids(b, g);
+    for (int h = 0; h < 2; ++h) {
+      const std::uint8_t* qs = b + 32 + 32 * h;
+      const int hb = 4 * h;  // hmask bit of weight 128h + 32s + l is 4h + s
+      for (int l = 0; l < 32; ++l) {
+        const int m = b[l] >> hb;
+        v[l] = static_cast<float>(((qs[l] & 3) | ((m & 1) << 2)) - 4);
+        v[l + 32] = static_cast<float>((((qs[l] >> 2) & 3) | ((m & 2) << 1)) - 4);
+        v[l + 64] = static_cast<float>((((qs[l] >> 4) & 3) | (m & 4)) - 4);
+        v[l + 96] = static_cast<float>(((qs[l] >> 6) | ((m & 8) >> 1)) - 4);
+      }
+      for (int s = 0; s < 8; ++s) scale_batch(v + 16 * s, 16, g[8 * h + s].scale, y + qk_k * i + 128 * h + 16 * s);
+    }
+  }
 }
 
 inline void dequantize_q4k_simd(const std::uint8_t* in, float* y, Index n) {
@@ -546,6 +575,28 @@ inline void dequantize_q4k_simd(const std::uint8_t* in, float* y, Index n) {
       for (int l = 0; l < 32; ++l) {
         lo[l] = static_cast<float>(qs[l] & 0xF);
         hi[l] = static_cast<float>(qs[l] >> 4);
+      }
+      float* yc = y + qk_k * i + 64 * c;
+      affine_batch(lo, 32, g[2 * c].scale, g[2 * c].min, yc);
+      affine_batch(hi, 32, g[2 * c + 1].scale, g[2 * c + 1].min, yc + 32);
+    }
+  }
+}
+
+inline void dequantize_q5k_simd(const std::uint8_t* in, float* y, Index n) {
+  const Index nb = super_blocks(BlockType::q5_k, n);
+  float lo[32], hi[32];
+  for (Index i = 0; i < nb; ++i) {
+    const std::uint8_t* b = in + Q5K::bytes * i;
+    const std::uint8_t* qh = b + 16;
+    SubBlockGrid g[8];
+    grids_k4(b, g);
+    for (int c = 0; c < 4; ++c) {
+      const std::uint8_t* qs = b + 48 + 32 * c;
+      for (int l = 0; l < 32; ++l) {
+        const int h = qh[l] >> (2 * c);
+        lo[l] = static_cast<float>((qs[l] & 0xF) | ((h & 1) << 4));
+        hi[l] = static_cast<float>((qs[l] >> 4) | ((h & 2) << 3));
       }
       float* yc = y + qk_k * i + 64 * c;
       affine_batch(lo, 32, g[2 * c].scale, g[2 * c].min, yc);
@@ -614,23 +665,32 @@ inline void quantize_row_q6_k(const float* x, std::uint8_t* out, Index n, const 
 }
 
 inline void dequantize_row_q2_k(const std::uint8_t* in, float* y, Index n) {
-  impl::kquant::dequantize_row<impl::kquant::Q2K>(in, y, n);
+  impl::kquant::dequantize_q2k_simd(in, y, n);
 }
 inline void dequantize_row_q3_k(const std::uint8_t* in, float* y, Index n) {
-  impl::kquant::dequantize_row<impl::kquant::Q3K>(in, y, n);
+  impl::kquant::dequantize_q3k_simd(in, y, n);
 }
 inline void dequantize_row_q4_k(const std::uint8_t* in, float* y, Index n) {
   impl::kquant::dequantize_q4k_simd(in, y, n);
 }
 inline void dequantize_row_q5_k(const std::uint8_t* in, float* y, Index n) {
-  impl::kquant::dequantize_row<impl::kquant::Q5K>(in, y, n);
+  impl::kquant::dequantize_q5k_simd(in, y, n);
 }
 inline void dequantize_row_q6_k(const std::uint8_t* in, float* y, Index n) {
   impl::kquant::dequantize_q6k_simd(in, y, n);
 }
-/// The scalar references of the two xsimd decoders.
+/// The scalar references of the xsimd decoders.
+inline void dequantize_row_q2_k_scalar(const std::uint8_t* in, float* y, Index n) {
+  impl::kquant::dequantize_row<impl::kquant::Q2K>(in, y, n);
+}
+inline void dequantize_row_q3_k_scalar(const std::uint8_t* in, float* y, Index n) {
+  impl::kquant::dequantize_row<impl::kquant::Q3K>(in, y, n);
+}
 inline void dequantize_row_q4_k_scalar(const std::uint8_t* in, float* y, Index n) {
   impl::kquant::dequantize_row<impl::kquant::Q4K>(in, y, n);
+}
+inline void dequantize_row_q5_k_scalar(const std::uint8_t* in, float* y, Index n) {
+  impl::kquant::dequantize_row<impl::kquant::Q5K>(in, y, n);
 }
 inline void dequantize_row_q6_k_scalar(const std::uint8_t* in, float* y, Index n) {
   impl::kquant::dequantize_row<impl::kquant::Q6K>(in, y, n);

@@ -2,8 +2,11 @@
 // scale and 16 bytes of nibbles (weight j low, weight j+16 high):
 //   iq4_nl  [f16 d][16 B]  w = d·T[q], T llama.cpp's 16-value table -127..113
 //   mxfp4   [e8m0 e][16 B] w = 2^(e-128)·F[q], F the E2M1 values doubled (0..±12)
+// dequantize_row_* decodes through xsimd; dequantize_row_*_scalar is the reference
+// beside it, equal bit for bit (one multiply per weight).
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 
@@ -11,6 +14,7 @@
 #include "lowbit/quant/blocks/grid.hpp"
 #include "lowbit/quant/blocks/legacy.hpp"
 #include "lowbit/quant/blocks/ref_math.hpp"
+#include "lowbit/quant/blocks/simd_decode.hpp"
 
 namespace lowbit::blocks {
 
@@ -111,6 +115,25 @@ inline std::uint8_t mxfp4_exponent(float amax) {
   return amax > 0.0f ? ref::truncate_to_byte(std::floor(std::log2(amax)) - 2.0f + 127.0f) : std::uint8_t{0};
 }
 
+/// For each byte, the levels of its low and high nibble: one table load per byte
+/// in the xsimd decoders instead of two masked lookups.
+template <const std::array<float, 16>& L>
+inline constexpr auto nibble_pair_levels = [] {
+  std::array<std::array<float, 2>, 256> t{};
+  for (int b = 0; b < 256; ++b) t[static_cast<std::size_t>(b)] = {L[static_cast<std::size_t>(b & 0xF)], L[static_cast<std::size_t>(b >> 4)]};
+  return t;
+}();
+
+/// v[j] = L[low nibble of qs[j]], v[j + 16] = L[its high nibble], j < 16.
+template <const std::array<float, 16>& L>
+inline void nibble_levels(const std::uint8_t* qs, float* v) {
+  for (int j = 0; j < qk32 / 2; ++j) {
+    const std::array<float, 2>& p = nibble_pair_levels<L>[qs[j]];
+    v[j] = p[0];
+    v[j + qk32 / 2] = p[1];
+  }
+}
+
 inline constexpr Index nibble_block_bytes = 18;  // iq4_nl
 inline constexpr Index mxfp4_block_bytes = 17;
 
@@ -135,10 +158,20 @@ inline void quantize_row_iq4_nl(const float* x, std::uint8_t* out, Index n, cons
   }
 }
 
-inline void dequantize_row_iq4_nl(const std::uint8_t* in, float* y, Index n) {
+/// The scalar reference of dequantize_row_iq4_nl: y = d·T[q].
+inline void dequantize_row_iq4_nl_scalar(const std::uint8_t* in, float* y, Index n) {
   for (Index ib = 0; ib < n / impl::qk32; ++ib, in += impl::nibble_block_bytes, y += impl::qk32) {
     const float d = impl::ref::load_f16(in);
     for (int j = 0; j < impl::qk32; ++j) y[j] = d * static_cast<float>(impl::iq4_nl_table[impl::nibble(in + 2, j)]);
+  }
+}
+
+/// xsimd decode, bit for bit the scalar one: the table values as floats, times d.
+inline void dequantize_row_iq4_nl(const std::uint8_t* in, float* y, Index n) {
+  float v[impl::qk32];
+  for (Index ib = 0; ib < n / impl::qk32; ++ib, in += impl::nibble_block_bytes, y += impl::qk32) {
+    impl::nibble_levels<impl::iq4_nl_levels>(in + 2, v);
+    impl::simd::scale_batch(v, impl::qk32, impl::ref::load_f16(in), y);
   }
 }
 
@@ -174,10 +207,20 @@ inline void quantize_row_mxfp4(const float* x, std::uint8_t* out, Index n, const
   }
 }
 
-inline void dequantize_row_mxfp4(const std::uint8_t* in, float* y, Index n) {
+/// The scalar reference of dequantize_row_mxfp4: y = F[q]·d.
+inline void dequantize_row_mxfp4_scalar(const std::uint8_t* in, float* y, Index n) {
   for (Index ib = 0; ib < n / impl::qk32; ++ib, in += impl::mxfp4_block_bytes, y += impl::qk32) {
     const float d = impl::ref::e8m0_half(in[0]);
     for (int j = 0; j < impl::qk32; ++j) y[j] = static_cast<float>(impl::mxfp4_table[impl::nibble(in + 1, j)]) * d;
+  }
+}
+
+/// xsimd decode, bit for bit the scalar one (d·F[q] is F[q]·d in IEEE arithmetic).
+inline void dequantize_row_mxfp4(const std::uint8_t* in, float* y, Index n) {
+  float v[impl::qk32];
+  for (Index ib = 0; ib < n / impl::qk32; ++ib, in += impl::mxfp4_block_bytes, y += impl::qk32) {
+    impl::nibble_levels<impl::mxfp4_levels>(in + 1, v);
+    impl::simd::scale_batch(v, impl::qk32, impl::ref::e8m0_half(in[0]), y);
   }
 }
 

@@ -3,6 +3,8 @@
 // at bits 2l..2l+1, weight 128·c + 32·l + m. The quantizer writes q in 0..2 only
 // (the ternary -1, 0, 1 of the block's abs max d); the fourth code decodes as +2·d
 // in llama.cpp, so levels(tq2_0) lists it too and every byte pattern has a value.
+// dequantize_row_tq2_0 decodes through xsimd beside its bit-identical scalar
+// reference dequantize_row_tq2_0_scalar.
 #pragma once
 
 #include <cmath>
@@ -12,6 +14,7 @@
 #include "lowbit/quant/blocks/grid.hpp"
 #include "lowbit/quant/blocks/legacy.hpp"
 #include "lowbit/quant/blocks/ref_math.hpp"
+#include "lowbit/quant/blocks/simd_decode.hpp"
 
 namespace lowbit::blocks {
 
@@ -47,13 +50,32 @@ inline void codes_row_tq2_0(const std::uint8_t* in, std::uint8_t* codes, Index n
       codes[i] = static_cast<std::uint8_t>((in[impl::tq2_0_byte(i)] >> impl::tq2_0_shift(i)) & 3u);
 }
 
-inline void dequantize_row_tq2_0(const std::uint8_t* in, float* y, Index n) {
+/// The scalar reference of dequantize_row_tq2_0: y = (q-1)·d.
+inline void dequantize_row_tq2_0_scalar(const std::uint8_t* in, float* y, Index n) {
   for (Index ib = 0; ib < n / impl::qk256; ++ib, in += impl::tq2_0_bytes, y += impl::qk256) {
     const float d = impl::ref::load_f16(in + 64);
     for (int i = 0; i < impl::qk256; ++i) {
       const int q = (in[impl::tq2_0_byte(i)] >> impl::tq2_0_shift(i)) & 3;
       y[i] = static_cast<float>(q - 1) * d;
     }
+  }
+}
+
+/// xsimd decode, bit for bit the scalar one (d·(q-1) is (q-1)·d in IEEE arithmetic).
+inline void dequantize_row_tq2_0(const std::uint8_t* in, float* y, Index n) {
+  float v[impl::qk256];
+  for (Index ib = 0; ib < n / impl::qk256; ++ib, in += impl::tq2_0_bytes, y += impl::qk256) {
+    for (int c = 0; c < 2; ++c) {
+      const std::uint8_t* qs = in + 32 * c;
+      float* vc = v + 128 * c;
+      for (int m = 0; m < 32; ++m) {
+        vc[m] = static_cast<float>((qs[m] & 3) - 1);
+        vc[m + 32] = static_cast<float>(((qs[m] >> 2) & 3) - 1);
+        vc[m + 64] = static_cast<float>(((qs[m] >> 4) & 3) - 1);
+        vc[m + 96] = static_cast<float>((qs[m] >> 6) - 1);
+      }
+    }
+    impl::simd::scale_batch(v, impl::qk256, impl::ref::load_f16(in + 64), y);
   }
 }
 
