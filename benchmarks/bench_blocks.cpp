@@ -146,6 +146,19 @@ void BM_ApplySpec(benchmark::State& state, const char* spec) {
   set_bytes(state);
 }
 
+/// Codes and scales back to floats (QuantizedTensor::dequantize: an engine's
+/// decode of lowbit's own format).
+void BM_DequantizeSpec(benchmark::State& state, const char* spec) {
+  const lowbit::QuantizedTensor t = lowbit::SpecQuantizer(lowbit::QuantSpec::parse(spec)).quantize(input());
+  auto out = prefaulted();
+  for (auto _ : state) {
+    t.dequantize(lowbit::MatrixView(out.data(), kRows, kCols));
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state);
+}
+
 void BM_FakeQuantizeSpec(benchmark::State& state, const char* spec) {
   const lowbit::SpecQuantizer q(lowbit::QuantSpec::parse(spec));
   auto out = prefaulted();
@@ -158,7 +171,14 @@ void BM_FakeQuantizeSpec(benchmark::State& state, const char* spec) {
 
 // ---- GPTQ onto a block grid next to one GEMM W·H ------------------------------------
 
-constexpr Index kGptq = 2048;
+/// The GPTQ layer is n × n with n from LOWBIT_BENCH_GPTQ_N (default 2048; at most
+/// the shared 4096 weight): GPTQ's O(n³) work grows faster than an encode's O(n²).
+Index gptq_size() {
+  const char* v = std::getenv("LOWBIT_BENCH_GPTQ_N");
+  const long n = v != nullptr ? std::strtol(v, nullptr, 10) : 2048;
+  return n >= 64 && n <= kRows ? static_cast<Index>(n) : 2048;
+}
+const Index kGptq = gptq_size();
 
 const lowbit::Hessian& hessian() {
   static const lowbit::Hessian h = [] {
@@ -221,6 +241,10 @@ BENCHMARK_CAPTURE(BM_ApplySpec, int4_g128_asym, "int4:g128:asym")->Unit(benchmar
 BENCHMARK_CAPTURE(BM_ApplySpec, int4_g128, "int4:g128")->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_FakeQuantizeSpec, int4_g128_asym, "int4:g128:asym")->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_FakeQuantizeSpec, int4_g32_f16, "int4:g32:f16")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_ApplySpec, nf4_g64, "nf4:g64")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_FakeQuantizeSpec, nf4_g64, "nf4:g64")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_DequantizeSpec, nf4_g64, "nf4:g64")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_DequantizeSpec, int4_g128, "int4:g128")->Unit(benchmark::kMillisecond);
 
 BENCHMARK(BM_GemmWH)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK_CAPTURE(BM_GptqSpec, int4_channel, "int4:channel")->Unit(benchmark::kMillisecond)->Iterations(1);
@@ -230,5 +254,9 @@ BENCHMARK_CAPTURE(BM_GptqSpec, q4_k, "q4_k")->Unit(benchmark::kMillisecond)->Ite
 BENCHMARK_CAPTURE(BM_GptqSpec, q2_k, "q2_k")->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(BM_GptqSpec, iq4_nl, "iq4_nl")->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(BM_GptqSpec, mxfp4, "mxfp4")->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(BM_GptqSpec, q8_0, "q8_0")->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(BM_GptqSpec, q6_k, "q6_k")->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(BM_GptqSpec, q3_k, "q3_k")->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(BM_GptqSpec, nf4_g64, "nf4:g64")->Unit(benchmark::kMillisecond)->Iterations(1);
 
 BENCHMARK_MAIN();

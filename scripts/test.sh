@@ -14,7 +14,15 @@ cuda=OFF
 if [ "${LOWBIT_CUDA:-}" != OFF ] && [ -x /usr/local/cuda/bin/nvcc ]; then cuda=ON; fi
 # The readers' and quantizers' tests also run under ASan+UBSan (sanitized.*), and
 # every reader's fuzz target for 10 s (fuzz.*): docs/reliability.md.
+# llama.cpp (npm node-llama-cpp@3.21.1) judges lowbit's GGUF files (llama_cpp.*);
+# where it cannot be fetched that test says it skipped. LOWBIT_FETCH_LLAMA_CPP=0: no fetch.
+llama_cache=${LOWBIT_LLAMA_CPP_CACHE:-$HOME/.cache/lowbit/llama.cpp-3.21.1}
+if [ "${LOWBIT_FETCH_LLAMA_CPP:-1}" != 0 ]; then
+  scripts/fixtures/fetch_llama_cpp.sh "$llama_cache" >/dev/null ||
+    echo "lowbit: could not fetch llama.cpp; llama_cpp.* tests will be skipped" >&2
+fi
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOWBIT_BUILD_TESTS=ON \
+      -DLOWBIT_LLAMA_CPP_CACHE="$llama_cache" \
       -DLOWBIT_BUILD_BENCHMARKS=ON -DLOWBIT_BUILD_EXAMPLES=ON -DLOWBIT_CUDA=$cuda \
       -DCUDAToolkit_ROOT=/usr/local/cuda \
       -DLOWBIT_SANITIZER_TESTS="${LOWBIT_SANITIZER_TESTS:-ON}" -DLOWBIT_SANITIZER_AREAS="core;io;quant"

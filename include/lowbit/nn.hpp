@@ -6,6 +6,8 @@
 #include "lowbit/nn/checkpoint.hpp"
 #include "lowbit/nn/config.hpp"
 #include "lowbit/nn/evaluate.hpp"
+#include "lowbit/nn/gguf_llama.hpp"
 #include "lowbit/nn/linear_layer.hpp"
+#include "lowbit/nn/rope_rows.hpp"
 #include "lowbit/nn/save.hpp"
 #include "lowbit/nn/transformer.hpp"

@@ -12,6 +12,7 @@
 #include "lowbit/quant/histogram_mse.hpp"
 #include "lowbit/quant/kernels.hpp"
 #include "lowbit/quant/mse_shrink.hpp"
+#include "lowbit/quant/normal_float.hpp"
 #include "lowbit/quant/packing.hpp"
 #include "lowbit/quant/quant_params.hpp"
 #include "lowbit/quant/quantizer.hpp"

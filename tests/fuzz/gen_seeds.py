@@ -316,9 +316,48 @@ def gpt2_seeds():
     put(t, "missing_byte", gpt2_input(json.dumps({"a": 0}), "a a\n", "a"))
 
 
+# --- GGUF (io/gguf.hpp) -----------------------------------------------------------
+
+def gguf_string(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def gguf_file(kvs, tensors, alignment=32, version=3):
+    """kvs: [(key, type id, value bytes)]; tensors: [(name, ne, ggml type, data)]."""
+    head = struct.pack("<IIQQ", 0x46554747, version, len(tensors), len(kvs))
+    for key, t, value in kvs:
+        head += gguf_string(key) + struct.pack("<I", t) + value
+    offset, body = 0, b""
+    for name, ne, t, data in tensors:
+        head += gguf_string(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", d) for d in ne)
+        head += struct.pack("<IQ", t, offset)
+        padded = data + b"\0" * ((-len(data)) % alignment)
+        body += padded
+        offset += len(padded)
+    return head + b"\0" * ((-len(head)) % alignment) + body
+
+
+def gguf_seeds():
+    t = "gguf"
+    arch = ("general.architecture", 8, gguf_string("llama"))
+    vocab = ("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 3) + b"".join(gguf_string(x) for x in ["a", "b", "c"]))
+    scores = ("tokenizer.ggml.scores", 9, struct.pack("<IQ", 6, 3) + struct.pack("<3f", 0.0, -1.0, -2.0))
+    f32 = ("tok.f32", [4, 2], 0, struct.pack("<8f", *[0.5 * i for i in range(8)]))
+    q8 = ("w.q8_0", [32, 1], 8, struct.pack("<e", 0.25) + bytes(range(32)))
+    put(t, "valid_f32", gguf_file([arch], [f32]))
+    put(t, "valid_mixed", gguf_file([arch, vocab, scores], [f32, q8]))
+    put(t, "valid_aligned_64", gguf_file([arch, ("general.alignment", 4, struct.pack("<I", 64))], [f32, q8], 64))
+    put(t, "valid_empty", gguf_file([], []))
+    put(t, "version_2", gguf_file([arch], [f32], version=2))
+    put(t, "truncated", gguf_file([arch], [f32, q8])[:-20])
+    put(t, "bad_type", gguf_file([("x", 13, b"")], []))
+
+
 if __name__ == "__main__":
     llama2c_seeds()
     json_seeds()
     quantized_seeds()
     llama2c_tokenizer_seeds()
     gpt2_seeds()
+    gguf_seeds()

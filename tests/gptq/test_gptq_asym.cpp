@@ -11,12 +11,12 @@
 #include <cstdint>
 #include <string>
 
-#include "gptq_test_util.hpp"
 #include "reference_checks.hpp"
 #include "../support/fixture.hpp"
 
 using namespace lowbit;
 using lowbit::test::RowMatrix;
+using lowbit::test::matrix_of;
 
 namespace {
 
@@ -25,59 +25,9 @@ const test::Fixture& fixture() {
   return f;
 }
 
-RowMatrix matrix_of(const test::FixtureTensor& t) {
-  RowMatrix m(t.rows(), t.cols());
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = t.values[static_cast<std::size_t>(i)];
-  return m;
-}
-
 bool same_bits(float a, float b) { return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b); }
 
 // ---- GPTQ ---------------------------------------------------------------------
-
-struct Case {
-  std::string layer, name;
-  int bits;
-  bool perchannel, actorder, stat, mse;
-  Index groupsize, blocksize;
-};
-
-template <class Format, class Granularity, class Search>
-SolveResult run(const Case& c, const RowMatrix& w, const Hessian& h, Granularity g) {
-  GptqOptions o;
-  o.percdamp = 0.01;
-  o.block_size = c.blocksize;
-  o.act_order = c.actorder;
-  o.static_groups = c.stat;
-  o.evaluate = false;
-  return Gptq<Format, Granularity, Search>(o, g).quantize(ConstMatrixView(w), h, c.name);
-}
-
-template <int B>
-SolveResult run_bits(const Case& c, const RowMatrix& w, const Hessian& h) {
-  using F = IntAsym<B>;
-  if (c.groupsize > 0) {
-    if (c.mse) return run<F, PerGroup<>, MseShrink>(c, w, h, PerGroup<>{c.groupsize});
-    return run<F, PerGroup<>, AbsMax>(c, w, h, PerGroup<>{c.groupsize});
-  }
-  if (c.perchannel) {
-    if (c.mse) return run<F, PerChannel, MseShrink>(c, w, h, PerChannel{});
-    return run<F, PerChannel, AbsMax>(c, w, h, PerChannel{});
-  }
-  if (c.mse) return run<F, PerTensor, MseShrink>(c, w, h, PerTensor{});
-  return run<F, PerTensor, AbsMax>(c, w, h, PerTensor{});
-}
-
-SolveResult run_case(const Case& c, const RowMatrix& w, const Hessian& h) {
-  switch (c.bits) {
-    case 2: return run_bits<2>(c, w, h);
-    case 3: return run_bits<3>(c, w, h);
-    case 4: return run_bits<4>(c, w, h);
-    case 8: return run_bits<8>(c, w, h);
-    default: FAIL("fixture has an unexpected bit width ", c.bits);
-  }
-  return {};
-}
 
 /// Scale index of (row, original column) through group_index and the layout.
 std::size_t scale_index(const SolveResult& r, Index row, Index col) {
@@ -89,18 +39,10 @@ std::size_t scale_index(const SolveResult& r, Index row, Index col) {
 void check_case(const std::string& layer, const std::string& name) {
   const auto& f = fixture();
   const std::string p = layer + "." + name + ".";
-  Case c{layer,
-         name,
-         static_cast<int>(f[p + "bits"].scalar()),
-         f[p + "perchannel"].scalar() != 0.0f,
-         f[p + "actorder"].scalar() != 0.0f,
-         f[p + "static"].scalar() != 0.0f,
-         f[p + "mse"].scalar() != 0.0f,
-         static_cast<Index>(f[p + "groupsize"].scalar()),
-         static_cast<Index>(f[p + "blocksize"].scalar())};
+  const test::ReferenceCase c = test::ReferenceCase::read(f, layer, name);
   const RowMatrix w = matrix_of(f[layer + ".W"]);
   const Hessian h = Hessian::from_matrix(ConstMatrixView(matrix_of(f[layer + ".H"])));
-  const SolveResult r = run_case(c, w, h);
+  const SolveResult r = test::run_reference_case<IntAsym>(c, w, h);
   CAPTURE(layer);
   CAPTURE(name);
   REQUIRE(r.info() == ::Eigen::Success);

@@ -11,6 +11,7 @@
 
 #include "lowbit/io/safetensors.hpp"
 #include "lowbit/quant/blocks/kquants.hpp"
+#include "block_decode_checks.hpp"
 
 using namespace lowbit;
 using namespace lowbit::blocks;
@@ -151,11 +152,7 @@ TEST_CASE("k-quants: rows that are not whole super-blocks are refused") {
 }
 
 TEST_CASE("k-quants: the xsimd decoders equal their scalar references, on any bytes") {
-  struct Pair {
-    BlockType type;
-    void (*fast)(const std::uint8_t*, float*, Index);
-    void (*scalar)(const std::uint8_t*, float*, Index);
-  };
+  using Pair = test::DecoderPair;
   const Pair pairs[] = {{BlockType::q2_k, dequantize_row_q2_k, dequantize_row_q2_k_scalar},
                         {BlockType::q3_k, dequantize_row_q3_k, dequantize_row_q3_k_scalar},
                         {BlockType::q4_k, dequantize_row_q4_k, dequantize_row_q4_k_scalar},
@@ -164,24 +161,10 @@ TEST_CASE("k-quants: the xsimd decoders equal their scalar references, on any by
   std::mt19937 rng(7);
   for (const Pair& p : pairs) {
     const Rows f(p.type);
-    std::vector<float> a(static_cast<std::size_t>(f.n)), b(a.size());
-    for (Index r = 0; r < f.rows; ++r) {
-      INFO(info(p.type).name, " fixture row ", r);
-      for (const char* tensor : {"quantized", "quantized_importance"}) {
-        p.fast(f.expected(tensor, r), a.data(), f.n);
-        p.scalar(f.expected(tensor, r), b.data(), f.n);
-        CHECK(same_bits(a.data(), b.data(), f.n));
-      }
-    }
-    // Random bytes: every scale code, and f16 scales that are subnormal, inf or NaN.
-    std::vector<std::uint8_t> row(f.row_bytes);
-    for (int trial = 0; trial < 300; ++trial) {
-      for (auto& byte : row) byte = static_cast<std::uint8_t>(rng() & 0xFF);
-      p.fast(row.data(), a.data(), f.n);
-      p.scalar(row.data(), b.data(), f.n);
-      INFO(info(p.type).name, " random trial ", trial);
-      CHECK(same_bits(a.data(), b.data(), f.n));
-    }
+    std::vector<const std::uint8_t*> rows;
+    for (Index r = 0; r < f.rows; ++r)
+      for (const char* tensor : {"quantized", "quantized_importance"}) rows.push_back(f.expected(tensor, r));
+    test::check_decoders_agree(p, rows, f.n, rng);
   }
 }
 

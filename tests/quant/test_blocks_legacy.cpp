@@ -15,6 +15,7 @@
 
 #include "lowbit/io/safetensors.hpp"
 #include "lowbit/quant/blocks/codec.hpp"
+#include "block_decode_checks.hpp"
 
 using namespace lowbit;
 using namespace lowbit::blocks;
@@ -202,37 +203,18 @@ LOWBIT_BLOCK_TESTS(iq4_nl)
 LOWBIT_BLOCK_TESTS(mxfp4)
 
 TEST_CASE("blocks: the xsimd tq2_0/iq4_nl/mxfp4 decoders equal their scalar references, on any bytes") {
-  struct Pair {
-    BlockType type;
-    void (*fast)(const std::uint8_t*, float*, Index);
-    void (*scalar)(const std::uint8_t*, float*, Index);
-  };
+  using Pair = test::DecoderPair;
   const Pair pairs[] = {{BlockType::tq2_0, dequantize_row_tq2_0, dequantize_row_tq2_0_scalar},
                         {BlockType::iq4_nl, dequantize_row_iq4_nl, dequantize_row_iq4_nl_scalar},
                         {BlockType::mxfp4, dequantize_row_mxfp4, dequantize_row_mxfp4_scalar}};
   std::mt19937 rng(11);
   for (const Pair& p : pairs) {
     const Fixture f(p.type);
-    std::vector<float> a(static_cast<std::size_t>(f.n)), b(a.size());
-    for (const char* tensor : {"quantized", "quantized_importance"}) {
-      if (!f.file.contains(tensor)) continue;
-      for (Index r = 0; r < f.rows; ++r) {
-        INFO(info(p.type).name, " ", tensor, " row ", r);
-        p.fast(f.bytes(tensor, r), a.data(), f.n);
-        p.scalar(f.bytes(tensor, r), b.data(), f.n);
-        CHECK(same_bits(a.data(), b.data(), f.n));
-      }
-    }
-    // Random bytes: every code (tq2_0's unwritten code 3 included), and scales that
-    // are subnormal, inf or NaN (f16), or the whole e8m0 range (mxfp4). Compared as bits.
-    std::vector<std::uint8_t> row(f.row_bytes);
-    for (int trial = 0; trial < 300; ++trial) {
-      for (auto& byte : row) byte = static_cast<std::uint8_t>(rng() & 0xFF);
-      p.fast(row.data(), a.data(), f.n);
-      p.scalar(row.data(), b.data(), f.n);
-      INFO(info(p.type).name, " random trial ", trial);
-      CHECK(same_bits(a.data(), b.data(), f.n));
-    }
+    std::vector<const std::uint8_t*> rows;
+    for (const char* tensor : {"quantized", "quantized_importance"})
+      if (f.file.contains(tensor))
+        for (Index r = 0; r < f.rows; ++r) rows.push_back(f.bytes(tensor, r));
+    test::check_decoders_agree(p, rows, f.n, rng);
   }
 }
 

@@ -93,7 +93,7 @@ TEST_CASE("spec: options in any order parse to the canonical form; llama.cpp nam
 
 TEST_CASE("spec: a malformed scheme names the offending part and the valid choices") {
   CHECK(parse_error("int9") == "--scheme 'int9': 'int9' has 9 bits; integer grids have 2 to 8");
-  CHECK(parse_error("float4").find("'float4' is not a scheme: expected int2..int8 or a llama.cpp type (q4_0,") !=
+  CHECK(parse_error("float4").find("'float4' is not a scheme: expected int2..int8, nf4 or a llama.cpp type (q4_0,") !=
         std::string::npos);
   CHECK(parse_error("int4:g0").find("'g0' is not an option: code sets narrow, full, gptq, asym; granularity "
                                     "tensor, channel, g<N>; scales f32, f16, bf16; searches absmax, hist") !=

@@ -42,6 +42,10 @@ inline BasicTensor<float> ste_apply(BasicGraph<float>& g, BasicTensor<float> w, 
       const float qmax = static_cast<float>(p.format.qmax) - p.zero(k);
       for (Index c = c0; c < c1; ++c) {
         const float x = w.data()[r * cols + c];
+        if (p.format.non_uniform()) {  // NF4's levels span [-s, s]: beyond them it clips
+          mask[r * cols + c] = std::fabs(x * step.factor) <= 1.0f ? 1 : 0;
+          continue;
+        }
         const float code = std::nearbyint(step.division == Division::reciprocal ? x * step.factor
                                                                                : x / step.factor);
         mask[r * cols + c] = code >= qmin && code <= qmax ? 1 : 0;

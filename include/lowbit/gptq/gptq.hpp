@@ -28,6 +28,7 @@
 #include "lowbit/quant/format.hpp"
 #include "lowbit/quant/granularity.hpp"
 #include "lowbit/quant/kernels.hpp"
+#include "lowbit/quant/normal_float.hpp"
 #include "lowbit/quant/quant_params.hpp"
 #include "lowbit/quant/quantizer.hpp"
 #include "lowbit/quant/spec.hpp"
@@ -329,7 +330,9 @@ class SpecGptq {
           std::int8_t* code = res.codes.data() + r * cols;
           for (Index c = 0; c < cols; ++c) {
             const auto k = static_cast<std::size_t>(r * groups + res.group_index[static_cast<std::size_t>(c)]);
-            code[c] = static_cast<std::int8_t>(std::nearbyint(q[c] / res.params.scales[k]) + res.params.zero(k));
+            code[c] = format.non_uniform()
+                          ? static_cast<std::int8_t>(nf4::code(q[c] * nf4::inverse(res.params.scales[k])) - 8)
+                          : static_cast<std::int8_t>(std::nearbyint(q[c] / res.params.scales[k]) + res.params.zero(k));
           }
         }
       }
@@ -498,6 +501,8 @@ class SpecGptq {
           const Index c = perm[static_cast<std::size_t>(p)];
           for (Index r = 0; r < rows; ++r)
             qcol(r) = grid->round(r, c, w1(r, i), block_codes[static_cast<std::size_t>(r * cols + c)]);
+        } else if (format.non_uniform()) {
+          nf4::fake_quantize_each(w1.col(i).data(), qcol.data(), rows, step_scale.data(), step_factor.data());
         } else if (step_lo.empty())
           kernels::fake_quantize_each(w1.col(i).data(), qcol.data(), rows, step_scale.data(), step_factor.data(),
                                       format.division, format.qmin, format.qmax);

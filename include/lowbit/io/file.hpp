@@ -98,47 +98,70 @@ class MappedFile {
   std::size_t size_ = 0;
 };
 
-/// Writes bytes to `path` atomically: a temporary file in the same directory is
-/// written, flushed to disk and renamed over `path`, so readers see either the old
-/// file or the complete new one, and a failure leaves any existing file untouched.
-inline void write_file_atomic(const std::filesystem::path& path, std::span<const std::string_view> pieces) {
-  namespace fs = std::filesystem;
-  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  std::random_device rd;
-  const fs::path tmp = dir / (path.filename().string() + ".tmp." + std::to_string(::getpid()) + "." +
-                              std::to_string(rd()));
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) detail::fail("cannot write '", path.string(), "': cannot create a temporary file in '",
-                           dir.string(), "': ", std::strerror(errno));
-  const auto abandon = [&](const char* what) {
-    const int e = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    detail::fail("cannot write '", path.string(), "': ", what, ": ", std::strerror(e));
-  };
-  for (std::string_view piece : pieces) {
+/// A file written as a stream and published atomically: the bytes go to a temporary
+/// file in the same directory; commit() flushes it to disk and renames it over
+/// `path`, so readers see either the old file or the complete new one. Destroyed
+/// without commit() (an error, an exception, Ctrl-C's unwinding), it removes the
+/// temporary file and leaves any existing file untouched.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::filesystem::path path) : path_(std::move(path)) {
+    namespace fs = std::filesystem;
+    const fs::path dir = path_.has_parent_path() ? path_.parent_path() : fs::path(".");
+    std::random_device rd;
+    tmp_ = dir / (path_.filename().string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd()));
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd_ < 0)
+      detail::fail("cannot write '", path_.string(), "': cannot create a temporary file in '", dir.string(),
+                   "': ", std::strerror(errno));
+  }
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  ~AtomicFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(tmp_.c_str());
+  }
+
+  void write(std::string_view bytes) {
     std::size_t done = 0;
-    while (done < piece.size()) {
-      const ssize_t n = ::write(fd, piece.data() + done, piece.size() - done);
+    while (done < bytes.size()) {
+      const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
       if (n < 0) {
         if (errno == EINTR) continue;
-        abandon("write failed");
+        fail("write failed");
       }
       done += static_cast<std::size_t>(n);
     }
   }
-  if (::fsync(fd) != 0) abandon("fsync failed");
-  if (::close(fd) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    detail::fail("cannot write '", path.string(), "': close failed: ", std::strerror(e));
+  void write(std::span<const std::uint8_t> bytes) {
+    write(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    detail::fail("cannot write '", path.string(), "': rename from the temporary file failed: ",
-                 std::strerror(e));
+
+  /// Flushes, closes and renames the temporary file over the path.
+  void commit() {
+    if (::fsync(fd_) != 0) fail("fsync failed");
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) fail("close failed");
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail("rename from the temporary file failed");
+    committed_ = true;
   }
+
+ private:
+  [[noreturn]] void fail(const char* what) const {
+    detail::fail("cannot write '", path_.string(), "': ", what, ": ", std::strerror(errno));
+  }
+  std::filesystem::path path_, tmp_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+/// Writes bytes to `path` atomically (AtomicFile): a failure leaves any existing
+/// file untouched.
+inline void write_file_atomic(const std::filesystem::path& path, std::span<const std::string_view> pieces) {
+  AtomicFile out(path);
+  for (std::string_view piece : pieces) out.write(piece);
+  out.commit();
 }
 
 inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {

@@ -35,18 +35,18 @@ namespace lowbit::io {
 
 inline constexpr std::string_view quantized_format_version = "1";
 
-/// The runtime description of a named format ("int", "int_full", "gptq", "asym":
+/// The runtime description of a named format ("int", "int_full", "gptq", "asym", "nf4":
 /// FormatInfo::name of a QuantSpec's code set) with `bits` bits, equal to that
 /// format's F::info().
 inline FormatInfo format_info(std::string_view name, int bits) {
   detail::check(bits >= 2 && bits <= 8, "format '", name, "': bits must be 2..8, got ", bits);
   std::string names;
-  for (const auto& c : code_set_choices) {
-    QuantSpec s;
-    s.codes = c.value;
-    s.bits = bits;
-    const FormatInfo f = s.format();
-    if (name == f.name) return f;
+  for (const CodeSet c : grid_code_sets) {
+    const FormatInfo f = integer_format(c, bits);
+    if (name == f.name) {
+      detail::check(f.bits == bits, "format '", name, "' has ", f.bits, " bits, got ", bits);
+      return f;
+    }
     if (!names.empty()) names += ", ";
     names += f.name;
   }

@@ -8,6 +8,7 @@
 
 #include "lowbit/io/file.hpp"
 #include "lowbit/io/safetensors.hpp"
+#include "lowbit/nn/rope_rows.hpp"
 #include "lowbit/nn/transformer.hpp"
 
 namespace lowbit::nn {
@@ -15,19 +16,6 @@ namespace lowbit::nn {
 enum class SaveDType { f32, f16, bf16 };
 
 namespace detail {
-
-// llama2.c rotates pairs (2i, 2i+1) of each head, HF pairs (i, i + D/2): moving row
-// 2i + p of a head to p·D/2 + i turns one layout into the other (the permutation of
-// HF's convert_llama_weights_to_hf.py), so the saved model needs no special config.
-inline std::vector<float> interleaved_to_half_rows(std::span<const float> w, Index rows, Index cols, Index head_dim) {
-  std::vector<float> out(w.size());
-  for (Index r = 0; r < rows; ++r) {
-    const Index head = r / head_dim, within = r % head_dim;
-    const Index to = head * head_dim + (within % 2) * (head_dim / 2) + within / 2;
-    std::copy_n(w.data() + r * cols, cols, out.data() + to * cols);
-  }
-  return out;
-}
 
 inline std::vector<float> transpose(std::span<const float> w, Index rows, Index cols) {
   std::vector<float> out(w.size());
@@ -68,7 +56,7 @@ inline void save_hf(Transformer& model, const std::filesystem::path& dir, SaveDT
       values = moved;
     } else if (c.arch == Architecture::llama && c.rope_style == autograd::RopeStyle::interleaved &&
                (ends_with("q_proj.weight") || ends_with("k_proj.weight"))) {
-      moved = detail::interleaved_to_half_rows(values, shape[0], shape[1], c.head_dim());
+      moved = permute_rope_rows(values, shape[0], shape[1], c.head_dim(), RopeRows::to_half);
       values = moved;
     }
     switch (dtype) {

@@ -27,6 +27,7 @@ enum class ScaleRule : std::uint8_t {
   torch_symmetric,  ///< PyTorch observers' symmetric qparams (Int, IntFull)
   gptq_symmetric,   ///< GPTQ quant.py, sym=True (GptqGrid)
   gptq_asymmetric,  ///< GPTQ quant.py, sym=False: integer zero point per slice
+  nf4_absmax,       ///< NF4 (bitsandbytes): the slice's absmax, codes index a level table
 };
 
 /// Runtime description of a format: which codes exist, how x is divided, and the
@@ -49,12 +50,15 @@ struct FormatInfo {
   ScaleRule rule = ScaleRule::torch_symmetric;
 
   [[nodiscard]] constexpr bool asymmetric() const { return rule == ScaleRule::gptq_asymmetric; }
+  /// Codes index a table of levels (nf4::levels) instead of standing for code·scale.
+  [[nodiscard]] constexpr bool non_uniform() const { return rule == ScaleRule::nf4_absmax; }
 
   /// The range the grid must cover for observed [lo, hi]: symmetrised (or, for an
   /// asymmetric grid, widened to include zero), degenerate ranges fixed.
   [[nodiscard]] std::pair<float, float> effective_range(float lo, float hi) const {
     switch (rule) {
-      case ScaleRule::torch_symmetric: {
+      case ScaleRule::torch_symmetric:
+      case ScaleRule::nf4_absmax: {
         const float m = std::max(-std::min(lo, 0.0f), std::max(hi, 0.0f));
         return {-m, m};
       }
@@ -74,6 +78,12 @@ struct FormatInfo {
 
   /// The scale for a range (observed, or shrunk by a search).
   [[nodiscard]] float scale_for(float lo, float hi) const {
+    if (rule == ScaleRule::nf4_absmax) {
+      // bitsandbytes stores the absmax itself. An all-zero (or denormal) slice
+      // would make its reciprocal infinite; FLT_MIN decodes such a slice alike.
+      const float m = std::max(-std::min(lo, 0.0f), std::max(hi, 0.0f));
+      return std::max(m, std::numeric_limits<float>::min());
+    }
     if (rule == ScaleRule::torch_symmetric) {
       // PyTorch's _calculate_qparams: max(-min(lo,0), max(hi,0)) / ((qmax - qmin) / 2),
       // at least float32 eps.
@@ -162,6 +172,7 @@ enum class CodeSet : std::uint8_t {
   full,    ///< symmetric full range -2^(B-1)..2^(B-1)-1, PyTorch's scale (IntFull<B>)
   gptq,    ///< GPTQ quant.py's symmetric grid, sym=True (GptqGrid<B>)
   asym,    ///< GPTQ quant.py's asymmetric grid with an integer zero point (IntAsym<B>)
+  nf4,     ///< QLoRA's NormalFloat: 16 levels at normal quantiles, absmax scale (4 bits only)
   block,   ///< a llama.cpp block format: codes, scales and search are the block type's
 };
 
@@ -179,7 +190,10 @@ enum class CodeSet : std::uint8_t {
 ///  * asym: quant.py's sym=False (its default; AWQ, HQQ and most GPTQ checkpoints):
 ///    codes 0 … 2^B-1 with a per-slice zero point round(-xmin / scale), scale (xmax -
 ///    xmin) / (2^B - 1) over the range widened to include zero.
-/// Signed code = stored code - 2^(B-1) for all four.
+///  * nf4: QLoRA's NormalFloat (quant/normal_float.hpp), 4 bits whatever `bits`
+///    says: stored codes 0..15 index nf4::levels, scale = the slice's absmax, x
+///    normalised by the float32 reciprocal.
+/// Signed code = stored code - 2^(B-1) for all five.
 constexpr FormatInfo integer_format(CodeSet c, int bits) {
   const int half = 1 << (bits - 1), maxq = (1 << bits) - 1;
   switch (c) {
@@ -188,6 +202,7 @@ constexpr FormatInfo integer_format(CodeSet c, int bits) {
     case CodeSet::full: return {bits, -half, half - 1, half, Division::reciprocal, "int_full", ScaleRule::torch_symmetric};
     case CodeSet::gptq: return {bits, -half, maxq - half, half, Division::exact, "gptq", ScaleRule::gptq_symmetric};
     case CodeSet::asym: return {bits, -half, maxq - half, half, Division::exact, "asym", ScaleRule::gptq_asymmetric};
+    case CodeSet::nf4: return {4, -8, 7, 8, Division::reciprocal, "nf4", ScaleRule::nf4_absmax};
     case CodeSet::block: break;
   }
   return {};
@@ -226,5 +241,13 @@ struct GptqGrid : IntegerFormat<CodeSet::gptq, B> {};
 /// scale (SliceScale).
 template <int B>
 struct IntAsym : IntegerFormat<CodeSet::asym, B> {};
+
+/// QLoRA's NormalFloat 4 (bitsandbytes' nf4): a level table with absmax scales.
+struct NormalFloat4 : IntegerFormat<CodeSet::nf4, 4> {};
+
+/// The code sets with one grid per slice (every CodeSet but block), for code that
+/// lists them (file readers, usage text).
+inline constexpr CodeSet grid_code_sets[] = {CodeSet::narrow, CodeSet::full, CodeSet::gptq, CodeSet::asym,
+                                             CodeSet::nf4};
 
 }  // namespace lowbit

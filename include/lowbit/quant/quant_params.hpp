@@ -12,6 +12,7 @@
 #include "lowbit/quant/format.hpp"
 #include "lowbit/quant/granularity.hpp"
 #include "lowbit/quant/kernels.hpp"
+#include "lowbit/quant/normal_float.hpp"
 
 namespace lowbit {
 
@@ -19,7 +20,8 @@ namespace lowbit {
 /// Applying them needs no template: export code and solvers use this directly.
 /// An asymmetric format also has one signed zero per scale (FormatInfo): a slice
 /// with scale s and zero z maps x to the code clamp(round(x/s) + z, qmin, qmax)
-/// and decodes it as s·(code - z). Symmetric formats leave `zeros` empty.
+/// and decodes it as s·(code - z). Symmetric formats leave `zeros` empty. A
+/// non-uniform format (NF4) decodes code k as s·levels[k + code_offset].
 struct QuantParams {
   FormatInfo format;
   ScaleLayout layout;
@@ -61,6 +63,12 @@ struct QuantParams {
     detail::check_same_shape(w, out, "QuantParams::apply");
     // Outputs are written in runs of a row at least (a row of groups is one call).
     const kernels::Store store = kernels::store_for(static_cast<std::size_t>(w.size()) * sizeof(float), w.cols);
+    if (format.non_uniform()) {
+      for_each_slice([&](Index r, Index c0, Index c1, std::size_t k) {
+        nf4::fake_quantize(w.row(r) + c0, out.row(r) + c0, c1 - c0, scales[k]);
+      });
+      return;
+    }
     if (!zeros.empty()) {  // asymmetric: each run has its own code bounds (runs of a group)
       const kernels::Store run_store = layout.kind == ScaleLayout::Kind::group
                                            ? kernels::store_for(static_cast<std::size_t>(w.size()) * sizeof(float),
@@ -105,6 +113,12 @@ struct QuantParams {
       kernels::prefault(q.data(), n);
     }
     q.resize(n);
+    if (format.non_uniform()) {
+      for_each_slice([&](Index r, Index c0, Index c1, std::size_t k) {
+        nf4::codes(w.row(r) + c0, q.data() + r * w.cols + c0, c1 - c0, scales[k]);
+      });
+      return q;
+    }
     if (!zeros.empty()) {
       for_each_slice([&](Index r, Index c0, Index c1, std::size_t k) {
         asymmetric_codes(w.row(r) + c0, q.data() + r * w.cols + c0, c1 - c0, k);
@@ -152,7 +166,7 @@ struct QuantizedTensor {
   [[nodiscard]] Index rows() const { return params.layout.rows; }
   [[nodiscard]] Index cols() const { return params.layout.cols; }
 
-  /// codes · scale into out (rows × cols).
+  /// codes · scale (a non-uniform format: level · scale) into out (rows × cols).
   void dequantize(MatrixView out) const {
     detail::check(out.rows == rows() && out.cols == cols(), "QuantizedTensor::dequantize: output is ",
                   out.rows, "x", out.cols, " but the tensor is ", rows(), "x", cols());
@@ -163,6 +177,10 @@ struct QuantizedTensor {
                   "its scales in its encoded rows)");
     params.for_each_slice([&](Index r, Index c0, Index c1, std::size_t k) {
       const float s = params.scales[k];
+      if (params.format.non_uniform()) {
+        nf4::dequantize(codes.data() + r * cols() + c0, out.row(r) + c0, c1 - c0, s);
+        return;
+      }
       if (params.zeros.empty()) {
         kernels::dequantize(codes.data() + r * cols() + c0, out.row(r) + c0, c1 - c0, s);
         return;

@@ -32,6 +32,7 @@ inline constexpr CodeSet code_set_of(const FormatInfo& f) {
   switch (f.rule) {
     case ScaleRule::gptq_symmetric: return CodeSet::gptq;
     case ScaleRule::gptq_asymmetric: return CodeSet::asym;
+    case ScaleRule::nf4_absmax: return CodeSet::nf4;
     case ScaleRule::torch_symmetric: break;
   }
   return f.qmin == -f.qmax ? CodeSet::narrow : CodeSet::full;
@@ -42,7 +43,7 @@ template <QuantFormat F, class G, class S>
 QuantSpec spec_of([[maybe_unused]] const G& granularity) {
   // The work is done on integer_format(code set, bits): a format must be one of them.
   static_assert(std::is_base_of_v<IntegerFormat<code_set_of(F::info()), F::bits>, F>,
-                "Quantizer<F, ...>: F must be one of lowbit's integer formats (Int, IntFull, GptqGrid, IntAsym)");
+                "Quantizer<F, ...>: F must be one of lowbit's formats (Int, IntFull, GptqGrid, IntAsym, NormalFloat4)");
   QuantSpec q;
   q.codes = code_set_of(F::info());
   q.bits = F::bits;

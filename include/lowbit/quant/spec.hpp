@@ -8,6 +8,7 @@
 //   int4:g128:asym       quant.py's asymmetric grid, groups of 128
 //   int3:channel:hist    PyTorch-compatible histogram-MSE scales per channel
 //   int4:g32:f16         scales rounded to float16 (what an engine stores)
+//   nf4:g64              QLoRA's NormalFloat with an absmax per 64 (bitsandbytes)
 //   q4_k, iq4_nl, mxfp4  llama.cpp's block formats (quant/blocks/block_type.hpp)
 //
 // The printed form is canonical: base, granularity, code set, storage, search, with
@@ -135,15 +136,23 @@ struct QuantSpec {
   friend bool operator==(const QuantSpec&, const QuantSpec&) = default;
 
   [[nodiscard]] bool is_block() const { return codes == CodeSet::block; }
+  [[nodiscard]] bool is_nf4() const { return codes == CodeSet::nf4; }
 
   /// Checks a spec built in code as parse() checks text: an Error naming the spec
-  /// for bits outside 2..8 or a group size that is not positive.
+  /// for bits outside 2..8, a group size that is not positive, or an NF4 spec with
+  /// other than 4 bits or another search than absmax.
   void validate() const {
     if (is_block()) return;
     lowbit::detail::check(bits >= 2 && bits <= 8, "QuantSpec: ", bits, " bits is outside 2..8");
+    lowbit::detail::check(!is_nf4() || bits == 4, "QuantSpec: nf4 has 4 bits, got ", bits);
+    lowbit::detail::check(!is_nf4() || search == SearchKind::absmax, "QuantSpec nf4: ", nf4_search_rule);
     lowbit::detail::check(granularity != ScaleLayout::Kind::group || group_size > 0, "QuantSpec ", str(),
                           ": the group size must be positive, got ", group_size);
   }
+
+  /// Why NF4 takes no search (one sentence, shared by validate() and parse()).
+  static constexpr std::string_view nf4_search_rule =
+      "its scale is the slice's absmax, as bitsandbytes computes it; the searches are for int<B> grids";
 
   /// The same scheme at another bit width (integer grids; the study's bit sweep).
   [[nodiscard]] QuantSpec with_bits(int b) const {
@@ -227,14 +236,14 @@ struct QuantSpec {
   [[nodiscard]] std::string str() const {
     using namespace spec_detail;
     if (is_block()) return blocks::info(block).name;
-    std::string s = "int";
+    std::string s = is_nf4() ? "nf" : "int";
     s += std::to_string(bits);
     const auto option = [&s](std::string_view t) {
       s += ':';
       s += t;
     };
     if (granularity != ScaleLayout::Kind::tensor) option(granularity_str());
-    if (codes != CodeSet::narrow) option(token_of(code_set_choices, codes));
+    if (codes != CodeSet::narrow && !is_nf4()) option(token_of(code_set_choices, codes));
     if (storage != ScaleStorage::f32) option(token_of(storage_choices, storage));
     if (search != SearchKind::absmax) option(token_of(search_choices, search));
     return s;
@@ -254,6 +263,7 @@ struct QuantSpec {
       if (c.value == search) g += ", " + std::string(c.about);
     for (const auto& c : storage_choices)
       if (c.value == storage) g += ", " + std::string(c.about);
+    if (is_nf4()) return "nf4 (QLoRA NormalFloat, absmax scales), " + g;
     for (const auto& c : code_set_choices)
       if (c.value == codes) return "int" + std::to_string(bits) + " " + std::string(c.token) + ", " + g;
     return g;
@@ -278,11 +288,14 @@ struct QuantSpec {
                                  " fixes its codes, blocks and scales");
       return s;
     }
-    const auto b = base.substr(0, 3) == "int" ? positive(base.substr(3)) : std::nullopt;
+    const bool nf = base == "nf4";
+    const auto b = nf ? std::optional<long>(4) : base.substr(0, 3) == "int" ? positive(base.substr(3)) : std::nullopt;
     if (!b)
-      return bad(base, "is not a scheme: expected int2..int8 or a llama.cpp type (" + blocks::block_type_names() + ")");
+      return bad(base, "is not a scheme: expected int2..int8, nf4 or a llama.cpp type (" +
+                           blocks::block_type_names() + ")");
     if (*b < 2 || *b > 8) return bad(base, "has " + std::to_string(*b) + " bits; integer grids have 2 to 8");
     s.bits = static_cast<int>(*b);
+    if (nf) s.codes = CodeSet::nf4;
     bool seen[4] = {false, false, false, false};  // code set, granularity, storage, search
     auto once = [&](int slot, std::string_view part) {
       if (seen[slot]) bad(part, "repeats an option already given");
@@ -291,6 +304,7 @@ struct QuantSpec {
     for (std::size_t i = 1; i < parts.size(); ++i) {
       const std::string_view p = parts[i];
       if (auto c = find(code_set_choices, p)) {
+        if (nf) return bad(p, "does not apply to nf4: its codes are NormalFloat's level table");
         once(0, p);
         s.codes = *c;
       } else if (p == "tensor" || p == "channel") {
@@ -305,6 +319,7 @@ struct QuantSpec {
         s.storage = *st;
       } else if (auto se = find(search_choices, p)) {
         once(3, p);
+        if (nf && *se != SearchKind::absmax) return bad(p, std::string("does not apply to nf4: ") + std::string(nf4_search_rule));
         s.search = *se;
       } else {
         return bad(p, "is not an option: code sets " + tokens(code_set_choices) +

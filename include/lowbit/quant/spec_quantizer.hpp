@@ -89,6 +89,10 @@ class SpecQuantizer {
       const Index n = c1 - c0;
       set_slice(p, k, w, r, c0, n, name);
       const float* x = w.row(r) + c0;
+      if (format_.non_uniform()) {
+        nf4::fake_quantize(x, out.row(r) + c0, n, p.scales[k]);
+        return;
+      }
       const float* next = store == kernels::Store::streaming && end - (x + n) >= n ? x + n : nullptr;
       kernels::fake_quantize(x, out.row(r) + c0, n, GridStep::make(p.scales[k], format_.division), format_.qmin,
                              format_.qmax, store, next);

@@ -258,6 +258,13 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
                "is a llama.cpp block format; lowbit-study sweeps integer grids over --bits (block formats: "
                "blocks::quantize, docs/formats.md)");
   if (scheme_set && !bits_set) o.bits = {o.scheme.bits};
+  if (o.scheme.is_nf4()) {  // NF4 is one table of 4-bit levels with absmax scales
+    if (o.scheme.search != SearchKind::absmax)
+      usage_fail("--scale", spec_detail::token_of(search_choices, o.scheme.search),
+                 "does not apply to nf4: " + std::string(QuantSpec::nf4_search_rule));
+    for (const int b : o.bits)
+      if (b != 4) usage_fail("--bits", std::to_string(b), "does not apply to nf4, which has 4 bits only");
+  }
   if (o.quick) {  // the reduced grid, unless the user chose otherwise
     if (!bits_set && !scheme_set) o.bits = {8, 4, 3, 2};
     if (!damp_set) o.damp_grid = {1e-2, 1e0, 1e2};

@@ -1,0 +1,36 @@
+# Builds tests/llama_cpp/judge.cpp against the llama.cpp of node-llama-cpp@3.21.1
+# (headers from its source bundle, the prebuilt libllama) and runs it on stories260K.
+# Where the llama.cpp cache or the shared data is missing it says "skipped:" and why.
+#   -DCXX -DSOURCE -DINCLUDE_DIR -DSYSTEM_INCLUDES (|-separated) -DCACHE -DDATA -DWORK_DIR -DTYPES (|-separated)
+set(lib_dir "${CACHE}/npm/lx/package/bins/linux-x64")
+set(src_dir "${CACHE}/llama.cpp")
+foreach(need "${lib_dir}/libllama.v0.4.0.so" "${src_dir}/include/llama.h" "${src_dir}/ggml/include/ggml-backend.h")
+  if(NOT EXISTS "${need}")
+    message("skipped: ${need} not found; scripts/fixtures/fetch_llama_cpp.sh ${CACHE} fetches llama.cpp (npm node-llama-cpp@3.21.1)")
+    return()
+  endif()
+endforeach()
+if(NOT EXISTS "${DATA}/stories260K/stories260K.bin")
+  message("skipped: ${DATA}/stories260K not found (set LOWBIT_DATA; see ../shared/README.md)")
+  return()
+endif()
+file(MAKE_DIRECTORY "${WORK_DIR}")
+string(REPLACE "|" ";" system_includes "${SYSTEM_INCLUDES}")
+set(isystem)
+foreach(d ${system_includes})
+  list(APPEND isystem -isystem ${d})
+endforeach()
+execute_process(
+  COMMAND ${CXX} -O2 -std=c++20 -ffp-contract=off -march=native -I${INCLUDE_DIR} ${isystem}
+          -I${src_dir}/include -I${src_dir}/ggml/include ${SOURCE} -L${lib_dir}
+          -l:libllama.v0.4.0.so -l:libggml.v0.4.0.so -l:libggml-base.so -Wl,-rpath,${lib_dir}
+          -o ${WORK_DIR}/judge
+  RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "building the llama.cpp judge failed (${rc})")
+endif()
+string(REPLACE "|" ";" types "${TYPES}")
+execute_process(COMMAND ${WORK_DIR}/judge ${DATA} ${lib_dir} ${WORK_DIR}/out ${types} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "llama.cpp and lowbit disagree on lowbit's GGUF files (judge exit ${rc})")
+endif()
