@@ -4,7 +4,11 @@
 // (the prebuilt libllama of node-llama-cpp@3.21.1: token ids fed directly, NLL from
 // its logits in double). Built and run by run_judge.cmake; never linked into lowbit.
 //
-//   judge DATA_DIR GGML_LIB_DIR OUT_DIR TYPE...      (TYPE: f32 or a llama.cpp type)
+//   judge DATA_DIR GGML_LIB_DIR OUT_DIR SPEC...
+//
+// SPEC: f32, or a llama.cpp type with an optional method, TYPE[/rtn|/imatrix|/gptq]
+// (nn/block_quantize.hpp; imatrix and GPTQ calibrate on the study's 128 TinyStories
+// calibration sequences).
 //
 // Prints one line per type and exits 1 if the f32 file's NLL in llama.cpp is not the
 // study's 1.41965 or differs from lowbit's by more than 1e-4, or if a quantized
@@ -22,6 +26,7 @@
 #include <ggml-backend.h>
 #include <llama.h>
 
+#include "lowbit/nn/block_quantize.hpp"
 #include "lowbit/nn/evaluate.hpp"
 #include "lowbit/nn/gguf_llama.hpp"
 #include "lowbit/nn/transformer.hpp"
@@ -100,19 +105,27 @@ int main(int argc, char** argv) {
     const lowbit::study::StudyData d = lowbit::study::load_study_data({}, ck.config, model, data, 0);
     int failures = 0;
     for (int a = 4; a < argc; ++a) {
-      const std::string type = argv[a];
-      const fs::path file = out / ("stories260K-" + type + ".gguf");
-      if (type == "f32")
+      const std::string arg = argv[a];
+      const std::string type = arg.substr(0, arg.find('/'));
+      const auto method = lowbit::nn::parse_block_method(
+          arg.find('/') == std::string::npos ? "rtn" : arg.substr(arg.find('/') + 1), "judge: method");
+      std::string label = arg;
+      for (char& ch : label) ch = ch == '/' ? '-' : ch;
+      const fs::path file = out / ("stories260K-" + label + ".gguf");
+      if (type == "f32") {
         lowbit::nn::write_gguf_llama(file, ck, &tok, {}, "stories260K");
-      else
-        lowbit::nn::write_gguf_llama(file, ck, &tok, lowbit::nn::gguf_rtn_codec(lowbit::QuantSpec::parse(type)),
-                                     "stories260K");
+      } else {
+        const lowbit::QuantSpec spec = lowbit::QuantSpec::parse(type, "judge: type");
+        lowbit::nn::Transformer q(ck);
+        const auto encoded = lowbit::nn::quantize_to_blocks(q, spec, method, d.calibration);
+        lowbit::nn::write_gguf_llama(file, q, encoded, spec, &tok, "stories260K");
+      }
       const lowbit::nn::Transformer m(lowbit::nn::load_gguf_llama(file));
       const double ours = lowbit::nn::evaluate(m, d.test).mean_nll();
       const double theirs = llama_cpp_nll(file, d.test, ck.config.context);
       const bool agree = std::fabs(ours - theirs) <= (type == "f32" ? 1e-4 : 2e-3);
       const bool f32_ok = type != "f32" || std::fabs(theirs - 1.41965) <= 5e-6;
-      std::printf("%-7s %9ju bytes  lowbit %.6f  llama.cpp %.6f  diff %+.2e  %s\n", type.c_str(),
+      std::printf("%-14s %9ju bytes  lowbit %.6f  llama.cpp %.6f  diff %+.2e  %s\n", arg.c_str(),
                   static_cast<std::uintmax_t>(fs::file_size(file)), ours, theirs, theirs - ours,
                   agree && f32_ok ? "ok" : "MISMATCH");
       failures += agree && f32_ok ? 0 : 1;

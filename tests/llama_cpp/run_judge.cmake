@@ -18,7 +18,11 @@ file(MAKE_DIRECTORY "${WORK_DIR}")
 string(REPLACE "|" ";" system_includes "${SYSTEM_INCLUDES}")
 set(isystem)
 foreach(d ${system_includes})
-  list(APPEND isystem -isystem ${d})
+  # -isystem /usr/include would reorder the default directories and break
+  # libstdc++'s #include_next <math.h> (as in tests/fuzz/run_fuzzer.cmake).
+  if(NOT d MATCHES "^/usr(/local)?/include/?$")
+    list(APPEND isystem -isystem ${d})
+  endif()
 endforeach()
 execute_process(
   COMMAND ${CXX} -O2 -std=c++20 -ffp-contract=off -march=native -I${INCLUDE_DIR} ${isystem}

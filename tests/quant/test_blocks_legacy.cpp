@@ -218,6 +218,25 @@ TEST_CASE("blocks: the xsimd tq2_0/iq4_nl/mxfp4 decoders equal their scalar refe
   }
 }
 
+TEST_CASE("blocks: iq4_nl's branch-free table search equals its bisection, midpoints included") {
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<float> u(-140.0f, 140.0f);
+  Index differ = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    float x[32], a[32], b[32];
+    for (int j = 0; j < 32; ++j) {
+      // every third value exactly on a midpoint (id = 1), or one ulp either side of it
+      const float m = impl::iq4_nl_midpoints[static_cast<std::size_t>((trial + j) % 15)];
+      x[j] = j % 3 == 0 ? m : j % 3 == 1 ? std::nextafter(m, (trial & 1) ? 200.0f : -200.0f) : u(rng);
+    }
+    const float id = trial % 4 == 0 ? 1.0f : std::exp(0.3f * static_cast<float>(trial % 7) - 1.0f);
+    impl::iq4_nl_values(x, id, a);
+    impl::iq4_nl_values_scalar(x, id, b);
+    differ += std::memcmp(a, b, sizeof a) != 0 ? 1 : 0;
+  }
+  CHECK(differ == 0);
+}
+
 TEST_CASE("blocks: whole-tensor quantize and dequantize equal the row functions") {
   for (const BlockType t : {BlockType::q4_0, BlockType::q5_1, BlockType::tq2_0, BlockType::iq4_nl}) {
     const Fixture f(t);

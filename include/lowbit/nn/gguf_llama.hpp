@@ -258,7 +258,7 @@ inline void write_gguf_llama(const std::filesystem::path& path, const Checkpoint
     w.add_tensor(*gguf_name_of(name), ne, types.back());
   }
   const auto interleaved = [&](const Weight& wk) {
-    return Weight{wk.shape, permute_rope_rows(wk.values, wk.shape[0], wk.shape[1], c.head_dim(), RopeRows::to_interleaved)};
+    return Weight{wk.shape, permute_rope_rows<float>(wk.values, wk.shape[0], wk.shape[1], c.head_dim(), RopeRows::to_interleaved)};
   };
   w.write(path, [&](std::size_t k, std::vector<std::uint8_t>& out) {
     const std::string& name = names[k];

@@ -19,13 +19,14 @@ namespace lowbit::nn {
 enum class RopeRows { to_half, to_interleaved };
 
 /// The rows of a [rows, cols] row-major query or key weight (rows a multiple of an
-/// even head_dim) in the other layout.
-inline std::vector<float> permute_rope_rows(std::span<const float> w, Index rows, Index cols, Index head_dim,
-                                            RopeRows to) {
+/// even head_dim) in the other layout. T may be a byte: rows of an encoded weight
+/// (a block format encodes each row on its own) move the same way.
+template <class T>
+std::vector<T> permute_rope_rows(std::span<const T> w, Index rows, Index cols, Index head_dim, RopeRows to) {
   lowbit::detail::check(head_dim > 0 && head_dim % 2 == 0 && rows % head_dim == 0 &&
                             static_cast<Index>(w.size()) == rows * cols,
                         "permute_rope_rows: ", rows, " rows of ", cols, " do not split into heads of ", head_dim);
-  std::vector<float> out(w.size());
+  std::vector<T> out(w.size());
   for (Index r = 0; r < rows; ++r) {
     const Index head = r / head_dim, within = r % head_dim;
     const Index half = head * head_dim + (within % 2) * (head_dim / 2) + within / 2;  // interleaved row r's place

@@ -56,7 +56,7 @@ inline void save_hf(Transformer& model, const std::filesystem::path& dir, SaveDT
       values = moved;
     } else if (c.arch == Architecture::llama && c.rope_style == autograd::RopeStyle::interleaved &&
                (ends_with("q_proj.weight") || ends_with("k_proj.weight"))) {
-      moved = permute_rope_rows(values, shape[0], shape[1], c.head_dim(), RopeRows::to_half);
+      moved = permute_rope_rows<float>(values, shape[0], shape[1], c.head_dim(), RopeRows::to_half);
       values = moved;
     }
     switch (dtype) {

@@ -1,0 +1,181 @@
+// A Transformer's linear layers quantized into llama.cpp's block types, by
+// round-to-nearest (llama.cpp's own quantizer), round-to-nearest with an importance
+// matrix from calibration data (what `llama-imatrix` + `llama-quantize` do), or GPTQ
+// onto the block grid — and the result written as a GGUF llama.cpp runs.
+//
+// Each layer takes `spec` where its rows are whole blocks, else llama.cpp's fallback
+// (QuantSpec::fallback_for), else F16, as llama-quantize decides. The model's weights
+// are replaced by what the file will hold (decoded bit for bit as llama.cpp decodes
+// it), so lowbit evaluates the same weights llama.cpp runs. The embedding (which a
+// tied classifier shares) is not a registered layer: the GGUF export encodes it with
+// llama.cpp's round-to-nearest, whatever the layers' method.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lowbit/core/error.hpp"
+#include "lowbit/gptq/gptq.hpp"
+#include "lowbit/io/half.hpp"
+#include "lowbit/nn/calibration.hpp"
+#include "lowbit/nn/gguf_llama.hpp"
+#include "lowbit/nn/rope_rows.hpp"
+#include "lowbit/nn/transformer.hpp"
+#include "lowbit/quant/blocks/codec.hpp"
+#include "lowbit/quant/spec.hpp"
+
+namespace lowbit::nn {
+
+/// How the layers' codes are chosen (the scales of a block type are always llama.cpp's).
+enum class BlockMethod {
+  rtn,          ///< llama.cpp's quantizer without an importance matrix
+  rtn_imatrix,  ///< llama.cpp's quantizer with diag(H) of the unquantized model as importance matrix
+  gptq,         ///< GPTQ's error feedback onto the grid llama.cpp's quantizer (with diag(H)) fixes
+};
+
+inline constexpr std::array<std::pair<BlockMethod, std::string_view>, 3> block_method_names{{
+    {BlockMethod::rtn, "rtn"},
+    {BlockMethod::rtn_imatrix, "imatrix"},
+    {BlockMethod::gptq, "gptq"},
+}};
+
+inline std::string_view block_method_name(BlockMethod m) {
+  for (const auto& [v, n] : block_method_names)
+    if (v == m) return n;
+  return "?";
+}
+
+inline BlockMethod parse_block_method(std::string_view s, std::string_view what = "method") {
+  for (const auto& [v, n] : block_method_names)
+    if (n == s) return v;
+  lowbit::detail::fail(what, " '", s, "' is not one of rtn, imatrix, gptq");
+}
+
+/// One tensor as an engine stores it.
+struct EncodedTensor {
+  std::uint32_t ggml_type = 0;
+  std::vector<std::uint8_t> bytes;
+};
+
+namespace block_detail {
+
+inline std::vector<std::uint8_t> f16_bytes(std::span<const float> v) {
+  std::vector<std::uint8_t> b(v.size() * 2);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const std::uint16_t h = io::f32_to_f16(v[i]);
+    b[2 * i] = static_cast<std::uint8_t>(h & 0xFF);
+    b[2 * i + 1] = static_cast<std::uint8_t>(h >> 8);
+  }
+  return b;
+}
+
+/// diag(H), dead columns (H_dd = 0) as 1 — GPTQ's convention and a valid imatrix.
+inline std::vector<float> importance_of(const Hessian& h) {
+  std::vector<float> d(static_cast<std::size_t>(h.matrix.cols()));
+  for (Index c = 0; c < h.matrix.cols(); ++c) d[static_cast<std::size_t>(c)] = h.matrix(c, c) == 0.0f ? 1.0f : h.matrix(c, c);
+  return d;
+}
+
+/// Encodes one layer and overwrites its weight with the decoded values.
+inline EncodedTensor encode_layer(const LinearLayer& l, const QuantSpec& spec, BlockMethod method, const Hessian* h,
+                                  const GptqOptions& gptq) {
+  std::span<float> w = l.weight->values();
+  const Index rows = l.out_features(), cols = l.in_features();
+  const ConstMatrixView wv(w.data(), rows, cols);
+  EncodedTensor e;
+  e.ggml_type = gguf_type_for(spec, l.name, {rows, cols});
+  if (e.ggml_type == 1) {  // no block type fits these rows: F16, as llama-quantize keeps them
+    e.bytes = f16_bytes(w);
+    for (float& x : w) x = io::f16_to_f32(io::f32_to_f16(x));
+    return e;
+  }
+  QuantSpec fit = spec;
+  fit.block = *io::ggml_type_info(e.ggml_type)->block;
+  if (method == BlockMethod::gptq) {
+    lowbit::detail::check(h != nullptr, "quantize_to_blocks: GPTQ needs calibration data");
+    SolveResult r = SpecGptq<>(fit, gptq).quantize(wv, *h, l.name);
+    lowbit::detail::check(r.info() == ::Eigen::Success, r.message);
+    e.bytes = std::move(r.block_data);
+  } else {
+    const std::vector<float> imp = method == BlockMethod::rtn_imatrix ? importance_of(*h) : std::vector<float>{};
+    e.bytes = blocks::quantize(fit.block, wv, l.name, imp.empty() ? nullptr : imp.data());
+  }
+  blocks::dequantize(fit.block, e.bytes.data(), MatrixView(w.data(), rows, cols), l.name);
+  return e;
+}
+
+}  // namespace block_detail
+
+/// Quantizes every registered linear layer of `model` (see the header), returning
+/// each layer's encoding by weight name. `calibration` windows are needed for
+/// imatrix (one pass of the unquantized model) and GPTQ (true-sequential order).
+inline std::map<std::string, EncodedTensor> quantize_to_blocks(
+    Transformer& model, const QuantSpec& spec, BlockMethod method,
+    const std::vector<std::span<const int>>& calibration = {}, const GptqOptions& gptq = {},
+    const std::function<void(std::size_t, std::size_t)>& progress = {}) {
+  lowbit::detail::check(spec.is_block(), "quantize_to_blocks: ", spec.str(), " is not a llama.cpp block format");
+  std::map<std::string, EncodedTensor> out;
+  if (method == BlockMethod::rtn) {
+    const auto& layers = model.linear_layers();
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      out[layers[i].name] = block_detail::encode_layer(layers[i], spec, method, nullptr, gptq);
+      if (progress) progress(i + 1, layers.size());
+    }
+    return out;
+  }
+  lowbit::detail::check(!calibration.empty(), "quantize_to_blocks: ", block_method_name(method),
+                        " needs calibration windows");
+  CalibrationOptions co;
+  co.order = method == BlockMethod::gptq ? CalibrationOrder::sequential : CalibrationOrder::parallel;
+  quantize_with_calibration(
+      model, calibration,
+      [&](const LinearLayer& l, const Hessian& h) { out[l.name] = block_detail::encode_layer(l, spec, method, &h, gptq); },
+      co, progress);
+  return out;
+}
+
+/// The model's weights as a Checkpoint (lowbit's names and layout).
+inline Checkpoint checkpoint_of(Transformer& model, std::string source = "model") {
+  Checkpoint ck{model.config(), {}, std::move(source)};
+  for (autograd::Parameter* p : model.parameters()) {
+    const auto& s = p->shape();
+    const auto v = p->values();
+    ck.weights.emplace(p->name(), Weight{std::vector<std::int64_t>(s.dims.begin(), s.dims.begin() + s.ndim),
+                                         std::vector<float>(v.begin(), v.end())});
+  }
+  return ck;
+}
+
+/// Writes `model` as a GGUF whose layers hold `encoded` (quantize_to_blocks) and
+/// whose other tensors take `spec` by llama.cpp's round-to-nearest (norms F32).
+inline void write_gguf_llama(const std::filesystem::path& path, Transformer& model,
+                             const std::map<std::string, EncodedTensor>& encoded, const QuantSpec& spec,
+                             const text::Llama2cTokenizer* vocab = nullptr, std::string_view model_name = "lowbit") {
+  const GgufCodec rtn = gguf_rtn_codec(spec);
+  GgufCodec codec;
+  codec.type = [&](const std::string& name, const std::vector<std::int64_t>& shape) {
+    const auto it = encoded.find(name);
+    return it != encoded.end() ? it->second.ggml_type : rtn.type(name, shape);
+  };
+  const TransformerConfig& c = model.config();
+  codec.encode = [&](const std::string& name, const Weight& w, std::uint32_t type) {
+    const auto it = encoded.find(name);
+    if (it == encoded.end()) return rtn.encode(name, w, type);
+    // The exporter interleaves a Hugging Face model's q/k rows; the encoded rows move alike.
+    const bool q = name.ends_with("q_proj.weight"), k = name.ends_with("k_proj.weight");
+    if (!(q || k) || c.rope_style != autograd::RopeStyle::half) return it->second.bytes;
+    const auto& b = it->second.bytes;
+    const Index rows = w.shape[0], row_bytes = static_cast<Index>(b.size()) / rows;
+    return permute_rope_rows<std::uint8_t>(b, rows, row_bytes, c.head_dim(), RopeRows::to_interleaved);
+  };
+  write_gguf_llama(path, checkpoint_of(model, "model"), vocab, codec, model_name);
+}
+
+}  // namespace lowbit::nn

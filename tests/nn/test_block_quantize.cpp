@@ -1,0 +1,121 @@
+// A whole model into llama.cpp block types (nn/block_quantize.hpp) on stories260K:
+// round-to-nearest gives llama.cpp's own bytes, the model then holds exactly what the
+// file decodes to, a Hugging Face-layout copy of the model exports to the same file
+// byte for byte, and GPTQ onto q4_0 (and llama.cpp's imatrix quantizer) beat plain
+// round-to-nearest in NLL.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "../io/shared_data.hpp"
+#include "lowbit/io/file.hpp"
+#include "lowbit/nn.hpp"
+#include "lowbit/nn/block_quantize.hpp"
+#include "lowbit/study/data.hpp"
+
+using namespace lowbit;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_gguf(const std::string& name) {
+  return fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()) + ".gguf");
+}
+
+struct Stories {
+  nn::Checkpoint ck;
+  text::Llama2cTokenizer tok;
+  study::StudyData data;
+};
+
+Stories load(const fs::path& dir) {
+  const fs::path model = dir / "stories260K" / "stories260K.bin";
+  nn::Checkpoint ck = nn::load_checkpoint(model);
+  auto tok = text::Llama2cTokenizer::load(dir / "stories260K" / "tok512.bin", ck.config.vocab);
+  study::StudyOptions o;
+  o.calib = 32;  // a quarter of the study's calibration set keeps the test quick
+  auto data = study::load_study_data(o, ck.config, model, dir, 0);
+  return {std::move(ck), std::move(tok), std::move(data)};
+}
+
+}  // namespace
+
+TEST_CASE("block quantize: RTN is llama.cpp's bytes, and the model holds what the file decodes to") {
+  LOWBIT_REQUIRE_SHARED_DATA(dir);
+  const Stories s = load(dir);
+  const QuantSpec q4 = QuantSpec::parse("q4_0");
+  nn::Transformer m(s.ck);
+  const auto enc = nn::quantize_to_blocks(m, q4, nn::BlockMethod::rtn);
+  REQUIRE(enc.size() == m.linear_layers().size());
+  for (const auto& l : m.linear_layers()) {
+    CAPTURE(l.name);
+    const auto& e = enc.at(l.name);
+    const auto& w = s.ck.weights.at(l.name);
+    const ConstMatrixView wv(w.values.data(), w.shape[0], w.shape[1]);
+    if (w.shape[1] % 32 != 0) {
+      CHECK(e.ggml_type == 1);  // w2's rows of 172: F16
+      continue;
+    }
+    CHECK(e.ggml_type == 2);
+    CHECK(e.bytes == blocks::quantize(blocks::BlockType::q4_0, wv, l.name, nullptr));
+    std::vector<float> decoded(w.values.size());
+    blocks::dequantize(blocks::BlockType::q4_0, e.bytes.data(), MatrixView(decoded.data(), w.shape[0], w.shape[1]));
+    const auto held = l.weight->values();
+    CHECK(std::memcmp(held.data(), decoded.data(), decoded.size() * sizeof(float)) == 0);
+  }
+}
+
+TEST_CASE("block quantize: a Hugging Face-layout copy exports to the same GGUF, byte for byte") {
+  LOWBIT_REQUIRE_SHARED_DATA(dir);
+  const Stories s = load(dir);
+  nn::Checkpoint hf = s.ck;  // q/k rows in rotate_half order, the config saying so
+  hf.config.rope_style = autograd::RopeStyle::half;
+  for (auto& [name, w] : hf.weights)
+    if (name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight"))
+      w.values = nn::permute_rope_rows<float>(w.values, w.shape[0], w.shape[1], hf.config.head_dim(),
+                                              nn::RopeRows::to_half);
+  const QuantSpec q8 = QuantSpec::parse("q8_0");
+  const fs::path a = temp_gguf("lowbit_interleaved"), b = temp_gguf("lowbit_half");
+  nn::Transformer mi(s.ck), mh(hf);
+  nn::write_gguf_llama(a, mi, nn::quantize_to_blocks(mi, q8, nn::BlockMethod::rtn), q8, &s.tok);
+  nn::write_gguf_llama(b, mh, nn::quantize_to_blocks(mh, q8, nn::BlockMethod::rtn), q8, &s.tok);
+  const std::string fa = io::read_file(a), fb = io::read_file(b);
+  fs::remove(a);
+  fs::remove(b);
+  CHECK(fa.size() == fb.size());
+  CHECK(fa == fb);
+}
+
+TEST_CASE("block quantize: GPTQ onto q4_0 and llama.cpp's imatrix quantizer beat round-to-nearest in NLL") {
+  LOWBIT_REQUIRE_SHARED_DATA(dir);
+  const Stories s = load(dir);
+  const QuantSpec q4 = QuantSpec::parse("q4_0");
+  const auto nll = [&](nn::BlockMethod method) {
+    nn::Transformer m(s.ck);
+    (void)nn::quantize_to_blocks(m, q4, method, s.data.calibration);
+    return nn::evaluate(m, s.data.validation).mean_nll();
+  };
+  const double fp = nn::evaluate(nn::Transformer(s.ck), s.data.validation).mean_nll();
+  const double rtn = nll(nn::BlockMethod::rtn), imatrix = nll(nn::BlockMethod::rtn_imatrix),
+               gptq = nll(nn::BlockMethod::gptq);
+  std::string report = "stories260K q4_0 validation NLL: fp ";
+  report += std::to_string(fp) + ", RTN " + std::to_string(rtn) + ", imatrix " + std::to_string(imatrix) + ", GPTQ ";
+  report += std::to_string(gptq);
+  MESSAGE(report);
+  CHECK(fp < gptq);
+  CHECK(gptq < rtn);
+  CHECK(imatrix < rtn);
+  CHECK_THROWS_WITH_AS((void)nn::quantize_to_blocks(*std::make_unique<nn::Transformer>(s.ck), q4,
+                                                    nn::BlockMethod::gptq),
+                       doctest::Contains("gptq needs calibration windows"), Error);
+  nn::Transformer m(s.ck);
+  CHECK_THROWS_WITH_AS((void)nn::quantize_to_blocks(m, QuantSpec::parse("int4:g32"), nn::BlockMethod::rtn),
+                       doctest::Contains("int4:g32 is not a llama.cpp block format"), Error);
+  CHECK_THROWS_WITH_AS((void)nn::parse_block_method("awq", "--method"),
+                       doctest::Contains("--method 'awq' is not one of rtn, imatrix, gptq"), Error);
+}
