@@ -110,6 +110,29 @@ TEST_CASE("nf4: the xsimd kernels equal their scalar references bit for bit") {
   nf4::fake_quantize_each(x.data(), a.data(), count, scale.data(), inv.data());
   nf4::fake_quantize_each_scalar(x.data(), b.data(), count, scale.data(), inv.data());
   CHECK(same_bits(a, b));
+
+  // A row of groups from an unaligned start (scalar head, vectors straddling groups),
+  // cached and streamed, against one scalar call per group.
+  for (const Index group : {Index{16}, Index{64}, Index{100}, Index{7}})
+    for (const auto store : {kernels::Store::cached, kernels::Store::streaming}) {
+      CAPTURE(group);
+      const Index off = 3, n = count - off;
+      std::vector<GridStep> steps;
+      for (Index c0 = 0; c0 < n; c0 += group) steps.push_back(GridStep::make(scale[static_cast<std::size_t>(c0)], Division::reciprocal));
+      std::vector<float> ya(x.size(), 0.0f), yb(x.size(), 0.0f);
+      nf4::fake_quantize_groups(x.data() + off, ya.data() + off, n, group, steps.data(), store);
+      kernels::streaming_fence();
+      for (Index c0 = 0, k = 0; c0 < n; c0 += group, ++k)
+        nf4::fake_quantize_scalar(x.data() + off + c0, yb.data() + off + c0, std::min(group, n - c0),
+                                  steps[static_cast<std::size_t>(k)].scale);
+      CHECK(same_bits(ya, yb));
+    }
+
+  std::vector<std::int8_t> q(x.size());
+  for (std::size_t i = 0; i < q.size(); ++i) q[i] = static_cast<std::int8_t>(static_cast<int>(i * 7 % 16) - 8);
+  nf4::dequantize_simd(q.data(), a.data(), count, 0.37f);
+  nf4::dequantize_scalar(q.data(), b.data(), count, 0.37f);
+  CHECK(same_bits(a, b));
 }
 
 TEST_CASE("nf4: grammar, bits per weight, the typed façade and a clear error for wrong options") {

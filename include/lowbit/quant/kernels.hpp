@@ -305,15 +305,16 @@ inline simd lane_index() {
 
 // The output is aligned once per row (scalar head), so a row streams even when its
 // start is not aligned; a vector that straddles two groups (at most one boundary,
-// since group >= lanes) takes each lane's step by a blend on the lane index.
-template <Division D, Store S>
-inline void fake_quantize_groups_simd(const float* x, float* y, Index n, Index group, const GridStep* steps,
-                                      int qmin, int qmax, const float* prefetch) {
-  const float qlo = static_cast<float>(qmin), qhi = static_cast<float>(qmax);
-  const simd lo(qlo), hi(qhi), iota = lane_index();
+// since group >= lanes) takes each lane's step by a blend on the lane index. The loop
+// is shared by every grid: vec(x, factor, scale) fake-quantizes a vector, one(x,
+// step) a single value (the head and tail), so integer grids and NF4 stream alike.
+template <Store S, class Vec, class One>
+inline void fake_quantize_groups_with(const float* x, float* y, Index n, Index group, const GridStep* steps, Vec vec,
+                                      One one, const float* prefetch) {
+  const simd iota = lane_index();
   const Index head = S == Store::streaming || n >= align_from ? head_to_align(y, n) : 0;
   Index i = 0;
-  for (; i < head; ++i) y[i] = fake_quantize_one(x[i], steps[i / group], qlo, qhi);
+  for (; i < head; ++i) y[i] = one(x[i], steps[i / group]);
   if (i + lanes <= n) {
     Index k = i / group, boundary = (k + 1) * group;
     simd factor(steps[k].factor), scale(steps[k].scale);
@@ -331,14 +332,24 @@ inline void fake_quantize_groups_simd(const float* x, float* y, Index n, Index g
         f = xsimd::select(first, factor, simd(steps[k + 1].factor));
         sc = xsimd::select(first, scale, simd(steps[k + 1].scale));
       }
-      const simd q = grid_codes<D>(simd::load_unaligned(x + i), f, lo, hi) * sc;
+      const simd q = vec(simd::load_unaligned(x + i), f, sc);
       if constexpr (S == Store::streaming)
         store_streaming(y + i, q);
       else
         q.store_unaligned(y + i);
     }
   }
-  for (; i < n; ++i) y[i] = fake_quantize_one(x[i], steps[i / group], qlo, qhi);
+  for (; i < n; ++i) y[i] = one(x[i], steps[i / group]);
+}
+
+template <Division D, Store S>
+inline void fake_quantize_groups_simd(const float* x, float* y, Index n, Index group, const GridStep* steps,
+                                      int qmin, int qmax, const float* prefetch) {
+  const float qlo = static_cast<float>(qmin), qhi = static_cast<float>(qmax);
+  const simd lo(qlo), hi(qhi);
+  fake_quantize_groups_with<S>(
+      x, y, n, group, steps, [&](simd v, simd f, simd sc) { return grid_codes<D>(v, f, lo, hi) * sc; },
+      [&](float v, GridStep g) { return fake_quantize_one(v, g, qlo, qhi); }, prefetch);
 }
 
 /// fake_quantize over a whole row of groups (all steps of one division): one call per

@@ -17,7 +17,12 @@
 
 #include <xsimd/xsimd.hpp>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "lowbit/core/matrix_view.hpp"
+#include "lowbit/quant/kernels.hpp"
 
 namespace lowbit::nf4 {
 
@@ -84,8 +89,8 @@ inline void codes(const float* x, std::int8_t* q, Index n, float scale) {
   for (Index i = 0; i < n; ++i) q[i] = static_cast<std::int8_t>(code(x[i] * inv) - 8);
 }
 
-/// y = level(q + 8)·scale for signed codes q in -8..7.
-inline void dequantize(const std::int8_t* q, float* y, Index n, float scale) {
+/// y = level(q + 8)·scale for signed codes q in -8..7 (the reference of dequantize_simd).
+inline void dequantize_scalar(const std::int8_t* q, float* y, Index n, float scale) {
   for (Index i = 0; i < n; ++i) y[i] = levels[static_cast<std::size_t>(q[i] + 8)] * scale;
 }
 
@@ -93,9 +98,32 @@ inline void dequantize(const std::int8_t* q, float* y, Index n, float scale) {
 
 using simd = xsimd::batch<float>;
 
-/// The level of each lane of t: a select per midpoint, in increasing order, so the
-/// last midpoint below t decides — exactly levels[code(t)].
+#if defined(__AVX512F__)
+/// AVX-512: code(t) by a 4-step binary search over the midpoints held in one
+/// register (a lane permute fetches each probe), then the level by one more permute:
+/// 14 instructions for 16 values instead of 30 selects. Same code as code(): t >
+/// midpoint, compared ordered so NaN gets code 0.
+inline __m512 level_of_avx512(__m512 t) {
+  alignas(64) static constexpr float mids[16] = {thresholds[0],  thresholds[1],  thresholds[2],  thresholds[3],
+                                                 thresholds[4],  thresholds[5],  thresholds[6],  thresholds[7],
+                                                 thresholds[8],  thresholds[9],  thresholds[10], thresholds[11],
+                                                 thresholds[12], thresholds[13], thresholds[14], 0.0f};
+  const __m512 m = _mm512_load_ps(mids), lv = _mm512_loadu_ps(levels.data());
+  __m512i idx = _mm512_setzero_si512();
+  for (const int step : {8, 4, 2, 1}) {
+    const __m512 probe = _mm512_permutexvar_ps(_mm512_add_epi32(idx, _mm512_set1_epi32(step - 1)), m);
+    idx = _mm512_mask_add_epi32(idx, _mm512_cmp_ps_mask(t, probe, _CMP_GT_OQ), idx, _mm512_set1_epi32(step));
+  }
+  return _mm512_permutexvar_ps(idx, lv);
+}
+#endif
+
+/// The level of each lane of t: exactly levels[code(t)]. Portable form: a select per
+/// midpoint, in increasing order, so the last midpoint below t decides.
 inline simd level_of(simd t) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(simd) == 64) return simd(level_of_avx512(t));
+#endif
   simd r(levels[0]);
   for (std::size_t k = 0; k < thresholds.size(); ++k) r = xsimd::select(t > simd(thresholds[k]), simd(levels[k + 1]), r);
   return r;
@@ -117,6 +145,58 @@ inline void fake_quantize_each(const float* x, float* y, Index n, const float* s
     (level_of(simd::load_unaligned(x + i) * simd::load_unaligned(inv + i)) * simd::load_unaligned(scale + i))
         .store_unaligned(y + i);
   fake_quantize_each_scalar(x + i, y + i, n - i, scale + i, inv + i);
+}
+
+/// A row of n values in groups of `group` (the last may be shorter), group k with
+/// scale steps[k].scale and reciprocal steps[k].factor (GridStep::make(s,
+/// Division::reciprocal)): one pass per row, streaming past the cache for large
+/// outputs as the integer grids do (kernels::fake_quantize_groups_with). With
+/// Store::streaming the caller ends with kernels::streaming_fence().
+inline void fake_quantize_groups(const float* x, float* y, Index n, Index group, const GridStep* steps,
+                                 kernels::Store store = kernels::Store::cached) {
+  const auto vec = [](simd v, simd inv, simd scale) { return level_of(v * inv) * scale; };
+  const auto one = [](float v, GridStep g) { return levels[static_cast<std::size_t>(code(v * g.factor))] * g.scale; };
+  if (group < static_cast<Index>(simd::size)) {
+    for (Index i = 0; i < n; ++i) y[i] = one(x[i], steps[i / group]);
+  } else if (store == kernels::Store::streaming) {
+    kernels::fake_quantize_groups_with<kernels::Store::streaming>(x, y, n, group, steps, vec, one, nullptr);
+  } else {
+    kernels::fake_quantize_groups_with<kernels::Store::cached>(x, y, n, group, steps, vec, one, nullptr);
+  }
+}
+
+/// The level of each lane's signed code c (-8..7, as floats): a select per code
+/// boundary c - 0.5, so levels[c + 8] exactly.
+inline simd level_of_code(simd c) {
+  simd r(levels[0]);
+  for (std::size_t k = 1; k < levels.size(); ++k)
+    r = xsimd::select(c > simd(static_cast<float>(k) - 8.5f), simd(levels[k]), r);
+  return r;
+}
+
+/// dequantize through xsimd, bit for bit dequantize_scalar (codes widened to float
+/// by the compiler's vector conversion, levels selected, one multiply).
+inline void dequantize_simd(const std::int8_t* q, float* y, Index n, float scale) {
+  constexpr auto lanes = static_cast<Index>(simd::size);
+  const simd vs(scale);
+  Index i = 0;
+#if defined(__AVX512F__)
+  if constexpr (lanes == 16) {  // 16 codes widened to lane indices, one permute of the levels
+    const __m512 lv = _mm512_loadu_ps(levels.data());
+    const __m512i eight = _mm512_set1_epi32(8);
+    for (; i + lanes <= n; i += lanes) {
+      const __m512i c = _mm512_add_epi32(
+          _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i))), eight);
+      (simd(_mm512_permutexvar_ps(c, lv)) * vs).store_unaligned(y + i);
+    }
+  }
+#endif
+  alignas(64) float c[simd::size];
+  for (; i + lanes <= n; i += lanes) {
+    for (Index k = 0; k < lanes; ++k) c[k] = static_cast<float>(q[i + k]);
+    (level_of_code(simd::load_aligned(c)) * vs).store_unaligned(y + i);
+  }
+  dequantize_scalar(q + i, y + i, n - i, scale);
 }
 
 }  // namespace lowbit::nf4

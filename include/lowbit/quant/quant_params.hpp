@@ -63,10 +63,18 @@ struct QuantParams {
     detail::check_same_shape(w, out, "QuantParams::apply");
     // Outputs are written in runs of a row at least (a row of groups is one call).
     const kernels::Store store = kernels::store_for(static_cast<std::size_t>(w.size()) * sizeof(float), w.cols);
-    if (format.non_uniform()) {
-      for_each_slice([&](Index r, Index c0, Index c1, std::size_t k) {
-        nf4::fake_quantize(w.row(r) + c0, out.row(r) + c0, c1 - c0, scales[k]);
-      });
+    if (format.non_uniform()) {  // NF4: a row of groups per call, streamed like the integer grids
+      const Index g = layout.kind == ScaleLayout::Kind::group ? layout.group_size : w.cols;
+      const Index per_row = layout.kind == ScaleLayout::Kind::tensor ? 1 : layout.groups_per_row();
+      std::vector<GridStep> steps(static_cast<std::size_t>(per_row));
+      for (Index r = 0; r < w.rows; ++r) {
+        for (Index k = 0; k < per_row; ++k)
+          steps[static_cast<std::size_t>(k)] = GridStep::make(
+              scales[layout.kind == ScaleLayout::Kind::tensor ? 0 : static_cast<std::size_t>(r * per_row + k)],
+              Division::reciprocal);
+        nf4::fake_quantize_groups(w.row(r), out.row(r), w.cols, g, steps.data(), store);
+      }
+      if (store == kernels::Store::streaming) kernels::streaming_fence();
       return;
     }
     if (!zeros.empty()) {  // asymmetric: each run has its own code bounds (runs of a group)
@@ -178,7 +186,7 @@ struct QuantizedTensor {
     params.for_each_slice([&](Index r, Index c0, Index c1, std::size_t k) {
       const float s = params.scales[k];
       if (params.format.non_uniform()) {
-        nf4::dequantize(codes.data() + r * cols() + c0, out.row(r) + c0, c1 - c0, s);
+        nf4::dequantize_simd(codes.data() + r * cols() + c0, out.row(r) + c0, c1 - c0, s);
         return;
       }
       if (params.zeros.empty()) {
