@@ -101,7 +101,7 @@ inline SvgPlot figure_nll_qaft_vs_gptq(const StudyResults& r) {
   p.identity_line = true;
   for (const int b : detail::bit_widths(r)) {
     const auto *g = r.find("gptq", b), *q = r.find("qaft", b);
-    if (g && q) p.add({"int" + std::to_string(b), {g->test_nll}, {q->test_nll}, false, true, "", false});
+    if (g && q) p.add({r.label(b), {g->test_nll}, {q->test_nll}, false, true, "", false});
   }
   return p;
 }
@@ -117,7 +117,7 @@ inline SvgPlot figure_layer_mse(const StudyResults& r) {
   for (const int b : detail::bit_widths(r)) {
     const auto *g = r.find("gptq", b), *q = r.find("qaft", b);
     if (!g || !q) continue;
-    Series s{"int" + std::to_string(b), {}, {}, false, true, "", false};
+    Series s{r.label(b), {}, {}, false, true, "", false};
     for (const auto& lg : g->layers)
       for (const auto& lq : q->layers)
         if (lg.name == lq.name) {
@@ -191,7 +191,7 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
   for (const int b : {4, 3, 2}) {
     const auto *g = r.find("gptq", b), *q = r.find("qaft", b);
     if (g && q)
-      o << "- int" << b << ": QAFT beats GPTQ on test NLL — " << detail::verdict(q->test_nll < g->test_nll) << " ("
+      o << "- " << r.label(b) << ": QAFT beats GPTQ on test NLL — " << detail::verdict(q->test_nll < g->test_nll) << " ("
         << num(q->test_nll, 5) << " vs " << num(g->test_nll, 5) << ").\n";
   }
   // 2. GPTQ lowers every layer's MSE relative to RTN; QAFT does not
@@ -206,7 +206,7 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
         for (const auto& lq : q->layers)
           if (lq.name == lr.name) q_total += 1, q_lower += lq.output_mse <= lr.output_mse ? 1 : 0;
     }
-    o << "- int" << b << ": GPTQ lowers the output MSE of every layer below RTN's — "
+    o << "- " << r.label(b) << ": GPTQ lowers the output MSE of every layer below RTN's — "
       << detail::verdict(total > 0 && lower == total) << " (" << lower << "/" << total << " layers)";
     if (q) o << "; QAFT does so for " << q_lower << "/" << q_total;
     o << ".\n";
@@ -215,7 +215,7 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
   for (const int b : detail::bit_widths(r)) {
     const auto *rt = r.find("rtn", b), *g = r.find("gptq", b);
     if (rt && g)
-      o << "- int" << b << ": ‖w_GPTQ − w‖ > ‖w_RTN − w‖ — " << detail::verdict(g->weight_distance > rt->weight_distance)
+      o << "- " << r.label(b) << ": ‖w_GPTQ − w‖ > ‖w_RTN − w‖ — " << detail::verdict(g->weight_distance > rt->weight_distance)
         << " (" << num(g->weight_distance, 4) << " vs " << num(rt->weight_distance, 4) << ").\n";
   }
   // 4. basin radius against the RTN perturbation
@@ -225,7 +225,7 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
       << ". ‖w_RTN − w‖ per bit width:";
     for (const int b : detail::bit_widths(r))
       if (const auto* rt = r.find("rtn", b))
-        o << " int" << b << " " << num(rt->weight_distance, 4)
+        o << " " << r.label(b) << " " << num(rt->weight_distance, 4)
           << (std::isfinite(r.basin_radius) ? (rt->weight_distance > r.basin_radius ? " (outside)" : " (inside)") : "");
     o << ". The study predicts that local (layer-wise) and global objectives disagree once ‖Δw‖ leaves the basin.\n";
   }
@@ -242,7 +242,7 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
             ++total;
             outside += std::sqrt(l.weight_sq_error) > p.basin_radius ? 1 : 0;
           }
-      o << "int" << b << ": " << outside << "/" << total << " layers have ‖ΔW_RTN‖ outside their basin; ";
+      o << r.label(b) << ": " << outside << "/" << total << " layers have ‖ΔW_RTN‖ outside their basin; ";
     }
     o << "per-layer radii in `layer_basins.csv`.\n";
   }
@@ -250,7 +250,7 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
   for (const int b : {4, 3, 2}) {
     const auto *g = r.find("gptq", b), *q = r.find("qaft", b);
     if (g && q && !q->epoch_test_nll.empty())
-      o << "- int" << b << ": one epoch of QAFT already beats GPTQ — "
+      o << "- " << r.label(b) << ": one epoch of QAFT already beats GPTQ — "
         << detail::verdict(q->epoch_test_nll.front() < g->test_nll) << " (" << num(q->epoch_test_nll.front(), 5)
         << " vs " << num(g->test_nll, 5) << ").\n";
   }

@@ -57,11 +57,15 @@ struct StudyResults {
   double fp_val_nll = nan_value;
   double fp_ood_nll = nan_value;
   std::string ood_data;  ///< what fp_ood_nll / ood_nll were measured on
+  std::string grid = "int";  ///< what a bit width is called: "int" (int4, int2) or "nf" (nf4)
   double fp_weight_bytes = nan_value;
   std::vector<UnitResult> units;
   std::vector<Profile> profiles;        ///< random directions and segments (Figure 3)
   std::vector<Profile> layer_profiles;  ///< one random direction inside each layer ("layer <name>")
   double basin_radius = nan_value;  ///< mean R(w) over the random radial directions
+
+  /// "int4", "nf4": a unit's bit width as the logs and the report name it.
+  [[nodiscard]] std::string label(int bits) const { return grid + std::to_string(bits); }
 
   [[nodiscard]] const UnitResult* find(const std::string& method, int bits) const {
     for (const auto& u : units)

@@ -125,6 +125,7 @@ inline std::string data_fingerprint(const StudyData& d) {
 /// The study's scheme without its bit width ("int:g64:asym"): the units sweep the bits.
 inline std::string scheme_family(const QuantSpec& s) {
   const std::string t = s.str();
+  if (s.is_nf4()) return t;  // one bit width: nothing to leave out
   const auto colon = t.find(':');
   return colon == std::string::npos ? std::string("int") : "int" + t.substr(colon);
 }
@@ -174,7 +175,7 @@ inline io::Json run_identity(const StudySetup& s, const nn::WeightSnapshot& fp) 
 class StudyRunner {
  public:
   StudyRunner(StudySetup& setup, const std::atomic<bool>* stop = nullptr, FILE* log = stderr)
-      : s_(setup), o_(setup.options), model_(setup.model), stop_(stop), log_(log), fp_(model_.snapshot()),
+      : s_(setup), o_(setup.options), grid_(o_.scheme.is_nf4() ? "nf" : "int"), model_(setup.model), stop_(stop), log_(log), fp_(model_.snapshot()),
         fp_linear_(linear_weights(model_)), store_(o_.out, run_identity(setup, fp_), log) {}
 
   StudyResults run() {
@@ -186,6 +187,7 @@ class StudyRunner {
               std::to_string(model_.config().dim) + ")";
     r.data = s_.data.description;
     r.ood_data = s_.data.ood_description;
+    r.grid = grid_;
     r.parameters = static_cast<long>(model_.parameter_count());
     for (const auto& l : model_.linear_layers()) r.quantized_parameters += static_cast<long>(l.weight->numel());
     r.fp_weight_bytes = 4.0 * static_cast<double>(r.parameters);
@@ -207,7 +209,7 @@ class StudyRunner {
         if (m == Method::rtn) u = cached_or(key("rtn", bits), [&] { return rtn(q); });
         if (m == Method::gptq) u = cached_or(key("gptq", bits), [&] { return gptq(q); });
         if (m == Method::qaft) u = qaft(q);
-        log("%-5s int%d: test NLL %.5f (PPL %.3f)%s", u.method.c_str(), bits, u.test_nll, u.test_ppl(),
+        log("%-5s %s: test NLL %.5f (PPL %.3f)%s", u.method.c_str(), label(bits).c_str(), u.test_nll, u.test_ppl(),
             m == Method::qaft ? (", learning rate " + detail::num(u.learning_rate, 3)).c_str() : "");
         r.units.push_back(std::move(u));
       }
@@ -222,7 +224,9 @@ class StudyRunner {
  private:
   using clock = std::chrono::steady_clock;
 
-  static std::string key(const std::string& method, int bits) { return method + "-int" + std::to_string(bits); }
+  /// "int4" or "nf4" (StudyResults::label); unit keys and logs use it.
+  [[nodiscard]] std::string label(int bits) const { return grid_ + std::to_string(bits); }
+  [[nodiscard]] std::string key(const std::string& method, int bits) const { return method + "-" + label(bits); }
 
   template <class... A>
   void log(const char* fmt, A... a) {
@@ -404,7 +408,7 @@ class StudyRunner {
     const auto t0 = clock::now();
     std::map<std::string, double> damp;
     std::vector<QuantizedTensor> packed;
-    Progress p("  gptq int" + std::to_string(q.bits), static_cast<long>(model_.linear_layers().size()), "layer",
+    Progress p("  gptq " + label(q.bits), static_cast<long>(model_.linear_layers().size()), "layer",
                log_ ? log_ : stderr, 30.0);
     {
       const SpecGptq<> solver(q);
@@ -450,9 +454,9 @@ class StudyRunner {
     }
   }
 
-  static std::string lr_key(int bits, double lr) {
+  [[nodiscard]] std::string lr_key(int bits, double lr) const {
     char b[64];
-    std::snprintf(b, sizeof b, "qaft-int%d-lr%.0e", bits, lr);
+    std::snprintf(b, sizeof b, "qaft-%s-lr%.0e", label(bits).c_str(), lr);
     return b;
   }
 
@@ -491,7 +495,7 @@ class StudyRunner {
     u.bits = q.bits;
     u.learning_rate = lr;
     model_.restore(fp_);
-    log("  qaft int%d, learning rate %g: %ld epoch(s) over %zu sequences", q.bits, lr, o_.qaft_epochs,
+    log("  qaft %s, learning rate %g: %ld epoch(s) over %zu sequences", label(q.bits).c_str(), lr, o_.qaft_epochs,
         s_.data.calibration.size());
     std::vector<QuantizedTensor> packed;
     {
@@ -697,7 +701,7 @@ class StudyRunner {
       const std::vector<float> to = set.snapshot();
       const double dist = distance(from, to);
       Profile pr;
-      pr.label = "w_gptq -> w_qaft (int" + std::to_string(bits) + ")";
+      pr.label = "w_gptq -> w_qaft (" + label(bits) + ")";
       for (double t : ts) pr.t.push_back(t * dist);
       pr.nll = profile(set, from, difference(from, to), ts, loss);
       tmp.profiles.push_back(std::move(pr));
@@ -718,6 +722,7 @@ class StudyRunner {
 
   StudySetup& s_;
   const StudyOptions& o_;
+  std::string grid_;  ///< StudyResults::grid of this run's scheme
   nn::Transformer& model_;
   const std::atomic<bool>* stop_;
   FILE* log_;
