@@ -12,6 +12,7 @@
 // (before any work), 130 interrupted (no output file is left behind).
 #include <atomic>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -152,6 +153,13 @@ int main(int argc, char** argv) {
             if (stop_requested) throw Interrupted{};
           });
       if (stop_requested) throw Interrupted{};
+      // Layers whose rows are not whole blocks took llama.cpp's fallback: say which.
+      const auto wanted = static_cast<std::uint32_t>(lowbit::blocks::info(o.scheme.block).ggml_type);
+      for (const auto& [name, e] : encoded)
+        if (e.ggml_type != wanted)
+          std::fprintf(stderr, "lowbit-quantize: %s: rows of %jd weights are not whole %s blocks; written as %s\n",
+                       name.c_str(), static_cast<std::intmax_t>(ck.weights.at(name).shape.back()),
+                       o.scheme.str().c_str(), std::string(lowbit::io::ggml_type_info(e.ggml_type)->name).c_str());
       lowbit::nn::write_gguf_llama(o.out, model, encoded, o.scheme, &*tok, o.model.stem().string());
       std::fprintf(stderr, "lowbit-quantize: wrote %s (%ju bytes)\n", o.out.string().c_str(),
                    static_cast<std::uintmax_t>(fs::file_size(o.out)));
