@@ -66,16 +66,6 @@ struct EncodedTensor {
 
 namespace block_detail {
 
-inline std::vector<std::uint8_t> f16_bytes(std::span<const float> v) {
-  std::vector<std::uint8_t> b(v.size() * 2);
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    const std::uint16_t h = io::f32_to_f16(v[i]);
-    b[2 * i] = static_cast<std::uint8_t>(h & 0xFF);
-    b[2 * i + 1] = static_cast<std::uint8_t>(h >> 8);
-  }
-  return b;
-}
-
 /// diag(H), dead columns (H_dd = 0) as 1 — GPTQ's convention and a valid imatrix.
 inline std::vector<float> importance_of(const Hessian& h) {
   std::vector<float> d(static_cast<std::size_t>(h.matrix.cols()));
@@ -92,7 +82,7 @@ inline EncodedTensor encode_layer(const LinearLayer& l, const QuantSpec& spec, B
   EncodedTensor e;
   e.ggml_type = gguf_type_for(spec, l.name, {rows, cols});
   if (e.ggml_type == 1) {  // no block type fits these rows: F16, as llama-quantize keeps them
-    e.bytes = f16_bytes(w);
+    e.bytes = gguf_f16_bytes(w);
     for (float& x : w) x = io::f16_to_f32(io::f32_to_f16(x));
     return e;
   }

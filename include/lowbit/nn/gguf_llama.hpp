@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -166,6 +167,22 @@ inline void set_gguf_spm_vocab(io::GgufWriter& w, const text::Llama2cTokenizer& 
   w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(2));
 }
 
+/// F32 and F16 tensor bytes (little-endian), the two float types the exporters write.
+inline std::vector<std::uint8_t> gguf_f32_bytes(std::span<const float> v) {
+  std::vector<std::uint8_t> b(v.size() * sizeof(float));
+  std::memcpy(b.data(), v.data(), b.size());
+  return b;
+}
+inline std::vector<std::uint8_t> gguf_f16_bytes(std::span<const float> v) {
+  std::vector<std::uint8_t> b(v.size() * 2);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const std::uint16_t h = io::f32_to_f16(v[i]);
+    b[2 * i] = static_cast<std::uint8_t>(h & 0xFF);
+    b[2 * i + 1] = static_cast<std::uint8_t>(h >> 8);
+  }
+  return b;
+}
+
 /// How each weight goes into the file. `type(name, shape)` picks its ggml type from
 /// its name and shape alone (so the header is written before any weight is encoded);
 /// `encode(name, weight, type)` gives its bytes (rows of ne[0] = in weights). The
@@ -176,9 +193,7 @@ struct GgufCodec {
   std::function<std::vector<std::uint8_t>(const std::string& lowbit_name, const Weight& w, std::uint32_t type)>
       encode = [](const std::string& name, const Weight& w, std::uint32_t type) {
         lowbit::detail::check(type == 0, "GGUF export: tensor '", name, "': the default codec writes F32 only");
-        std::vector<std::uint8_t> b(w.values.size() * sizeof(float));
-        std::memcpy(b.data(), w.values.data(), b.size());
-        return b;
+        return gguf_f32_bytes(w.values);
       };
 };
 
@@ -203,16 +218,8 @@ inline GgufCodec gguf_rtn_codec(const QuantSpec& spec) {
   };
   codec.encode = [](const std::string& name, const Weight& w, std::uint32_t type) {
     const auto info = io::ggml_type_info(type);
-    if (type == 0 || type == 1) {
-      std::vector<std::uint8_t> b(w.values.size() * (type == 0 ? 4 : 2));
-      if (type == 0) std::memcpy(b.data(), w.values.data(), b.size());
-      for (std::size_t i = 0; type == 1 && i < w.values.size(); ++i) {
-        const std::uint16_t h = io::f32_to_f16(w.values[i]);
-        b[2 * i] = static_cast<std::uint8_t>(h & 0xFF);
-        b[2 * i + 1] = static_cast<std::uint8_t>(h >> 8);
-      }
-      return b;
-    }
+    if (type == 0) return gguf_f32_bytes(w.values);
+    if (type == 1) return gguf_f16_bytes(w.values);
     const Index cols = static_cast<Index>(w.shape.back()), rows = static_cast<Index>(w.values.size()) / cols;
     return blocks::quantize(*info->block, ConstMatrixView(w.values.data(), rows, cols), name, nullptr);
   };
