@@ -1,12 +1,19 @@
-// lowbit-quantize: a model into a GGUF file llama.cpp runs, its linear layers
-// quantized by round-to-nearest, llama.cpp's importance-matrix quantizer, or GPTQ
-// onto llama.cpp's block grids (nn/block_quantize.hpp).
+// lowbit-quantize: a model into a file an inference engine runs — a GGUF for
+// llama.cpp, its linear layers quantized by round-to-nearest, llama.cpp's
+// importance-matrix quantizer, or GPTQ onto llama.cpp's block grids
+// (nn/block_quantize.hpp); or a GPTQ checkpoint in the Hugging Face layout for
+// transformers / vLLM, by GPTQ or round-to-nearest onto an integer grid
+// (nn/gptq_export.hpp).
 //
 //   lowbit-quantize --model stories260K.bin --scheme q4_0 --method gptq --out s.gguf
 //   llama-cli -m s.gguf ...            # or any program on llama.cpp
+//   lowbit-quantize --model models/pd-1m --scheme int4:g128:gptq:f16 --method gptq --out pd-1m-gptq/
 //
-// First version (issue #13): llama2.c models (tokenizer beside the checkpoint),
-// calibrated on the study's TinyStories calibration stories; GGUF output only.
+// Models: llama2.c checkpoints (tokenizer beside them; calibrated on the study's
+// TinyStories calibration stories) and lowbit's GPT-2 folders (compact vocabulary
+// over GPT-2's BPE; calibrated on the Python docs train split), as lowbit-study
+// reads them. The output format follows from --out (*.gguf, or a folder for a GPTQ
+// checkpoint) or --format.
 //
 // Exit status: 0 done, 1 failed during the work, 2 bad flags or unreadable inputs
 // (before any work), 130 interrupted (no output file is left behind).
@@ -22,7 +29,11 @@
 #include <lowbit/core/tool_main.hpp>
 #include <lowbit/io/file.hpp>
 #include <lowbit/nn/block_quantize.hpp>
+#include <lowbit/nn/gptq_export.hpp>
+#include <lowbit/autograd/thread_pool.hpp>
 #include <lowbit/study/data.hpp>
+#include <lowbit/study/options.hpp>
+#include <lowbit/study/progress.hpp>
 
 namespace {
 
@@ -36,27 +47,42 @@ extern "C" void on_interrupt(int) {
 struct Interrupted {};
 
 constexpr const char* usage =
-    "usage: lowbit-quantize --model FILE --scheme TYPE --out FILE.gguf [options]\n"
+    "usage: lowbit-quantize --model PATH --scheme SPEC --out FILE.gguf|DIR [options]\n"
     "\n"
-    "  --model FILE       a llama.cpp-convertible model: a llama2.c checkpoint (.bin) with its\n"
-    "                     tokenizer (tok<N>.bin or tokenizer.bin) beside it\n"
-    "  --scheme TYPE      a llama.cpp type: q8_0 q6_k q5_k q5_1 q5_0 q4_k q4_1 q4_0 q3_k q2_k\n"
-    "                     tq2_0 iq4_nl mxfp4 (rows that are not whole blocks take llama.cpp's\n"
-    "                     fallback, or F16)\n"
-    "  --out FILE.gguf    the output (written to a temporary file, then renamed)\n"
-    "  --method M         rtn (llama.cpp's quantizer, default), imatrix (with an importance\n"
-    "                     matrix from calibration data), gptq (GPTQ onto the block grid)\n"
+    "  --model PATH       a llama2.c checkpoint (.bin) with its tokenizer (tok<N>.bin or\n"
+    "                     tokenizer.bin) beside it, or a GPT-2 folder (config.json +\n"
+    "                     model.safetensors; lowbit's pd-* carry compact_vocab.json)\n"
+    "  --scheme SPEC      GGUF: a llama.cpp type, q8_0 q6_k q5_k q5_1 q5_0 q4_k q4_1 q4_0 q3_k\n"
+    "                     q2_k tq2_0 iq4_nl mxfp4 (rows that are not whole blocks take\n"
+    "                     llama.cpp's fallback, or F16). GPTQ checkpoint: an integer grid\n"
+    "                     with float16 scales, 2, 3, 4 or 8 bits, e.g. int4:g128:gptq:f16\n"
+    "                     or int4:g128:asym:f16 (layers not 32-divisible stay float)\n"
+    "  --out FILE.gguf|DIR  the output: a GGUF file, or a folder for a GPTQ checkpoint\n"
+    "                     (written to temporary files, then renamed)\n"
+    "  --scheme-for P=T   GGUF: tensors whose GGUF name matches the regular expression P\n"
+    "                     take llama.cpp type T instead (repeatable, first match wins;\n"
+    "                     llama-quantize's --tensor-type), e.g. --scheme-for ffn_down=q6_k\n"
+    "  --format F         gguf or gptq (default: from --out)\n"
+    "  --method M         rtn (round-to-nearest; for GGUF llama.cpp's quantizer, default),\n"
+    "                     imatrix (GGUF: with an importance matrix from calibration data),\n"
+    "                     gptq (GPTQ onto the grid)\n"
     "  --calib N          calibration sequences for imatrix and gptq (default 128)\n"
     "  --data DIR         lowbit's data folder (default $LOWBIT_DATA or ../shared/data)\n"
     "  --damp P           GPTQ's percdamp (default 0.01)\n"
-    "  --act-order        GPTQ in decreasing diag(H) order\n";
+    "  --act-order        GPTQ in decreasing diag(H) order\n"
+    "  --threads N        worker threads (default: all cores)\n";
+
+enum class Format { gguf, gptq };
 
 struct Options {
   fs::path model, out;
   std::optional<fs::path> data;
+  Format format = Format::gguf;
   lowbit::QuantSpec scheme;
   lowbit::nn::BlockMethod method = lowbit::nn::BlockMethod::rtn;
   long calib = 128;
+  int threads = 0;  ///< 0: all cores
+  std::vector<std::string> scheme_for;  ///< GGUF mixture: PATTERN=TYPE
   lowbit::GptqOptions gptq;
 };
 
@@ -64,9 +90,17 @@ struct Options {
   throw lowbit::Error(flag + ": " + why);
 }
 
+/// --scheme with its --scheme-for overrides.
+lowbit::nn::BlockPlan plan_of(const Options& o) {
+  lowbit::nn::BlockPlan plan(o.scheme);
+  for (const auto& p : o.scheme_for) plan.add(p, "--scheme-for");
+  return plan;
+}
+
 Options parse(const std::vector<std::string>& args) {
   Options o;
   bool scheme = false;
+  std::string format;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& f = args[i];
     const auto value = [&]() -> const std::string& {
@@ -81,8 +115,12 @@ Options parse(const std::vector<std::string>& args) {
       o.data = fs::path(value());
     } else if (f == "--scheme") {
       o.scheme = lowbit::QuantSpec::parse(value(), "--scheme");
-      if (!o.scheme.is_block()) bad("--scheme " + o.scheme.str(), "is not a llama.cpp type (GGUF holds q8_0 … iq4_nl)");
       scheme = true;
+    } else if (f == "--scheme-for") {
+      o.scheme_for.push_back(value());
+    } else if (f == "--format") {
+      format = value();
+      if (format != "gguf" && format != "gptq") bad("--format " + format, "must be gguf or gptq");
     } else if (f == "--method") {
       o.method = lowbit::nn::parse_block_method(value(), "--method");
     } else if (f == "--calib") {
@@ -95,6 +133,15 @@ Options parse(const std::vector<std::string>& args) {
       char* end = nullptr;
       o.gptq.percdamp = std::strtod(v.c_str(), &end);
       if (v.empty() || *end != '\0' || !(o.gptq.percdamp > 0.0)) bad("--damp " + v, "must be a positive number");
+    } else if (f == "--threads") {
+      const std::string& v = value();
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || n <= 0) bad("--threads " + v, "must be a positive integer");
+      if (n > lowbit::study::StudyOptions::max_threads)
+        bad("--threads " + v, "is more threads than lowbit supports (at most " +
+                                  std::to_string(lowbit::study::StudyOptions::max_threads) + ")");
+      o.threads = static_cast<int>(n);
     } else if (f == "--act-order") {
       o.gptq.act_order = true;
     } else {
@@ -104,9 +151,54 @@ Options parse(const std::vector<std::string>& args) {
   if (o.model.empty()) bad("--model", "is required");
   if (!scheme) bad("--scheme", "is required");
   if (o.out.empty()) bad("--out", "is required");
-  if (o.out.extension() != ".gguf") bad("--out " + o.out.string(), "must end in .gguf (the only format so far)");
-  if (!fs::is_regular_file(o.model)) bad("--model " + o.model.string(), "is not a file (a llama2.c .bin)");
+  const bool gguf_name = o.out.extension() == ".gguf";
+  if (format.empty()) {
+    if (o.out.extension() == ".safetensors")
+      bad("--out " + o.out.string(), "lowbit's own packed format is written by lowbit-study --save, not here yet");
+    if (!gguf_name && o.out.has_extension())
+      bad("--out " + o.out.string(), "must end in .gguf, or name a folder for a GPTQ checkpoint (or give --format)");
+    format = gguf_name ? "gguf" : "gptq";
+  }
+  o.format = format == "gguf" ? Format::gguf : Format::gptq;
+  if (o.format == Format::gguf && !gguf_name) bad("--out " + o.out.string(), "a GGUF file must end in .gguf");
+  if (o.format == Format::gptq && gguf_name) bad("--out " + o.out.string(), "a GPTQ checkpoint is a folder, not *.gguf");
+  if (o.format == Format::gguf && !o.scheme.is_block())
+    bad("--scheme " + o.scheme.str(), "is not a llama.cpp type (GGUF holds q8_0 … iq4_nl)");
+  if (o.format == Format::gguf) (void)plan_of(o);  // a bad --scheme-for is an error before any work
+  if (o.format == Format::gptq && !o.scheme_for.empty())
+    bad("--scheme-for " + o.scheme_for.front(), "mixes llama.cpp types; it applies to GGUF output only");
+  if (o.format == Format::gptq) {
+    try {
+      lowbit::nn::check_gptq_checkpoint_scheme(o.scheme);
+    } catch (const lowbit::Error& e) {
+      bad("--scheme " + o.scheme.str(), e.what());
+    }
+    if (o.method == lowbit::nn::BlockMethod::rtn_imatrix)
+      bad("--method imatrix", "is llama.cpp's quantizer; a GPTQ checkpoint takes rtn or gptq");
+  }
+  if (!fs::is_regular_file(o.model) && !fs::is_directory(o.model))
+    bad("--model " + o.model.string(), "is neither a llama2.c .bin file nor a model folder");
   return o;
+}
+
+/// The model's tokenizer as GGUF metadata, found where lowbit-study finds it.
+lowbit::nn::GgufVocab vocab_of(const fs::path& model, const lowbit::nn::TransformerConfig& c,
+                               const std::optional<fs::path>& data) {
+  if (!fs::is_directory(model))
+    return lowbit::nn::gguf_spm_vocab(
+        lowbit::text::Llama2cTokenizer::load(lowbit::study::llama2c_tokenizer_path(model), c.vocab));
+  if (c.arch != lowbit::nn::Architecture::gpt2)
+    bad("--model " + model.string(), "is a Llama folder; its tokenizer.json cannot be written to GGUF yet");
+  const fs::path bpe = lowbit::io::data_dir(data) / "gpt2-bpe";
+  if (!fs::exists(lowbit::study::compact_vocab_path(model))) return lowbit::nn::gguf_gpt2_vocab(bpe);
+  const auto compact = lowbit::text::CompactVocab::load(lowbit::study::compact_vocab_path(model));
+  return lowbit::nn::gguf_gpt2_vocab(bpe, &compact);
+}
+
+/// "pd-1m" for models/pd-1m/, "stories260K" for stories260K.bin.
+std::string model_name(const fs::path& model) {
+  const fs::path p = model.has_filename() ? model : model.parent_path();
+  return fs::is_directory(p) ? p.filename().string() : p.stem().string();
 }
 
 }  // namespace
@@ -120,7 +212,7 @@ int main(int argc, char** argv) {
     }
   Options o;
   lowbit::nn::Checkpoint ck;
-  std::optional<lowbit::text::Llama2cTokenizer> tok;
+  lowbit::nn::GgufVocab vocab;
   lowbit::study::StudyData data;
   const int prepared = lowbit::cli::guarded("lowbit-quantize", "reading the model and data",
                                             lowbit::cli::exit_bad_input, [&] {
@@ -131,7 +223,7 @@ int main(int argc, char** argv) {
       return lowbit::cli::exit_bad_input;
     }
     ck = lowbit::nn::load_checkpoint(o.model);
-    tok.emplace(lowbit::text::Llama2cTokenizer::load(lowbit::study::llama2c_tokenizer_path(o.model), ck.config.vocab));
+    if (o.format == Format::gguf) vocab = vocab_of(o.model, ck.config, o.data);
     if (o.method != lowbit::nn::BlockMethod::rtn) {
       lowbit::study::StudyOptions so;
       so.calib = o.calib;
@@ -144,23 +236,47 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, on_interrupt);
   return lowbit::cli::guarded("lowbit-quantize", "quantizing", lowbit::cli::exit_failed, [&] {
     try {
+      if (o.threads > 0) lowbit::autograd::set_num_threads(o.threads);
       lowbit::nn::Transformer model(ck);
-      const std::string what(lowbit::nn::block_method_name(o.method));
-      const auto encoded = lowbit::nn::quantize_to_blocks(
-          model, o.scheme, o.method, data.calibration, o.gptq, [&](std::size_t done, std::size_t total) {
-            std::fprintf(stderr, "lowbit-quantize: %s %s: layer %zu of %zu\n", what.c_str(), o.scheme.str().c_str(),
-                         done, total);
-            if (stop_requested) throw Interrupted{};
-          });
+      // A bar with rate and ETA on a terminal, a plain line every 10 s in logs.
+      std::optional<lowbit::study::Progress> bar;
+      const std::string what = "lowbit-quantize: " + std::string(lowbit::nn::block_method_name(o.method)) + " " +
+                               o.scheme.str();
+      const auto progress = [&](std::size_t done, std::size_t total) {
+        if (!bar) bar.emplace(what, static_cast<long>(total), "layers");
+        bar->update(static_cast<long>(done));
+        if (stop_requested) throw Interrupted{};
+      };
+      if (o.format == Format::gptq) {
+        const auto method = o.method == lowbit::nn::BlockMethod::gptq ? lowbit::nn::GptqExportMethod::gptq
+                                                                      : lowbit::nn::GptqExportMethod::rtn;
+        const auto ex = lowbit::nn::quantize_for_gptq_checkpoint(model, o.scheme, method, data.calibration, o.gptq,
+                                                                 progress);
+        if (stop_requested) throw Interrupted{};
+        if (bar) bar->finish();
+        for (const auto& name : ex.kept_float)
+          std::fprintf(stderr, "lowbit-quantize: %s: a dimension is not a multiple of 32 (QuantLinear's packing); "
+                       "kept as float16\n", name.c_str());
+        lowbit::nn::GptqWriteOptions wo;
+        wo.model_name_or_path = model_name(o.model);
+        lowbit::nn::write_gptq_checkpoint(o.out, model, ex, wo);
+        std::fprintf(stderr, "lowbit-quantize: wrote the GPTQ checkpoint %s (%zu quantized layers)\n",
+                     o.out.string().c_str(), ex.layers.size());
+        return lowbit::cli::exit_ok;
+      }
+      const lowbit::nn::BlockPlan plan = plan_of(o);
+      const auto encoded = lowbit::nn::quantize_to_blocks(model, plan, o.method, data.calibration, o.gptq, progress);
       if (stop_requested) throw Interrupted{};
+      if (bar) bar->finish();
       // Layers whose rows are not whole blocks took llama.cpp's fallback: say which.
-      const auto wanted = static_cast<std::uint32_t>(lowbit::blocks::info(o.scheme.block).ggml_type);
-      for (const auto& [name, e] : encoded)
-        if (e.ggml_type != wanted)
+      for (const auto& [name, e] : encoded) {
+        const lowbit::QuantSpec& asked = plan.spec_for(ck.config.arch, name);
+        if (e.ggml_type != static_cast<std::uint32_t>(lowbit::blocks::info(asked.block).ggml_type))
           std::fprintf(stderr, "lowbit-quantize: %s: rows of %jd weights are not whole %s blocks; written as %s\n",
                        name.c_str(), static_cast<std::intmax_t>(ck.weights.at(name).shape.back()),
-                       o.scheme.str().c_str(), std::string(lowbit::io::ggml_type_info(e.ggml_type)->name).c_str());
-      lowbit::nn::write_gguf_llama(o.out, model, encoded, o.scheme, &*tok, o.model.stem().string());
+                       asked.str().c_str(), std::string(lowbit::io::ggml_type_info(e.ggml_type)->name).c_str());
+      }
+      lowbit::nn::write_gguf(o.out, model, encoded, plan, &vocab, model_name(o.model));
       std::fprintf(stderr, "lowbit-quantize: wrote %s (%ju bytes)\n", o.out.string().c_str(),
                    static_cast<std::uintmax_t>(fs::file_size(o.out)));
     } catch (const Interrupted&) {

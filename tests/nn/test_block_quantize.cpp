@@ -82,8 +82,9 @@ TEST_CASE("block quantize: a Hugging Face-layout copy exports to the same GGUF, 
   const QuantSpec q8 = QuantSpec::parse("q8_0");
   const fs::path a = temp_gguf("lowbit_interleaved"), b = temp_gguf("lowbit_half");
   nn::Transformer mi(s.ck), mh(hf);
-  nn::write_gguf_llama(a, mi, nn::quantize_to_blocks(mi, q8, nn::BlockMethod::rtn), q8, &s.tok);
-  nn::write_gguf_llama(b, mh, nn::quantize_to_blocks(mh, q8, nn::BlockMethod::rtn), q8, &s.tok);
+  const nn::GgufVocab vocab = nn::gguf_spm_vocab(s.tok);
+  nn::write_gguf(a, mi, nn::quantize_to_blocks(mi, q8, nn::BlockMethod::rtn), q8, &vocab);
+  nn::write_gguf(b, mh, nn::quantize_to_blocks(mh, q8, nn::BlockMethod::rtn), q8, &vocab);
   const std::string fa = io::read_file(a), fb = io::read_file(b);
   fs::remove(a);
   fs::remove(b);
@@ -118,4 +119,42 @@ TEST_CASE("block quantize: GPTQ onto q4_0 and llama.cpp's imatrix quantizer beat
                        doctest::Contains("int4:g32 is not a llama.cpp block format"), Error);
   CHECK_THROWS_WITH_AS((void)nn::parse_block_method("awq", "--method"),
                        doctest::Contains("--method 'awq' is not one of rtn, imatrix, gptq"), Error);
+}
+
+TEST_CASE("block quantize: a plan gives tensors matching a pattern another type, as llama-quantize --tensor-type") {
+  nn::BlockPlan plan(QuantSpec::parse("q8_0"));
+  plan.add("attn_v=q4_0");
+  plan.add("token_embd=q5_0");
+  plan.add("blk\\.1\\..*=q4_1");  // first match wins: blk.1.attn_v stays q4_0
+  CHECK(plan.str() == "q8_0,attn_v=q4_0,token_embd=q5_0,blk\\.1\\..*=q4_1");
+  CHECK(plan.spec_for("blk.0.attn_v.weight").str() == "q4_0");
+  CHECK(plan.spec_for("blk.1.attn_v.weight").str() == "q4_0");
+  CHECK(plan.spec_for("blk.1.ffn_up.weight").str() == "q4_1");
+  CHECK(plan.spec_for("blk.0.ffn_up.weight").str() == "q8_0");
+  CHECK(plan.spec_for(nn::Architecture::llama, "model.embed_tokens.weight").str() == "q5_0");
+  CHECK_THROWS_WITH_AS(plan.add("ffn_down", "--scheme-for"),
+                       doctest::Contains("--scheme-for 'ffn_down': expected PATTERN=TYPE"), Error);
+  CHECK_THROWS_WITH_AS(plan.add("ffn_down=int4:g32", "--scheme-for"),
+                       doctest::Contains("int4:g32 is not a llama.cpp block format"), Error);
+  CHECK_THROWS_WITH_AS(plan.add("ffn_(down=q6_k", "--scheme-for"),
+                       doctest::Contains("'ffn_(down' is not a regular expression"), Error);
+
+  // The file holds the planned types (rows of 64 fit every one of them).
+  const nn::Checkpoint ck = nn::load_checkpoint(fs::path(LOWBIT_FIXTURE_DIR) / "models" / "llama_tiny");
+  nn::Transformer m(ck);
+  nn::BlockPlan tiny(QuantSpec::parse("q8_0"));
+  tiny.add("attn_v=q4_0");
+  tiny.add("token_embd=q5_0");
+  const auto enc = nn::quantize_to_blocks(m, tiny, nn::BlockMethod::rtn);
+  const fs::path path = temp_gguf("lowbit_plan");
+  nn::write_gguf(path, m, enc, tiny);
+  const io::GgufFile f = io::GgufFile::open(path);
+  fs::remove(path);
+  for (const auto& t : f.tensors()) {
+    CAPTURE(t.name);
+    if (t.ne.size() < 2) CHECK(t.ggml_type == 0);
+    else if (t.name.find("attn_v") != std::string::npos) CHECK(t.ggml_type == (t.ne[0] % 32 == 0 ? 2u : 1u));
+    else if (t.name == "token_embd.weight") CHECK(t.ggml_type == (t.ne[0] % 32 == 0 ? 6u : 1u));
+    else CHECK(t.ggml_type == (t.ne[0] % 32 == 0 ? 8u : 1u));
+  }
 }

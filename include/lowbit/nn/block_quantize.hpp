@@ -3,8 +3,10 @@
 // matrix from calibration data (what `llama-imatrix` + `llama-quantize` do), or GPTQ
 // onto the block grid — and the result written as a GGUF llama.cpp runs.
 //
-// Each layer takes `spec` where its rows are whole blocks, else llama.cpp's fallback
-// (QuantSpec::fallback_for), else F16, as llama-quantize decides. The model's weights
+// Each tensor takes its type from a BlockPlan — one llama.cpp type, or a mixture that
+// gives tensors matching a pattern another type (llama-quantize's --tensor-type) — where
+// its rows are whole blocks, else llama.cpp's fallback (QuantSpec::fallback_for), else
+// F16, as llama-quantize decides. The model's weights
 // are replaced by what the file will hold (decoded bit for bit as llama.cpp decodes
 // it), so lowbit evaluates the same weights llama.cpp runs. The embedding (which a
 // tied classifier shares) is not a registered layer: the GGUF export encodes it with
@@ -16,6 +18,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <regex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -25,7 +28,7 @@
 #include "lowbit/gptq/gptq.hpp"
 #include "lowbit/io/half.hpp"
 #include "lowbit/nn/calibration.hpp"
-#include "lowbit/nn/gguf_llama.hpp"
+#include "lowbit/nn/gguf_model.hpp"
 #include "lowbit/nn/rope_rows.hpp"
 #include "lowbit/nn/transformer.hpp"
 #include "lowbit/quant/blocks/codec.hpp"
@@ -57,6 +60,60 @@ inline BlockMethod parse_block_method(std::string_view s, std::string_view what 
     if (n == s) return v;
   lowbit::detail::fail(what, " '", s, "' is not one of rtn, imatrix, gptq");
 }
+
+/// Which llama.cpp type each tensor asks for: `base`, or the type of the first override
+/// whose pattern (an ECMAScript regular expression) occurs in the tensor's GGUF name,
+/// as llama-quantize's --tensor-type PATTERN=TYPE chooses. Printed and parsed as
+/// "q4_k,ffn_down=q6_k,attn_v=q6_k".
+class BlockPlan {
+ public:
+  BlockPlan(QuantSpec base) : base_(std::move(base)) {  // NOLINT: a single type is a plan
+    lowbit::detail::check(base_.is_block(), "block plan: ", base_.str(), " is not a llama.cpp block format");
+  }
+
+  /// Adds "PATTERN=TYPE" (`what` names the flag or field in errors).
+  void add(std::string_view pattern_eq_type, std::string_view what = "block plan") {
+    const auto eq = pattern_eq_type.rfind('=');
+    lowbit::detail::check(eq != std::string_view::npos && eq > 0 && eq + 1 < pattern_eq_type.size(), what, " '",
+                          pattern_eq_type, "': expected PATTERN=TYPE, e.g. ffn_down=q6_k");
+    const std::string pattern(pattern_eq_type.substr(0, eq));
+    const QuantSpec spec = QuantSpec::parse(pattern_eq_type.substr(eq + 1), what);
+    lowbit::detail::check(spec.is_block(), what, " '", pattern_eq_type, "': ", spec.str(),
+                          " is not a llama.cpp block format");
+    try {
+      overrides_.push_back({pattern, std::regex(pattern, std::regex::ECMAScript), spec});
+    } catch (const std::regex_error& e) {
+      lowbit::detail::fail(what, " '", pattern_eq_type, "': '", pattern, "' is not a regular expression (", e.what(), ")");
+    }
+  }
+
+  [[nodiscard]] const QuantSpec& base() const { return base_; }
+  [[nodiscard]] const QuantSpec& spec_for(const std::string& gguf_name) const {
+    for (const auto& o : overrides_)
+      if (std::regex_search(gguf_name, o.re)) return o.spec;
+    return base_;
+  }
+  /// The type of lowbit tensor `lowbit_name` of an `arch` model, by its GGUF name.
+  [[nodiscard]] const QuantSpec& spec_for(Architecture arch, const std::string& lowbit_name) const {
+    const auto g = gguf_name_of(arch, lowbit_name);
+    lowbit::detail::check(g.has_value(), "block plan: tensor '", lowbit_name, "' has no GGUF name");
+    return spec_for(*g);
+  }
+  [[nodiscard]] std::string str() const {
+    std::string s = base_.str();
+    for (const auto& o : overrides_) s.append(",").append(o.pattern).append("=").append(o.spec.str());
+    return s;
+  }
+
+ private:
+  struct Override {
+    std::string pattern;
+    std::regex re;
+    QuantSpec spec;
+  };
+  QuantSpec base_;
+  std::vector<Override> overrides_;
+};
 
 /// One tensor as an engine stores it.
 struct EncodedTensor {
@@ -107,15 +164,17 @@ inline EncodedTensor encode_layer(const LinearLayer& l, const QuantSpec& spec, B
 /// each layer's encoding by weight name. `calibration` windows are needed for
 /// imatrix (one pass of the unquantized model) and GPTQ (true-sequential order).
 inline std::map<std::string, EncodedTensor> quantize_to_blocks(
-    Transformer& model, const QuantSpec& spec, BlockMethod method,
+    Transformer& model, const BlockPlan& plan, BlockMethod method,
     const std::vector<std::span<const int>>& calibration = {}, const GptqOptions& gptq = {},
     const std::function<void(std::size_t, std::size_t)>& progress = {}) {
-  lowbit::detail::check(spec.is_block(), "quantize_to_blocks: ", spec.str(), " is not a llama.cpp block format");
   std::map<std::string, EncodedTensor> out;
+  const auto spec = [&](const LinearLayer& l) -> const QuantSpec& {
+    return plan.spec_for(model.config().arch, l.name);
+  };
   if (method == BlockMethod::rtn) {
     const auto& layers = model.linear_layers();
     for (std::size_t i = 0; i < layers.size(); ++i) {
-      out[layers[i].name] = block_detail::encode_layer(layers[i], spec, method, nullptr, gptq);
+      out[layers[i].name] = block_detail::encode_layer(layers[i], spec(layers[i]), method, nullptr, gptq);
       if (progress) progress(i + 1, layers.size());
     }
     return out;
@@ -126,7 +185,9 @@ inline std::map<std::string, EncodedTensor> quantize_to_blocks(
   co.order = method == BlockMethod::gptq ? CalibrationOrder::sequential : CalibrationOrder::parallel;
   quantize_with_calibration(
       model, calibration,
-      [&](const LinearLayer& l, const Hessian& h) { out[l.name] = block_detail::encode_layer(l, spec, method, &h, gptq); },
+      [&](const LinearLayer& l, const Hessian& h) {
+        out[l.name] = block_detail::encode_layer(l, spec(l), method, &h, gptq);
+      },
       co, progress);
   return out;
 }
@@ -144,28 +205,30 @@ inline Checkpoint checkpoint_of(Transformer& model, std::string source = "model"
 }
 
 /// Writes `model` as a GGUF whose layers hold `encoded` (quantize_to_blocks) and
-/// whose other tensors take `spec` by llama.cpp's round-to-nearest (norms F32).
-inline void write_gguf_llama(const std::filesystem::path& path, Transformer& model,
-                             const std::map<std::string, EncodedTensor>& encoded, const QuantSpec& spec,
-                             const text::Llama2cTokenizer* vocab = nullptr, std::string_view model_name = "lowbit") {
-  const GgufCodec rtn = gguf_rtn_codec(spec);
+/// whose other tensors take the plan's types by llama.cpp's round-to-nearest (norms F32).
+inline void write_gguf(const std::filesystem::path& path, Transformer& model,
+                       const std::map<std::string, EncodedTensor>& encoded, const BlockPlan& plan,
+                       const GgufVocab* vocab = nullptr, std::string_view model_name = "lowbit") {
+  const TransformerConfig& c = model.config();
+  const GgufCodec rtn = gguf_rtn_codec(plan.base());
   GgufCodec codec;
   codec.type = [&](const std::string& name, const std::vector<std::int64_t>& shape) {
     const auto it = encoded.find(name);
-    return it != encoded.end() ? it->second.ggml_type : rtn.type(name, shape);
+    return it != encoded.end() ? it->second.ggml_type
+                               : gguf_type_for(plan.spec_for(c.arch, name), name, shape);
   };
-  const TransformerConfig& c = model.config();
   codec.encode = [&](const std::string& name, const Weight& w, std::uint32_t type) {
     const auto it = encoded.find(name);
     if (it == encoded.end()) return rtn.encode(name, w, type);
     // The exporter interleaves a Hugging Face model's q/k rows; the encoded rows move alike.
     const bool q = name.ends_with("q_proj.weight"), k = name.ends_with("k_proj.weight");
-    if (!(q || k) || c.rope_style != autograd::RopeStyle::half) return it->second.bytes;
+    if (!(q || k) || c.arch != Architecture::llama || c.rope_style != autograd::RopeStyle::half)
+      return it->second.bytes;
     const auto& b = it->second.bytes;
     const Index rows = w.shape[0], row_bytes = static_cast<Index>(b.size()) / rows;
     return permute_rope_rows<std::uint8_t>(b, rows, row_bytes, c.head_dim(), RopeRows::to_interleaved);
   };
-  write_gguf_llama(path, checkpoint_of(model, "model"), vocab, codec, model_name);
+  write_gguf(path, checkpoint_of(model, "model"), vocab, codec, model_name);
 }
 
 }  // namespace lowbit::nn

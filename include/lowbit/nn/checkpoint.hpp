@@ -77,6 +77,12 @@ inline Checkpoint load_hf_checkpoint(const std::filesystem::path& dir) {
   lowbit::detail::check(std::filesystem::exists(st_path), "model folder '", dir.string(),
                         "' has no model.safetensors (sharded checkpoints are not supported)");
   Checkpoint ck{config_from_hf_file(cfg_path), {}, st_path.string()};
+  // A quantized folder's linears are packed integers, not float tensors: say so.
+  const io::Json cfg = io::Json::parse(io::read_file(cfg_path), cfg_path.string());
+  if (const io::Json* q = cfg.find("quantization_config"); q && !q->is_null())
+    lowbit::detail::fail("model folder '", dir.string(), "' is a quantized checkpoint (config.json has a "
+                         "quantization_config): read a GPTQ checkpoint with nn::load_gptq_checkpoint "
+                         "(lowbit/nn/gptq_export.hpp)");
   const auto file = io::SafetensorsFile::open(st_path);
   for (const auto& info : file.tensors()) {
     std::string name = info.name;

@@ -45,6 +45,15 @@ struct ForwardHooks {
   /// fake_quant_ste(parameter) for quantization-aware fine-tuning). An undefined
   /// tensor means "use the parameter".
   std::function<autograd::Tensor(const LinearLayer&)> weight;
+  /// Replaces what a weight multiplies in this pass: called with the weight's name (a
+  /// registered layer's, or the classifier's — lm_head.weight, or the tied embedding)
+  /// and its input, after on_input; returns the input to use. An inference engine's
+  /// kernels that round activations before the dot product are emulated this way
+  /// (nn/llama_cpp_rounding.hpp).
+  std::function<autograd::Tensor(const std::string& weight_name, autograd::Tensor input)> input;
+  /// Replaces GPT-2's MLP activation (GELU, tanh form) in this pass, e.g. by the
+  /// float16 table llama.cpp's CPU backend looks it up in.
+  std::function<autograd::Tensor(autograd::Tensor pre_activation)> gelu;
 };
 
 }  // namespace lowbit::nn

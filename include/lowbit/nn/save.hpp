@@ -26,6 +26,30 @@ inline std::vector<float> transpose(std::span<const float> w, Index rows, Index 
 
 }  // namespace detail
 
+/// Parameter `name`'s values in the Hugging Face file's layout: GPT-2's Conv1D
+/// weights back to [in, out] (`shape` swapped), a llama2.c model's q/k rows permuted
+/// to rotate_half order. Returns `values` itself when nothing moves, else a view of
+/// `moved`.
+inline std::span<const float> hf_layout(const TransformerConfig& c, const std::string& name,
+                                        std::vector<std::int64_t>& shape, std::span<const float> values,
+                                        std::vector<float>& moved) {
+  const auto ends_with = [&](std::string_view suf) {
+    return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
+  };
+  if (c.arch == Architecture::gpt2 && shape.size() == 2 &&
+      (ends_with("c_attn.weight") || ends_with("c_proj.weight") || ends_with("c_fc.weight"))) {
+    moved = detail::transpose(values, shape[0], shape[1]);
+    std::swap(shape[0], shape[1]);
+    return moved;
+  }
+  if (c.arch == Architecture::llama && c.rope_style == autograd::RopeStyle::interleaved &&
+      (ends_with("q_proj.weight") || ends_with("k_proj.weight"))) {
+    moved = permute_rope_rows<float>(values, shape[0], shape[1], c.head_dim(), RopeRows::to_half);
+    return moved;
+  }
+  return values;
+}
+
 /// Writes `dir`/config.json and `dir`/model.safetensors (each atomically: a failure
 /// leaves earlier files intact). GPT-2's linear weights go back to Conv1D's [in, out];
 /// a llama2.c model's q/k rows are permuted to HF's RoPE layout. `metadata` lands in
@@ -43,22 +67,9 @@ inline void save_hf(Transformer& model, const std::filesystem::path& dir, SaveDT
   for (autograd::Parameter* p : model.parameters()) {
     const auto& s = p->shape();
     std::vector<std::int64_t> shape(s.dims.begin(), s.dims.begin() + s.ndim);
-    std::span<const float> values = p->values();
     std::vector<float> moved;
     const std::string& name = p->name();
-    const auto ends_with = [&](std::string_view suf) {
-      return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
-    };
-    if (c.arch == Architecture::gpt2 && shape.size() == 2 &&
-        (ends_with("c_attn.weight") || ends_with("c_proj.weight") || ends_with("c_fc.weight"))) {
-      moved = detail::transpose(values, shape[0], shape[1]);
-      std::swap(shape[0], shape[1]);
-      values = moved;
-    } else if (c.arch == Architecture::llama && c.rope_style == autograd::RopeStyle::interleaved &&
-               (ends_with("q_proj.weight") || ends_with("k_proj.weight"))) {
-      moved = permute_rope_rows<float>(values, shape[0], shape[1], c.head_dim(), RopeRows::to_half);
-      values = moved;
-    }
+    const std::span<const float> values = hf_layout(c, name, shape, p->values(), moved);
     switch (dtype) {
       case SaveDType::f32: out.add_f32(name, shape, values); break;
       case SaveDType::f16: out.add_f16(name, shape, values); break;

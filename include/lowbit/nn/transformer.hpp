@@ -148,7 +148,8 @@ class Transformer {
       Tensor a = autograd::reshape(autograd::causal_attention(q, k, v), {batch, seq, dim});
       x = autograd::add(x, apply(b.first + 1, a, hooks));
       h = autograd::layer_norm(x, b.norm2->tensor(), b.norm2_bias->tensor(), config_.norm_eps);
-      Tensor fc = autograd::gelu_tanh(apply(b.first + 2, h, hooks));
+      Tensor fc = apply(b.first + 2, h, hooks);
+      fc = hooks.gelu ? hooks.gelu(fc) : autograd::gelu_tanh(fc);
       return autograd::add(x, apply(b.first + 3, fc, hooks));
     }
     Tensor h = autograd::rms_norm(x, b.norm1->tensor(), config_.norm_eps);
@@ -166,11 +167,13 @@ class Transformer {
   }
 
   /// Final norm and classifier: logits [batch, seq, vocab].
-  Tensor head(Tensor x) const {
+  Tensor head(Tensor x, const ForwardHooks& hooks = {}) const {
     x = config_.arch == Architecture::gpt2
             ? autograd::layer_norm(x, norm_f_->tensor(), norm_f_bias_->tensor(), config_.norm_eps)
             : autograd::rms_norm(x, norm_f_->tensor(), config_.norm_eps);
-    return autograd::linear(x, (lm_head_ ? lm_head_ : wte_)->tensor());
+    const Parameter* w = lm_head_ ? lm_head_ : wte_;
+    if (hooks.input) x = hooks.input(w->name(), x);
+    return autograd::linear(x, w->tensor());
   }
 
   /// Logits [batch, seq, vocab] of ids [batch, seq] (row-major), on the current Graph.
@@ -178,7 +181,7 @@ class Transformer {
                  Index pos0 = 0) const {
     Tensor x = embed(ids, batch, seq, pos0);
     for (int i = 0; i < config_.layers; ++i) x = block(i, x, hooks, pos0);
-    return head(x);
+    return head(x, hooks);
   }
 
  private:
@@ -190,6 +193,7 @@ class Transformer {
   Tensor apply(std::size_t layer, Tensor input, const ForwardHooks& hooks) const {
     const LinearLayer& l = linears_[layer];
     if (hooks.on_input) hooks.on_input(l, input);
+    if (hooks.input) input = hooks.input(l.name, input);
     Tensor w;
     if (hooks.weight) w = hooks.weight(l);
     if (!w.defined()) w = l.weight->tensor();
