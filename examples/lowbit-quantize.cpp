@@ -30,6 +30,7 @@
 #include <lowbit/io/file.hpp>
 #include <lowbit/nn/block_quantize.hpp>
 #include <lowbit/nn/gptq_export.hpp>
+#include <lowbit/nn/llama_cpp_presets.hpp>
 #include <lowbit/autograd/thread_pool.hpp>
 #include <lowbit/study/data.hpp>
 #include <lowbit/study/options.hpp>
@@ -54,7 +55,9 @@ constexpr const char* usage =
     "                     model.safetensors; lowbit's pd-* carry compact_vocab.json)\n"
     "  --scheme SPEC      GGUF: a llama.cpp type, q8_0 q6_k q5_k q5_1 q5_0 q4_k q4_1 q4_0 q3_k\n"
     "                     q2_k tq2_0 iq4_nl mxfp4 (rows that are not whole blocks take\n"
-    "                     llama.cpp's fallback, or F16). GPTQ checkpoint: an integer grid\n"
+    "                     llama.cpp's fallback, or F16), or a llama-quantize preset with its\n"
+    "                     mixture of types: Q8_0 Q6_K Q5_K_M Q5_K_S Q5_1 Q5_0 Q4_K_M Q4_K_S\n"
+    "                     Q4_1 Q4_0 Q3_K_L Q3_K_M Q2_K IQ4_NL. GPTQ checkpoint: an integer grid\n"
     "                     with float16 scales, 2, 3, 4 or 8 bits, e.g. int4:g128:gptq:f16\n"
     "                     or int4:g128:asym:f16 (layers not 32-divisible stay float)\n"
     "  --out FILE.gguf|DIR  the output: a GGUF file, or a folder for a GPTQ checkpoint\n"
@@ -79,6 +82,7 @@ struct Options {
   std::optional<fs::path> data;
   Format format = Format::gguf;
   lowbit::QuantSpec scheme;
+  std::string preset;  ///< a llama-quantize preset (Q4_K_M), or empty
   lowbit::nn::BlockMethod method = lowbit::nn::BlockMethod::rtn;
   long calib = 128;
   int threads = 0;  ///< 0: all cores
@@ -90,10 +94,12 @@ struct Options {
   throw lowbit::Error(flag + ": " + why);
 }
 
-/// --scheme with its --scheme-for overrides.
-lowbit::nn::BlockPlan plan_of(const Options& o) {
+/// --scheme with its --scheme-for overrides, which win over a preset's mixture.
+lowbit::nn::BlockPlan plan_of(const Options& o, const lowbit::nn::TransformerConfig* c = nullptr) {
   lowbit::nn::BlockPlan plan(o.scheme);
   for (const auto& p : o.scheme_for) plan.add(p, "--scheme-for");
+  if (!o.preset.empty() && c != nullptr)
+    plan.append(lowbit::nn::llama_cpp_preset(o.preset, *c, o.method != lowbit::nn::BlockMethod::rtn));
   return plan;
 }
 
@@ -114,7 +120,13 @@ Options parse(const std::vector<std::string>& args) {
     } else if (f == "--data") {
       o.data = fs::path(value());
     } else if (f == "--scheme") {
-      o.scheme = lowbit::QuantSpec::parse(value(), "--scheme");
+      const std::string& v = value();
+      if (const auto* p = lowbit::nn::find_llama_cpp_preset(v); p != nullptr && p->name == v) {
+        o.preset = v;  // upper case, as llama-quantize spells its presets; q4_k is the plain type
+        o.scheme = lowbit::QuantSpec::parse(p->base, "--scheme");
+      } else {
+        o.scheme = lowbit::QuantSpec::parse(v, "--scheme");
+      }
       scheme = true;
     } else if (f == "--scheme-for") {
       o.scheme_for.push_back(value());
@@ -165,6 +177,8 @@ Options parse(const std::vector<std::string>& args) {
   if (o.format == Format::gguf && !o.scheme.is_block())
     bad("--scheme " + o.scheme.str(), "is not a llama.cpp type (GGUF holds q8_0 … iq4_nl)");
   if (o.format == Format::gguf) (void)plan_of(o);  // a bad --scheme-for is an error before any work
+  if (o.format == Format::gptq && !o.preset.empty())
+    bad("--scheme " + o.preset, "is a llama-quantize preset; a GPTQ checkpoint takes an integer grid");
   if (o.format == Format::gptq && !o.scheme_for.empty())
     bad("--scheme-for " + o.scheme_for.front(), "mixes llama.cpp types; it applies to GGUF output only");
   if (o.format == Format::gptq) {
@@ -264,7 +278,7 @@ int main(int argc, char** argv) {
                      o.out.string().c_str(), ex.layers.size());
         return lowbit::cli::exit_ok;
       }
-      const lowbit::nn::BlockPlan plan = plan_of(o);
+      const lowbit::nn::BlockPlan plan = plan_of(o, &ck.config);
       const auto encoded = lowbit::nn::quantize_to_blocks(model, plan, o.method, data.calibration, o.gptq, progress);
       if (stop_requested) throw Interrupted{};
       if (bar) bar->finish();

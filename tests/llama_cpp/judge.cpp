@@ -16,7 +16,9 @@
 // llama-quantize's fallbacks, so the file has lowbit's tensor types and size), without
 // and with an importance matrix from the same calibration data (Σx² per input column
 // of each linear layer, what llama-imatrix collects). For TYPE/rtn the judge also
-// checks that every tensor of lowbit's file is byte for byte llama.cpp's.
+// checks that every tensor of lowbit's file is byte for byte llama.cpp's. TYPE may also
+// be a llama-quantize preset spelled as it spells it (Q4_K_M): lowbit's file then takes
+// the preset's mixture (nn/llama_cpp_presets.hpp) and llama.cpp's file is not pure.
 //
 // lowbit scores each file with its activations rounded as llama.cpp's CPU kernels
 // round them for each tensor's type, and GPT-2's GELU from ggml's float16 table
@@ -42,6 +44,7 @@
 #include "lowbit/nn/block_quantize.hpp"
 #include "lowbit/nn/evaluate.hpp"
 #include "lowbit/nn/gguf_model.hpp"
+#include "lowbit/nn/llama_cpp_presets.hpp"
 #include "lowbit/nn/llama_cpp_rounding.hpp"
 #include "lowbit/nn/transformer.hpp"
 #include "lowbit/study/data.hpp"
@@ -96,8 +99,18 @@ double llama_cpp_nll(const fs::path& gguf, const Windows& windows, int context) 
   return sum / static_cast<double>(count);
 }
 
-/// llama_ftype whose pure quantization gives `type` (nullopt: not one llama.cpp quantizes to).
+/// llama_ftype of a preset (Q4_K_M, ...: llama-quantize's mixture) or of a type (its
+/// pure quantization gives that type), nullopt for neither.
 std::optional<llama_ftype> ftype_of(const std::string& type) {
+  static const std::vector<std::pair<std::string, llama_ftype>> presets{
+      {"Q8_0", LLAMA_FTYPE_MOSTLY_Q8_0},     {"Q6_K", LLAMA_FTYPE_MOSTLY_Q6_K},     {"Q5_K_M", LLAMA_FTYPE_MOSTLY_Q5_K_M},
+      {"Q5_K_S", LLAMA_FTYPE_MOSTLY_Q5_K_S}, {"Q5_1", LLAMA_FTYPE_MOSTLY_Q5_1},     {"Q5_0", LLAMA_FTYPE_MOSTLY_Q5_0},
+      {"Q4_K_M", LLAMA_FTYPE_MOSTLY_Q4_K_M}, {"Q4_K_S", LLAMA_FTYPE_MOSTLY_Q4_K_S}, {"Q4_1", LLAMA_FTYPE_MOSTLY_Q4_1},
+      {"Q4_0", LLAMA_FTYPE_MOSTLY_Q4_0},     {"Q3_K_L", LLAMA_FTYPE_MOSTLY_Q3_K_L}, {"Q3_K_M", LLAMA_FTYPE_MOSTLY_Q3_K_M},
+      {"Q2_K", LLAMA_FTYPE_MOSTLY_Q2_K},     {"IQ4_NL", LLAMA_FTYPE_MOSTLY_IQ4_NL},
+  };
+  for (const auto& [t, f] : presets)
+    if (t == type) return f;
   static const std::vector<std::pair<std::string, llama_ftype>> table{
       {"q8_0", LLAMA_FTYPE_MOSTLY_Q8_0},   {"q6_k", LLAMA_FTYPE_MOSTLY_Q6_K},   {"q5_k", LLAMA_FTYPE_MOSTLY_Q5_K_M},
       {"q5_1", LLAMA_FTYPE_MOSTLY_Q5_1},   {"q5_0", LLAMA_FTYPE_MOSTLY_Q5_0},   {"q4_k", LLAMA_FTYPE_MOSTLY_Q4_K_M},
@@ -110,6 +123,12 @@ std::optional<llama_ftype> ftype_of(const std::string& type) {
   return std::nullopt;
 }
 
+/// A llama-quantize preset as it spells it (Q4_K_M), not a lower-case type (q4_k).
+bool is_preset(const std::string& type) {
+  const auto* p = lowbit::nn::find_llama_cpp_preset(type);
+  return p != nullptr && p->name == type;
+}
+
 /// `f32` quantized by llama.cpp into `out` (see the header); `importance` by GGUF name.
 void llama_cpp_quantize(const fs::path& f32, const fs::path& out, const std::string& type,
                         const std::map<std::string, std::vector<float>>* importance) {
@@ -118,7 +137,7 @@ void llama_cpp_quantize(const fs::path& f32, const fs::path& out, const std::str
   llama_model_quantize_params p = llama_model_quantize_default_params();
   p.nthread = 1;
   p.ftype = *ftype;
-  p.pure = true;
+  p.pure = !is_preset(type);  // a type: every tensor that type; a preset: llama.cpp's mixture
   std::vector<llama_model_imatrix_data> im;
   if (importance != nullptr) {
     for (const auto& [name, v] : *importance) im.push_back({name.c_str(), v.data(), v.size()});
@@ -214,11 +233,13 @@ int main(int argc, char** argv) {
                                                    : std::map<std::string, std::vector<float>>{};
         llama_cpp_quantize(f32, file, type, how == "llama.cpp-imatrix" ? &im : nullptr);
       } else if (type != "f32") {
-        const lowbit::QuantSpec spec = lowbit::QuantSpec::parse(type, "judge: type");
+        const auto method = lowbit::nn::parse_block_method(how, "judge: method");
+        const lowbit::nn::BlockPlan plan =
+            is_preset(type) ? lowbit::nn::llama_cpp_preset(type, ck.config, method != lowbit::nn::BlockMethod::rtn)
+                            : lowbit::nn::BlockPlan(lowbit::QuantSpec::parse(type, "judge: type"));
         lowbit::nn::Transformer q(ck);
-        const auto encoded =
-            lowbit::nn::quantize_to_blocks(q, spec, lowbit::nn::parse_block_method(how, "judge: method"), d.calibration);
-        lowbit::nn::write_gguf(file, q, encoded, spec, &vocab, name);
+        const auto encoded = lowbit::nn::quantize_to_blocks(q, plan, method, d.calibration);
+        lowbit::nn::write_gguf(file, q, encoded, plan, &vocab, name);
       }
       std::string same;  // lowbit's round-to-nearest against llama.cpp's own quantizer
       if (how == "rtn" && type != "f32" && ftype_of(type)) {

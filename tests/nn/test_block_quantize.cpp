@@ -16,6 +16,8 @@
 #include "lowbit/io/file.hpp"
 #include "lowbit/nn.hpp"
 #include "lowbit/nn/block_quantize.hpp"
+#include "lowbit/nn/llama_cpp_presets.hpp"
+#include "tiny_config.hpp"
 #include "lowbit/study/data.hpp"
 
 using namespace lowbit;
@@ -157,4 +159,44 @@ TEST_CASE("block quantize: a plan gives tensors matching a pattern another type,
     else if (t.name == "token_embd.weight") CHECK(t.ggml_type == (t.ne[0] % 32 == 0 ? 6u : 1u));
     else CHECK(t.ggml_type == (t.ne[0] % 32 == 0 ? 8u : 1u));
   }
+}
+
+TEST_CASE("block quantize: llama-quantize presets as plans (checked against llama.cpp itself by llama_cpp.judge)") {
+  nn::TransformerConfig gpt2;  // pd-5m's shape
+  gpt2.arch = nn::Architecture::gpt2;
+  gpt2.dim = 256;
+  gpt2.hidden = 1024;
+  gpt2.layers = 6;
+  gpt2.heads = gpt2.kv_heads = 8;
+  gpt2.vocab = 21630;
+  gpt2.context = 128;
+  gpt2.tied_head = true;
+  const nn::BlockPlan m = nn::llama_cpp_preset("Q4_K_M", gpt2);
+  CHECK(m.base().str() == "q4_k");
+  // use_more_bits(i, 6): i >= 5 or i % 3 == 2, so layers 2 and 5 get Q6_K.
+  for (int i = 0; i < 6; ++i) {
+    CAPTURE(i);
+    const std::string want = i == 2 || i == 5 ? "q6_k" : "q4_k", blk = "blk." + std::to_string(i);
+    CHECK(m.spec_for(blk + ".attn_qkv.weight").str() == want);  // GPT-2's fused qkv is llama.cpp's attn_v
+    CHECK(m.spec_for(blk + ".ffn_down.weight").str() == want);
+    CHECK(m.spec_for(blk + ".ffn_up.weight").str() == "q4_k");
+  }
+  CHECK(m.spec_for("token_embd.weight").str() == "q6_k");  // tied: the classifier's type
+  CHECK(nn::llama_cpp_preset("q8_0", gpt2).spec_for("token_embd.weight").str() == "q8_0");
+
+  nn::TransformerConfig llama = test::tiny_config(nn::Architecture::llama);
+  llama.layers = 5;
+  llama.dim = 64;
+  const nn::BlockPlan k3 = nn::llama_cpp_preset("Q3_K_M", llama);
+  CHECK(k3.spec_for("blk.1.attn_v.weight").str() == "q5_k");
+  CHECK(k3.spec_for("blk.2.attn_v.weight").str() == "q4_k");
+  CHECK(k3.spec_for("blk.0.attn_output.weight").str() == "q4_k");
+  CHECK(k3.spec_for("blk.0.ffn_down.weight").str() == "q4_k");
+  CHECK(k3.spec_for("blk.0.attn_q.weight").str() == "q3_k");
+  CHECK(k3.spec_for("output.weight").str() == "q8_0");  // rows of 64 are not whole q3_k blocks
+  const nn::BlockPlan q4 = nn::llama_cpp_preset("Q4_0", llama, true);
+  CHECK(q4.spec_for("output.weight").str() == "q6_k");        // then llama.cpp's fallback for rows of 64
+  CHECK(q4.spec_for("blk.0.ffn_down.weight").str() == "q4_0");  // n/8 = 0 layers protected with an imatrix
+  CHECK_THROWS_WITH_AS((void)nn::llama_cpp_preset("Q4_K_XL", llama),
+                       doctest::Contains("llama.cpp preset 'Q4_K_XL' is not one lowbit knows (Q8_0, Q6_K"), Error);
 }

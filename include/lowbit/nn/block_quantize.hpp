@@ -87,6 +87,9 @@ class BlockPlan {
     }
   }
 
+  /// Appends `later`'s overrides after this plan's (which therefore win).
+  void append(const BlockPlan& later) { overrides_.insert(overrides_.end(), later.overrides_.begin(), later.overrides_.end()); }
+
   [[nodiscard]] const QuantSpec& base() const { return base_; }
   [[nodiscard]] const QuantSpec& spec_for(const std::string& gguf_name) const {
     for (const auto& o : overrides_)

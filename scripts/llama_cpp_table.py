@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Markdown tables for docs/results/llama.cpp.md from scripts/llama_cpp_results.sh's output.
+
+  scripts/llama_cpp_results.sh > judge.log; scripts/llama_cpp_table.py judge.log
+
+Per model: each type's file size and the NLL llama.cpp measures for (a) llama.cpp's own
+quantizer without an importance matrix (= lowbit's RTN file, tensor for tensor), (b) with
+one, (d) lowbit's GPTQ file; then how closely lowbit's evaluator agrees with llama.cpp on
+every file.
+"""
+import re
+import sys
+
+line_re = re.compile(r"^(\S+)\s+(\d+) bytes\s+lowbit (\S+) \(float activations (\S+)\)\s+llama\.cpp (\S+)\s+diff (\S+)\s+(\S+)(.*)$")
+
+
+def parse(path):
+    models, cur = {}, None
+    for raw in open(path, encoding="utf-8"):
+        raw = raw.strip()
+        if raw.startswith("judge ") and raw.endswith(":"):
+            cur = raw[len("judge "):-1].rsplit("/", 1)[-1]
+            models[cur] = {}
+            continue
+        m = line_re.match(raw)
+        if m and cur is not None:
+            spec = m.group(1)
+            typ, _, how = spec.partition("/")
+            models[cur][(typ, how or "rtn")] = dict(bytes=int(m.group(2)), lowbit=float(m.group(3)),
+                                                   plain=float(m.group(4)), llama=float(m.group(5)),
+                                                   diff=float(m.group(6)), ok=m.group(7), same=m.group(8).strip())
+    return models
+
+
+def main():
+    models = parse(sys.argv[1])
+    for name, rows in models.items():
+        types = []
+        for (t, _h) in rows:
+            if t not in types:
+                types.append(t)
+        print(f"\n### {name}\n")
+        print("| type | bytes | (a) llama.cpp RTN = lowbit RTN | (b) llama.cpp imatrix | (d) lowbit GPTQ | GPTQ − imatrix |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for t in types:
+            a, b, d = rows.get((t, "rtn")), rows.get((t, "llama.cpp-imatrix")), rows.get((t, "gptq"))
+            cell = lambda r: f"{r['llama']:.6f}" if r else ""
+            delta = f"{d['llama'] - b['llama']:+.4f}" if b and d else ""
+            same = "" if not a or not a["same"] or a["same"].startswith("tensors =") else " (differs!)"
+            print(f"| {t} | {a['bytes'] if a else ''} | {cell(a)}{same} | {cell(b)} | {cell(d)} | {delta} |")
+        diffs = [abs(r["diff"]) for (t, _h), r in rows.items() if t != "f32"]
+        plain = [abs(r["llama"] - r["plain"]) for (t, _h), r in rows.items() if t != "f32"]
+        if diffs:
+            print(f"\nlowbit vs llama.cpp on the {len(diffs)} quantized files: |diff| mean {sum(diffs)/len(diffs):.1e}, "
+                  f"max {max(diffs):.1e} with llama.cpp's activation rounding emulated; "
+                  f"mean {sum(plain)/len(plain):.1e}, max {max(plain):.1e} with float activations.")
+
+
+if __name__ == "__main__":
+    main()
