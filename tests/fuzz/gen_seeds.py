@@ -354,6 +354,57 @@ def gguf_seeds():
     put(t, "bad_type", gguf_file([("x", 13, b"")], []))
 
 
+# --- GPTQ checkpoints (io/gptq_checkpoint.hpp) --------------------------------------
+
+def gptq_linear(name, bits, inp, out, group, zero=None, g_idx=None, scale_dtype="F16"):
+    """The four tensors of one packed linear: codes k % 2^bits, zero points `zero`
+    (default 2^(bits-1)), scales 0.01·(1 + o/out), g_idx c // group (or `g_idx`)."""
+    maxq = (1 << bits) - 1
+    groups = 1 if group <= 0 else -(-inp // group)
+    zero = (1 << (bits - 1)) if zero is None else zero
+
+    def pack(values, count):  # a stream of `bits`-bit values, low bits first, into 32-bit words
+        words, acc, nbits = [], 0, 0
+        for v in values[:count]:
+            acc |= (v & maxq) << nbits
+            nbits += bits
+            while nbits >= 32:
+                words.append(acc & 0xFFFFFFFF)
+                acc >>= 32
+                nbits -= 32
+        return words
+
+    qweight = []  # [inp*bits/32, out]: column o packs input rows c
+    cols = [pack([(c * 7 + o) % (maxq + 1) for c in range(inp)], inp) for o in range(out)]
+    for r in range(inp * bits // 32):
+        qweight += [cols[o][r] for o in range(out)]
+    qzeros = []
+    for g in range(groups):
+        qzeros += pack([zero - 1] * out, out)
+    scales = [0.01 * (1 + o / out) for g in range(groups) for o in range(out)]
+    g_idx = g_idx or [c // group if group > 0 else 0 for c in range(inp)]
+    fmt = {"F16": "e", "F32": "f"}[scale_dtype]
+    return [
+        (name + ".qweight", "I32", [inp * bits // 32, out], struct.pack("<%dI" % len(qweight), *qweight)),
+        (name + ".qzeros", "I32", [groups, out * bits // 32], struct.pack("<%dI" % len(qzeros), *qzeros)),
+        (name + ".scales", scale_dtype, [groups, out], struct.pack("<%d%s" % (len(scales), fmt), *scales)),
+        (name + ".g_idx", "I32", [inp], struct.pack("<%di" % inp, *g_idx)),
+    ]
+
+
+def gptq_checkpoint_seeds():
+    t = "gptq_checkpoint"
+    # Byte 0 chooses the bits (index into 2, 3, 4, 8), byte 1 the group size (-1, 16, 32, 64, 128).
+    w = "model.layers.0.self_attn.q_proj"
+    put(t, "valid_int4_g16", bytes([2, 1]) + safetensors(gptq_linear(w, 4, 32, 32, 16)))
+    put(t, "valid_int3_g32", bytes([1, 2]) + safetensors(gptq_linear(w, 3, 64, 32, 32)))
+    put(t, "valid_int2_channel", bytes([0, 0]) + safetensors(gptq_linear(w, 2, 32, 32, -1)))
+    put(t, "valid_int8_g16_f32_scales", bytes([3, 1]) + safetensors(gptq_linear(w, 8, 32, 32, 16, scale_dtype="F32")))
+    put(t, "act_order", bytes([2, 1]) + safetensors(gptq_linear(w, 4, 32, 32, 16, g_idx=[(c * 5) % 2 for c in range(32)])))
+    put(t, "bad_g_idx", bytes([2, 1]) + safetensors(gptq_linear(w, 4, 32, 32, 16, g_idx=[7] * 32)))
+    put(t, "wrong_bits", bytes([3, 1]) + safetensors(gptq_linear(w, 4, 32, 32, 16)))
+
+
 if __name__ == "__main__":
     llama2c_seeds()
     json_seeds()
@@ -361,3 +412,4 @@ if __name__ == "__main__":
     llama2c_tokenizer_seeds()
     gpt2_seeds()
     gguf_seeds()
+    gptq_checkpoint_seeds()

@@ -241,9 +241,13 @@ inline GptqLinear read_gptq_linear(const SafetensorsFile& f, const std::string& 
     p.g_idx[c] = v;
   }
   p.scales = f.to_float(name + ".scales");
+  // A scale times any code difference (|q − z| ≤ 2^bits) must stay finite: an F32 or
+  // BF16 scales tensor can hold values a float16 one cannot.
+  const float span = static_cast<float>(1u << bits);
   for (std::size_t k = 0; k < p.scales.size(); ++k)
-    check(std::isfinite(p.scales[k]), where, ".scales' has a non-finite value at [", static_cast<Index>(k) / p.out,
-          ", ", static_cast<Index>(k) % p.out, "]");
+    check(std::isfinite(p.scales[k] * span), where, ".scales' has ", p.scales[k], " at [",
+          static_cast<Index>(k) / p.out, ", ", static_cast<Index>(k) % p.out, "], which is not finite or overflows ",
+          "float32 once multiplied by a ", bits, "-bit code");
   return p;
 }
 
