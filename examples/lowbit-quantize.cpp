@@ -1,8 +1,9 @@
 // lowbit-quantize: a model into a file an inference engine runs — a GGUF for
 // llama.cpp, its linear layers quantized by round-to-nearest, llama.cpp's
-// importance-matrix quantizer, or GPTQ onto llama.cpp's block grids
-// (nn/block_quantize.hpp); or a GPTQ checkpoint in the Hugging Face layout for
-// transformers / vLLM, by GPTQ or round-to-nearest onto an integer grid
+// importance-matrix quantizer, GPTQ onto llama.cpp's block grids
+// (nn/block_quantize.hpp) or quantization-aware fine-tuning through them
+// (study/block_qaft.hpp); or a GPTQ checkpoint in the Hugging Face layout for
+// transformers / vLLM, by GPTQ, QAFT or round-to-nearest onto an integer grid
 // (nn/gptq_export.hpp).
 //
 //   lowbit-quantize --model stories260K.bin --scheme q4_0 --method gptq --out s.gguf
@@ -22,8 +23,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <lowbit/core/tool_main.hpp>
@@ -32,6 +36,8 @@
 #include <lowbit/nn/gptq_export.hpp>
 #include <lowbit/nn/llama_cpp_presets.hpp>
 #include <lowbit/autograd/thread_pool.hpp>
+#include <lowbit/nn/evaluate.hpp>
+#include <lowbit/study/block_qaft.hpp>
 #include <lowbit/study/data.hpp>
 #include <lowbit/study/options.hpp>
 #include <lowbit/study/progress.hpp>
@@ -68,8 +74,13 @@ constexpr const char* usage =
     "  --format F         gguf or gptq (default: from --out)\n"
     "  --method M         rtn (round-to-nearest; for GGUF llama.cpp's quantizer, default),\n"
     "                     imatrix (GGUF: with an importance matrix from calibration data),\n"
-    "                     gptq (GPTQ onto the grid)\n"
-    "  --calib N          calibration sequences for imatrix and gptq (default 128)\n"
+    "                     gptq (GPTQ onto the grid), qaft (quantization-aware fine-tuning:\n"
+    "                     the layers trained through the scheme's round-to-nearest on the\n"
+    "                     calibration sequences, as lowbit-study's QAFT, then rtn)\n"
+    "  --calib N          calibration sequences for imatrix, gptq and qaft (default 128)\n"
+    "  --lr LIST          QAFT learning rates; each is trained and the one with the lower\n"
+    "                     NLL on the study's validation windows is written (default 1e-4,1e-3)\n"
+    "  --epochs E         QAFT epochs over the calibration sequences (default 1)\n"
     "  --data DIR         lowbit's data folder (default $LOWBIT_DATA or ../shared/data)\n"
     "  --damp P           GPTQ's percdamp (default 0.01)\n"
     "  --act-order        GPTQ in decreasing diag(H) order\n"
@@ -85,6 +96,8 @@ struct Options {
   std::string preset;  ///< a llama-quantize preset (Q4_K_M), or empty
   lowbit::nn::BlockMethod method = lowbit::nn::BlockMethod::rtn;
   long calib = 128;
+  std::vector<double> lrs = {1e-4, 1e-3};  ///< QAFT: the study's grid
+  long epochs = 1;
   int threads = 0;  ///< 0: all cores
   std::vector<std::string> scheme_for;  ///< GGUF mixture: PATTERN=TYPE
   lowbit::GptqOptions gptq;
@@ -99,7 +112,7 @@ lowbit::nn::BlockPlan plan_of(const Options& o, const lowbit::nn::TransformerCon
   lowbit::nn::BlockPlan plan(o.scheme);
   for (const auto& p : o.scheme_for) plan.add(p, "--scheme-for");
   if (!o.preset.empty() && c != nullptr)
-    plan.append(lowbit::nn::llama_cpp_preset(o.preset, *c, o.method != lowbit::nn::BlockMethod::rtn));
+    plan.append(lowbit::nn::llama_cpp_preset(o.preset, *c, lowbit::nn::uses_importance(o.method)));
   return plan;
 }
 
@@ -154,6 +167,10 @@ Options parse(const std::vector<std::string>& args) {
         bad("--threads " + v, "is more threads than lowbit supports (at most " +
                                   std::to_string(lowbit::study::StudyOptions::max_threads) + ")");
       o.threads = static_cast<int>(n);
+    } else if (f == "--lr") {
+      o.lrs = lowbit::study::detail::parse_positive_list(f, value());
+    } else if (f == "--epochs") {
+      o.epochs = lowbit::study::detail::parse_positive(f, value());
     } else if (f == "--act-order") {
       o.gptq.act_order = true;
     } else {
@@ -188,7 +205,7 @@ Options parse(const std::vector<std::string>& args) {
       bad("--scheme " + o.scheme.str(), e.what());
     }
     if (o.method == lowbit::nn::BlockMethod::rtn_imatrix)
-      bad("--method imatrix", "is llama.cpp's quantizer; a GPTQ checkpoint takes rtn or gptq");
+      bad("--method imatrix", "is llama.cpp's quantizer; a GPTQ checkpoint takes rtn, gptq or qaft");
   }
   if (!fs::is_regular_file(o.model) && !fs::is_directory(o.model))
     bad("--model " + o.model.string(), "is neither a llama2.c .bin file nor a model folder");
@@ -207,6 +224,32 @@ lowbit::nn::GgufVocab vocab_of(const fs::path& model, const lowbit::nn::Transfor
   if (!fs::exists(lowbit::study::compact_vocab_path(model))) return lowbit::nn::gguf_gpt2_vocab(bpe);
   const auto compact = lowbit::text::CompactVocab::load(lowbit::study::compact_vocab_path(model));
   return lowbit::nn::gguf_gpt2_vocab(bpe, &compact);
+}
+
+/// QAFT from the checkpoint at each of --lr's rates, `train_and_encode(model, lr)`
+/// training and encoding a fresh copy; the copy (and its encoding) with the lower NLL
+/// on the study's validation windows wins, as lowbit-study chooses.
+template <class Encoded, class F>
+std::pair<std::unique_ptr<lowbit::nn::Transformer>, Encoded> best_qaft(const Options& o, const lowbit::nn::Checkpoint& ck,
+                                                                       const lowbit::study::StudyData& data,
+                                                                       F&& train_and_encode) {
+  std::unique_ptr<lowbit::nn::Transformer> best;
+  Encoded best_encoded{};
+  double best_nll = 0, best_lr = 0;
+  for (const double lr : o.lrs) {
+    auto m = std::make_unique<lowbit::nn::Transformer>(ck);
+    Encoded e = train_and_encode(*m, lr);
+    const double nll = lowbit::nn::evaluate(*m, data.validation).mean_nll();
+    std::fprintf(stderr, "lowbit-quantize: qaft learning rate %g: validation NLL %.5f\n", lr, nll);
+    if (!best || nll < best_nll) {
+      best = std::move(m);
+      best_encoded = std::move(e);
+      best_nll = nll;
+      best_lr = lr;
+    }
+  }
+  if (o.lrs.size() > 1) std::fprintf(stderr, "lowbit-quantize: qaft writes learning rate %g\n", best_lr);
+  return {std::move(best), std::move(best_encoded)};
 }
 
 /// "pd-1m" for models/pd-1m/, "stories260K" for stories260K.bin.
@@ -251,21 +294,47 @@ int main(int argc, char** argv) {
   return lowbit::cli::guarded("lowbit-quantize", "quantizing", lowbit::cli::exit_failed, [&] {
     try {
       if (o.threads > 0) lowbit::autograd::set_num_threads(o.threads);
-      lowbit::nn::Transformer model(ck);
+      auto model = std::make_unique<lowbit::nn::Transformer>(ck);
+      const bool qaft = o.method == lowbit::nn::BlockMethod::qaft;
       // A bar with rate and ETA on a terminal, a plain line every 10 s in logs.
       std::optional<lowbit::study::Progress> bar;
       const std::string what = "lowbit-quantize: " + std::string(lowbit::nn::block_method_name(o.method)) + " " +
                                o.scheme.str();
-      const auto progress = [&](std::size_t done, std::size_t total) {
-        if (!bar) bar.emplace(what, static_cast<long>(total), "layers");
-        bar->update(static_cast<long>(done));
-        if (stop_requested) throw Interrupted{};
+      const auto tracker = [&](std::string label, const char* unit) {
+        bar.reset();
+        return [&bar, label = std::move(label), unit](auto done, auto total) {
+          if (!bar) bar.emplace(label, static_cast<long>(total), unit);
+          bar->update(static_cast<long>(done));
+          if (stop_requested) throw Interrupted{};
+        };
+      };
+      const auto progress = tracker(what, "layers");
+      // QAFT at one learning rate: the study's settings, a bar over the optimizer steps.
+      const auto qaft_train = [&](lowbit::nn::Transformer& m, double lr, const auto& train) {
+        lowbit::study::QaftOptions q;
+        q.lr = lr;
+        q.epochs = o.epochs;
+        char label[64];
+        std::snprintf(label, sizeof label, " lr %g", lr);
+        train(m, q, tracker(what + label, "steps"));
+        if (bar) bar->finish();
+        bar.reset();
       };
       if (o.format == Format::gptq) {
         const auto method = o.method == lowbit::nn::BlockMethod::gptq ? lowbit::nn::GptqExportMethod::gptq
                                                                       : lowbit::nn::GptqExportMethod::rtn;
-        const auto ex = lowbit::nn::quantize_for_gptq_checkpoint(model, o.scheme, method, data.calibration, o.gptq,
-                                                                 progress);
+        lowbit::nn::GptqExport ex;
+        if (qaft) {
+          std::tie(model, ex) = best_qaft<lowbit::nn::GptqExport>(o, ck, data, [&](lowbit::nn::Transformer& m, double lr) {
+            qaft_train(m, lr, [&](lowbit::nn::Transformer& t, const lowbit::study::QaftOptions& q, const auto& steps) {
+              lowbit::study::qaft_train(t, data.calibration, lowbit::nn::gptq_checkpoint_quantizers(t, o.scheme), q,
+                                        {}, steps);
+            });
+            return lowbit::nn::quantize_for_gptq_checkpoint(m, o.scheme, lowbit::nn::GptqExportMethod::rtn);
+          });
+        } else {
+          ex = lowbit::nn::quantize_for_gptq_checkpoint(*model, o.scheme, method, data.calibration, o.gptq, progress);
+        }
         if (stop_requested) throw Interrupted{};
         if (bar) bar->finish();
         for (const auto& name : ex.kept_float)
@@ -273,13 +342,24 @@ int main(int argc, char** argv) {
                        "kept as float16\n", name.c_str());
         lowbit::nn::GptqWriteOptions wo;
         wo.model_name_or_path = model_name(o.model);
-        lowbit::nn::write_gptq_checkpoint(o.out, model, ex, wo);
+        lowbit::nn::write_gptq_checkpoint(o.out, *model, ex, wo);
         std::fprintf(stderr, "lowbit-quantize: wrote the GPTQ checkpoint %s (%zu quantized layers)\n",
                      o.out.string().c_str(), ex.layers.size());
         return lowbit::cli::exit_ok;
       }
       const lowbit::nn::BlockPlan plan = plan_of(o, &ck.config);
-      const auto encoded = lowbit::nn::quantize_to_blocks(model, plan, o.method, data.calibration, o.gptq, progress);
+      std::map<std::string, lowbit::nn::EncodedTensor> encoded;
+      if (qaft) {
+        using Encoded = std::map<std::string, lowbit::nn::EncodedTensor>;
+        std::tie(model, encoded) = best_qaft<Encoded>(o, ck, data, [&](lowbit::nn::Transformer& m, double lr) {
+          qaft_train(m, lr, [&](lowbit::nn::Transformer& t, const lowbit::study::QaftOptions& q, const auto& steps) {
+            lowbit::study::qaft_to_blocks(t, plan, data.calibration, q, {}, steps);
+          });
+          return lowbit::nn::quantize_to_blocks(m, plan, lowbit::nn::BlockMethod::qaft);
+        });
+      } else {
+        encoded = lowbit::nn::quantize_to_blocks(*model, plan, o.method, data.calibration, o.gptq, progress);
+      }
       if (stop_requested) throw Interrupted{};
       if (bar) bar->finish();
       // Layers whose rows are not whole blocks took llama.cpp's fallback: say which.
@@ -290,7 +370,7 @@ int main(int argc, char** argv) {
                        name.c_str(), static_cast<std::intmax_t>(ck.weights.at(name).shape.back()),
                        asked.str().c_str(), std::string(lowbit::io::ggml_type_info(e.ggml_type)->name).c_str());
       }
-      lowbit::nn::write_gguf(o.out, model, encoded, plan, &vocab, model_name(o.model));
+      lowbit::nn::write_gguf(o.out, *model, encoded, plan, &vocab, model_name(o.model));
       std::fprintf(stderr, "lowbit-quantize: wrote %s (%ju bytes)\n", o.out.string().c_str(),
                    static_cast<std::uintmax_t>(fs::file_size(o.out)));
     } catch (const Interrupted&) {

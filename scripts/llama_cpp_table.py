@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Markdown tables for docs/results/llama.cpp.md from scripts/llama_cpp_results.sh's output.
 
-  scripts/llama_cpp_results.sh > judge.log; scripts/llama_cpp_table.py judge.log
+  scripts/llama_cpp_results.sh > judge.log; scripts/llama_cpp_table.py judge.log [qaft.log ...]
 
 Per model: each type's file size and the NLL llama.cpp measures for (a) llama.cpp's own
 quantizer without an importance matrix (= lowbit's RTN file, tensor for tensor), (b) with
-one, (d) lowbit's GPTQ file; then how closely lowbit's evaluator agrees with llama.cpp on
-every file.
+one, (d) lowbit's GPTQ file and (e) lowbit's QAFT file, and the better of (d) and (e)
+against (b); then how closely lowbit's evaluator agrees with llama.cpp on every file.
+Several logs are merged (a later run of a model adds its lines to the earlier one's).
 """
 import re
 import sys
@@ -14,13 +15,13 @@ import sys
 line_re = re.compile(r"^(\S+)\s+(\d+) bytes\s+lowbit (\S+) \(float activations (\S+)\)\s+llama\.cpp (\S+)\s+diff (\S+)\s+(\S+)(.*)$")
 
 
-def parse(path):
+def parse(paths):
     models, cur = {}, None
-    for raw in open(path, encoding="utf-8"):
+    for raw in (line for path in paths for line in open(path, encoding="utf-8")):
         raw = raw.strip()
         if raw.startswith("judge ") and raw.endswith(":"):
             cur = raw[len("judge "):-1].rsplit("/", 1)[-1]
-            models[cur] = {}
+            models.setdefault(cur, {})
             continue
         m = line_re.match(raw)
         if m and cur is not None:
@@ -33,21 +34,26 @@ def parse(path):
 
 
 def main():
-    models = parse(sys.argv[1])
+    models = parse(sys.argv[1:])
     for name, rows in models.items():
         types = []
         for (t, _h) in rows:
             if t not in types:
                 types.append(t)
         print(f"\n### {name}\n")
-        print("| type | bytes | (a) llama.cpp RTN = lowbit RTN | (b) llama.cpp imatrix | (d) lowbit GPTQ | GPTQ − imatrix |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print("| type | bytes | (a) llama.cpp RTN = lowbit RTN | (b) llama.cpp imatrix | (d) lowbit GPTQ "
+              "| (e) lowbit QAFT | best of (d), (e) − (b) |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for t in types:
-            a, b, d = rows.get((t, "rtn")), rows.get((t, "llama.cpp-imatrix")), rows.get((t, "gptq"))
+            a, b = rows.get((t, "rtn")), rows.get((t, "llama.cpp-imatrix"))
+            d, e = rows.get((t, "gptq")), rows.get((t, "qaft"))
             cell = lambda r: f"{r['llama']:.6f}" if r else ""
-            delta = f"{d['llama'] - b['llama']:+.4f}" if b and d else ""
+            ours = [r["llama"] for r in (d, e) if r]
+            delta = f"{min(ours) - b['llama']:+.4f}" if b and ours else ""
             same = "" if not a or not a["same"] or a["same"].startswith("tensors =") else " (differs!)"
-            print(f"| {t} | {a['bytes'] if a else ''} | {cell(a)}{same} | {cell(b)} | {cell(d)} | {delta} |")
+            lr = re.search(r"qaft lr (\S+)", e["same"]) if e else None
+            qaft = f"{cell(e)} (lr {lr.group(1)})" if lr else cell(e)
+            print(f"| {t} | {a['bytes'] if a else ''} | {cell(a)}{same} | {cell(b)} | {cell(d)} | {qaft} | {delta} |")
         diffs = [abs(r["diff"]) for (t, _h), r in rows.items() if t != "f32"]
         plain = [abs(r["llama"] - r["plain"]) for (t, _h), r in rows.items() if t != "f32"]
         if diffs:

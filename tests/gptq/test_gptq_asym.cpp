@@ -13,19 +13,20 @@
 
 #include "reference_checks.hpp"
 #include "../support/fixture.hpp"
+#include "../support/compare.hpp"
 
 using namespace lowbit;
+using lowbit::test::same_bits;
 using lowbit::test::RowMatrix;
 using lowbit::test::matrix_of;
 
 namespace {
 
-const test::Fixture& fixture() {
+const test::Fixture& asym_fixture() {
   static const test::Fixture f("gptq/gptq_asym_reference.txt");
   return f;
 }
 
-bool same_bits(float a, float b) { return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b); }
 
 // ---- GPTQ ---------------------------------------------------------------------
 
@@ -36,8 +37,8 @@ std::size_t scale_index(const SolveResult& r, Index row, Index col) {
                                   r.group_index[static_cast<std::size_t>(col)]);
 }
 
-void check_case(const std::string& layer, const std::string& name) {
-  const auto& f = fixture();
+void check_asym_case(const std::string& layer, const std::string& name) {
+  const auto& f = asym_fixture();
   const std::string p = layer + "." + name + ".";
   const test::ReferenceCase c = test::ReferenceCase::read(f, layer, name);
   const RowMatrix w = matrix_of(f[layer + ".W"]);
@@ -119,7 +120,7 @@ void check_case(const std::string& layer, const std::string& name) {
 
 template <class Format, class Granularity, class Search>
 void check_rtn_with(const std::string& name, Granularity g) {
-  const auto& f = fixture();
+  const auto& f = asym_fixture();
   const std::string p = "rtn." + name + ".";
   const RowMatrix w = matrix_of(f["rtn.W"]);
   const Quantizer<Format, Granularity, Search> q(g);
@@ -193,7 +194,7 @@ void check_rtn_bits(const std::string& name, bool perchannel, Index groupsize, b
 }
 
 void check_rtn(const std::string& name) {
-  const auto& f = fixture();
+  const auto& f = asym_fixture();
   const std::string p = "rtn." + name + ".";
   const int bits = static_cast<int>(f[p + "bits"].scalar());
   const bool perchannel = f[p + "perchannel"].scalar() != 0.0f;
@@ -211,41 +212,41 @@ void check_rtn(const std::string& name) {
 }  // namespace
 
 TEST_CASE("gptq asym reference: per-tensor, plain and MSE with lazy blocks of 16") {
-  check_case("a", "tensor_b4");
-  check_case("a", "tensor_b3_mse_blk16");
+  check_asym_case("a", "tensor_b4");
+  check_asym_case("a", "tensor_b3_mse_blk16");
 }
 
 TEST_CASE("gptq asym reference: per-channel 3-bit with act-order, 8-bit") {
-  check_case("a", "channel_b3_act_blk16");
-  check_case("a", "channel_b8");
+  check_asym_case("a", "channel_b3_act_blk16");
+  check_asym_case("a", "channel_b8");
 }
 
 TEST_CASE("gptq asym reference: dead columns, per-channel, MSE zero search with and without act-order") {
-  check_case("dead", "channel_b4_blk32");
-  check_case("dead", "channel_b2_mse_act");
-  check_case("dead", "channel_b4_mse");
+  check_asym_case("dead", "channel_b4_blk32");
+  check_asym_case("dead", "channel_b2_mse_act");
+  check_asym_case("dead", "channel_b4_mse");
 }
 
 TEST_CASE("gptq asym reference: dynamic groups re-derive scale and zero at each boundary") {
-  check_case("g", "group16_b4_blk32");
-  check_case("g", "group24_b4_blk32");
-  check_case("g", "group32_b4");
-  check_case("g", "group16_b2_mse_blk32");
+  check_asym_case("g", "group16_b4_blk32");
+  check_asym_case("g", "group24_b4_blk32");
+  check_asym_case("g", "group32_b4");
+  check_asym_case("g", "group16_b2_mse_blk32");
 }
 
-TEST_CASE("gptq asym reference: dynamic groups with act-order") { check_case("g", "group32_b3_act"); }
+TEST_CASE("gptq asym reference: dynamic groups with act-order") { check_asym_case("g", "group32_b3_act"); }
 
 TEST_CASE("gptq asym reference: static groups, with act-order, a dead column and MSE") {
-  check_case("g", "group16_b3_static_act_blk32");
-  check_case("g", "group16_b8_static");
-  check_case("g", "group32_b4_static_mse");
+  check_asym_case("g", "group16_b3_static_act_blk32");
+  check_asym_case("g", "group16_b8_static");
+  check_asym_case("g", "group32_b4_static_mse");
 }
 
 TEST_CASE("gptq asym reference: zero, one-signed and shifted rows") {
-  check_case("edge", "channel_b4");
-  check_case("edge", "channel_b2_mse");
-  check_case("edge", "group16_b3_blk32");
-  check_case("edge", "group16_b4_static_act");
+  check_asym_case("edge", "channel_b4");
+  check_asym_case("edge", "channel_b2_mse");
+  check_asym_case("edge", "group16_b3_blk32");
+  check_asym_case("edge", "group16_b4_static_act");
 }
 
 TEST_CASE("asym quantizer reference: per-channel AbsMax, 2 to 8 bits") {
@@ -272,7 +273,7 @@ TEST_CASE("asym quantizer reference: per-tensor and groups of 32, AbsMax and Mse
 TEST_CASE("asym quantizer reference: an all-zero slice keeps float32's zero point") {
   // Row 0 of rtn.W is zero: range [-1, 1], scale 2/15 and round(1 / scale) = 7 for
   // 4 bits in float32 (1/scale = 7.4999995; float64 would give 8).
-  const auto& f = fixture();
+  const auto& f = asym_fixture();
   CHECK(f["rtn.channel_b4.zeros"].values.at(0) == 7.0f - 8.0f);
   CHECK(f["rtn.channel_b4.scales"].values.at(0) == 2.0f / 15.0f);
   const Quantizer<IntAsym<4>, PerChannel, AbsMax> q;

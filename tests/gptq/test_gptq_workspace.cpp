@@ -25,12 +25,12 @@ bool identical(const SolveResult& a, const SolveResult& b) {
          a.retries.size() == b.retries.size() && a.info() == b.info();
 }
 
-struct Layer {
+struct Problem {
   RowMatrix w;
   Hessian h;
 };
 
-Layer layer(Index rows, Index cols, std::uint32_t seed) {
+Problem problem(Index rows, Index cols, std::uint32_t seed) {
   return {test::gaussian_matrix(rows, cols, 0.05f, seed),
           test::hessian_of(test::correlated_activations(2 * cols, cols, seed + 1))};
 }
@@ -38,7 +38,7 @@ Layer layer(Index rows, Index cols, std::uint32_t seed) {
 }  // namespace
 
 TEST_CASE("gptq workspace: a reused solver gives the bits of a fresh one, whatever came before") {
-  const std::vector<Layer> layers = {layer(48, 160, 1), layer(96, 40, 2), layer(20, 300, 3), layer(48, 160, 4)};
+  const std::vector<Problem> layers = {problem(48, 160, 1), problem(96, 40, 2), problem(20, 300, 3), problem(48, 160, 4)};
   for (const bool act_order : {false, true}) {
     CAPTURE(act_order);
     GptqOptions o;
@@ -71,7 +71,7 @@ TEST_CASE("gptq workspace: a damping retry in a reused workspace matches a fresh
   h.matrix = ((h.matrix + h.matrix.transpose()) * 0.5f).eval();
 
   const Gptq<Int<4>, PerChannel> reused;
-  const Layer other = layer(30, cols, 9);
+  const Problem other = problem(30, cols, 9);
   (void)reused.quantize(ConstMatrixView(other.w), other.h);  // leaves a valid U behind
   const SolveResult a = reused.quantize(ConstMatrixView(w), h);
   const SolveResult b = Gptq<Int<4>, PerChannel>().quantize(ConstMatrixView(w), h);
@@ -80,7 +80,7 @@ TEST_CASE("gptq workspace: a damping retry in a reused workspace matches a fresh
 }
 
 TEST_CASE("gptq workspace: two threads on one solver get the serial results") {
-  const Layer a = layer(64, 128, 11), b = layer(40, 96, 12);
+  const Problem a = problem(64, 128, 11), b = problem(40, 96, 12);
   const Gptq<Int<4>, PerChannel> solver;
   const SolveResult ref_a = Gptq<Int<4>, PerChannel>().quantize(ConstMatrixView(a.w), a.h);
   const SolveResult ref_b = Gptq<Int<4>, PerChannel>().quantize(ConstMatrixView(b.w), b.h);

@@ -46,7 +46,7 @@ std::size_t find(const std::vector<std::uint8_t>& b, std::string_view text) {
   return static_cast<std::size_t>(it - b.begin());
 }
 
-std::string error_of(std::vector<std::uint8_t> b) {
+std::string gguf_error(std::vector<std::uint8_t> b) {
   try {
     (void)GgufFile::from_bytes(std::move(b), "hostile.gguf");
   } catch (const Error& e) {
@@ -159,7 +159,7 @@ TEST_CASE("gguf: every truncation of a valid file is a clear error") {
   const std::size_t data_start = whole_file.header().data_start;
   Index refused = 0;
   for (std::size_t n = 0; n < b.size(); ++n) {
-    const std::string e = error_of({b.begin(), b.begin() + static_cast<std::ptrdiff_t>(n)});
+    const std::string e = gguf_error({b.begin(), b.begin() + static_cast<std::ptrdiff_t>(n)});
     refused += e.rfind("GGUF file 'hostile.gguf'", 0) == 0 ? 1 : 0;
   }
   // Truncating inside the last tensor's padding keeps every tensor whole: accepted.
@@ -173,7 +173,7 @@ TEST_CASE("gguf: hostile headers name what is wrong") {
   auto with = [&](auto mutate) {
     std::vector<std::uint8_t> b = good;
     mutate(b);
-    return error_of(std::move(b));
+    return gguf_error(std::move(b));
   };
   CHECK(with([](auto& b) { b[0] = 'X'; }).find("does not start with the magic 'GGUF'") != std::string::npos);
   CHECK(with([](auto& b) { poke<std::uint32_t>(b, 4, 4); }).find("version 4 is not supported") != std::string::npos);

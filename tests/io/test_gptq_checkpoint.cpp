@@ -198,7 +198,8 @@ TEST_CASE("gptq checkpoint: packing equals AutoGPTQ's QuantLinear bytes, dequant
   for (const int bits : {2, 3, 4, 8})
     for (const bool sym : {true, false})
       for (const bool act : {false, true}) {
-        const std::string c = "b" + std::to_string(bits) + (sym ? "_sym_" : "_asym_") + (act ? "act" : "natural");
+        std::string c = "b";  // appends: GCC 12's -Wrestrict misfires on "b" + std::string&&
+        c.append(std::to_string(bits)).append(sym ? "_sym_" : "_asym_").append(act ? "act" : "natural");
         CAPTURE(c);
         const FixtureCase fc = fixture_case(f, c, bits, sym);
         const io::GptqLinear p = io::pack_gptq_linear(c, fc.params, fc.codes, fc.g_idx);

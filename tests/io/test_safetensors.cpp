@@ -25,7 +25,7 @@ std::vector<std::uint8_t> make_file(const std::string& header, std::size_t buffe
   return f;
 }
 
-std::string error_of(const std::vector<std::uint8_t>& bytes) {
+std::string safetensors_error(const std::vector<std::uint8_t>& bytes) {
   try {
     (void)io::SafetensorsFile::from_bytes(bytes, "bad.safetensors");
   } catch (const Error& e) {
@@ -173,31 +173,31 @@ TEST_CASE("safetensors: writer refuses bad tensors and unwritable paths, losing 
 
 TEST_CASE("safetensors: corrupt files are refused before any data is read, naming file and tensor") {
   const std::string ok = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"U8","shape":[3],"data_offsets":[8,11]}})";
-  CHECK(error_of(make_file(ok, 11)) == "");
+  CHECK(safetensors_error(make_file(ok, 11)) == "");
 
   // Truncated and impossible lengths.
-  CHECK(error_of({1, 2, 3}).find("too short") != std::string::npos);
-  CHECK(error_of({}).find("bad.safetensors") != std::string::npos);
+  CHECK(safetensors_error({1, 2, 3}).find("too short") != std::string::npos);
+  CHECK(safetensors_error({}).find("bad.safetensors") != std::string::npos);
   auto too_long = make_file(ok, 11);
   const std::uint64_t huge = 1ull << 40;
   std::memcpy(too_long.data(), &huge, 8);
-  CHECK(error_of(too_long).find("exceeds the limit") != std::string::npos);
+  CHECK(safetensors_error(too_long).find("exceeds the limit") != std::string::npos);
   const std::uint64_t past = too_long.size();
   std::memcpy(too_long.data(), &past, 8);
-  CHECK(error_of(too_long).find("past the end of the file") != std::string::npos);
+  CHECK(safetensors_error(too_long).find("past the end of the file") != std::string::npos);
   auto truncated = make_file(ok, 11);
   truncated.resize(truncated.size() - 1);
-  CHECK(error_of(truncated).find("tensor 'b'") != std::string::npos);
-  CHECK(error_of(truncated).find("past the end of the data buffer") != std::string::npos);
+  CHECK(safetensors_error(truncated).find("tensor 'b'") != std::string::npos);
+  CHECK(safetensors_error(truncated).find("past the end of the data buffer") != std::string::npos);
 
   // Header syntax.
-  CHECK(error_of(make_file(R"( {"a":1})", 0)).find("must start with '{'") != std::string::npos);
-  CHECK(error_of(make_file(R"({"a":{"dtype":"F32",}})", 0)).find("invalid JSON at byte") != std::string::npos);
-  CHECK(error_of(make_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}   )", 8)) == "");  // space padding
-  CHECK(error_of(make_file("[1,2]", 0)).find("must start with '{'") != std::string::npos);
+  CHECK(safetensors_error(make_file(R"( {"a":1})", 0)).find("must start with '{'") != std::string::npos);
+  CHECK(safetensors_error(make_file(R"({"a":{"dtype":"F32",}})", 0)).find("invalid JSON at byte") != std::string::npos);
+  CHECK(safetensors_error(make_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}   )", 8)) == "");  // space padding
+  CHECK(safetensors_error(make_file("[1,2]", 0)).find("must start with '{'") != std::string::npos);
 
   const auto tensor_error = [](const std::string& header, std::size_t buf, const char* tensor, const char* what) {
-    const std::string e = error_of(make_file(header, buf));
+    const std::string e = safetensors_error(make_file(header, buf));
     INFO(e);
     CHECK(e.find("bad.safetensors") != std::string::npos);
     CHECK(e.find(std::string("tensor '") + tensor + "'") != std::string::npos);
@@ -221,16 +221,16 @@ TEST_CASE("safetensors: corrupt files are refused before any data is read, namin
                8, "b", "overlap tensor 'a'");
   tensor_error(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[8,12]}})",
                12, "b", "belong to no tensor");
-  CHECK(error_of(make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 6)).find("last 2 bytes") !=
+  CHECK(safetensors_error(make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 6)).find("last 2 bytes") !=
         std::string::npos);
   // Duplicate names: the JSON layer refuses the repeated key.
-  CHECK(error_of(make_file(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})", 2))
+  CHECK(safetensors_error(make_file(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})", 2))
             .find("duplicate key \"a\"") != std::string::npos);
   // Metadata must be string → string.
-  CHECK(error_of(make_file(R"({"__metadata__":{"k":1}})", 0)).find("'k' is not a string") != std::string::npos);
-  CHECK(error_of(make_file(R"({"__metadata__":[]})", 0)).find("__metadata__") != std::string::npos);
+  CHECK(safetensors_error(make_file(R"({"__metadata__":{"k":1}})", 0)).find("'k' is not a string") != std::string::npos);
+  CHECK(safetensors_error(make_file(R"({"__metadata__":[]})", 0)).find("__metadata__") != std::string::npos);
   // Zero-sized tensors may share an offset.
-  CHECK(error_of(make_file(R"({"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"f":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]}})", 0)) == "");
+  CHECK(safetensors_error(make_file(R"({"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"f":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]}})", 0)) == "");
 }
 
 TEST_CASE("safetensors: open() names a missing file") {

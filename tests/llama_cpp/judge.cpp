@@ -9,9 +9,10 @@
 // MODEL: stories260K (llama2.c, TinyStories test split) or a lowbit GPT-2 folder such
 // as models/pd-1m (Python docs test split); @WINDOWS scores only the first WINDOWS
 // test windows.
-// SPEC: f32, or a llama.cpp type with an optional method, TYPE[/rtn|/imatrix|/gptq]
+// SPEC: f32, or a llama.cpp type with an optional method, TYPE[/rtn|/imatrix|/gptq|/qaft]
 // (lowbit's files, nn/block_quantize.hpp; imatrix and GPTQ calibrate on the study's 128
-// calibration sequences) or TYPE/llama.cpp and TYPE/llama.cpp-imatrix: the f32 file
+// calibration sequences, which QAFT trains on, its learning rate chosen on the study's
+// validation windows) or TYPE/llama.cpp and TYPE/llama.cpp-imatrix: the f32 file
 // quantized by llama.cpp's own llama_model_quantize (pure: every tensor the type, with
 // llama-quantize's fallbacks, so the file has lowbit's tensor types and size), without
 // and with an importance matrix from the same calibration data (Σx² per input column
@@ -30,12 +31,14 @@
 // different orders, ggml's integer dot products exactly — moves an activation to the
 // next code now and then, and the model amplifies it. Layer by layer the two agree to
 // ~1e-6 until such a flip (docs/results/llama.cpp.md).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <ggml-backend.h>
@@ -47,6 +50,7 @@
 #include "lowbit/nn/llama_cpp_presets.hpp"
 #include "lowbit/nn/llama_cpp_rounding.hpp"
 #include "lowbit/nn/transformer.hpp"
+#include "lowbit/study/block_qaft.hpp"
 #include "lowbit/study/data.hpp"
 
 namespace fs = std::filesystem;
@@ -62,7 +66,9 @@ double llama_cpp_nll(const fs::path& gguf, const Windows& windows, int context) 
   llama_context_params cp = llama_context_default_params();
   cp.n_ctx = static_cast<std::uint32_t>(context);
   cp.n_batch = cp.n_ubatch = static_cast<std::uint32_t>(context);
-  cp.n_threads = cp.n_threads_batch = 1;
+  // ggml gives each output element to one thread, so the NLL does not depend on the count.
+  const int threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+  cp.n_threads = cp.n_threads_batch = threads;
   cp.type_k = cp.type_v = GGML_TYPE_F32;  // lowbit keeps keys and values in float32
   cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
   cp.no_perf = true;
@@ -178,6 +184,31 @@ std::string differing_tensors(const fs::path& a, const fs::path& b) {
   return diff;
 }
 
+/// The study's QAFT (one epoch over the calibration sequences, AdamW, linear decay to
+/// a tenth) through `plan`'s types at learning rates 1e-4 and 1e-3, the one with the
+/// lower validation NLL written to `file`. Returns "  qaft lr X (validation NLL Y)".
+std::string qaft_file(const lowbit::nn::Checkpoint& ck, const lowbit::nn::BlockPlan& plan,
+                      const lowbit::study::StudyData& d, const fs::path& file, const lowbit::nn::GgufVocab& vocab,
+                      const std::string& name) {
+  double best = INFINITY, best_lr = 0;
+  for (const double lr : {1e-4, 1e-3}) {
+    lowbit::nn::Transformer q(ck);
+    lowbit::study::QaftOptions opt;
+    opt.lr = lr;
+    lowbit::study::qaft_to_blocks(q, plan, d.calibration, opt);
+    const auto encoded = lowbit::nn::quantize_to_blocks(q, plan, lowbit::nn::BlockMethod::qaft);
+    const double val = lowbit::nn::evaluate(q, d.validation).mean_nll();
+    if (val < best) {
+      lowbit::nn::write_gguf(file, q, encoded, plan, &vocab, name);
+      best = val;
+      best_lr = lr;
+    }
+  }
+  char note[96];
+  std::snprintf(note, sizeof note, "  qaft lr %.0e (validation NLL %.5f)", best_lr, best);
+  return note;
+}
+
 /// How closely lowbit (activations rounded as llama.cpp rounds them) must agree.
 double tolerance(const std::string& type) { return type == "f32" ? 1e-4 : 1e-3; }
 
@@ -228,6 +259,7 @@ int main(int argc, char** argv) {
       for (char& ch : label) ch = ch == '/' ? '-' : ch;
       const fs::path file = out / (name + "-" + label + ".gguf");
       const std::string how = arg.find('/') == std::string::npos ? "rtn" : arg.substr(arg.find('/') + 1);
+      std::string how_note;
       if (how == "llama.cpp" || how == "llama.cpp-imatrix") {
         const auto im = how == "llama.cpp-imatrix" ? importance_matrix(ck, d.calibration)
                                                    : std::map<std::string, std::vector<float>>{};
@@ -235,13 +267,17 @@ int main(int argc, char** argv) {
       } else if (type != "f32") {
         const auto method = lowbit::nn::parse_block_method(how, "judge: method");
         const lowbit::nn::BlockPlan plan =
-            is_preset(type) ? lowbit::nn::llama_cpp_preset(type, ck.config, method != lowbit::nn::BlockMethod::rtn)
+            is_preset(type) ? lowbit::nn::llama_cpp_preset(type, ck.config, lowbit::nn::uses_importance(method))
                             : lowbit::nn::BlockPlan(lowbit::QuantSpec::parse(type, "judge: type"));
-        lowbit::nn::Transformer q(ck);
-        const auto encoded = lowbit::nn::quantize_to_blocks(q, plan, method, d.calibration);
-        lowbit::nn::write_gguf(file, q, encoded, plan, &vocab, name);
+        if (method == lowbit::nn::BlockMethod::qaft) {
+          how_note = qaft_file(ck, plan, d, file, vocab, name);
+        } else {
+          lowbit::nn::Transformer q(ck);
+          const auto encoded = lowbit::nn::quantize_to_blocks(q, plan, method, d.calibration);
+          lowbit::nn::write_gguf(file, q, encoded, plan, &vocab, name);
+        }
       }
-      std::string same;  // lowbit's round-to-nearest against llama.cpp's own quantizer
+      std::string same = how_note;  // and lowbit's round-to-nearest against llama.cpp's own quantizer
       if (how == "rtn" && type != "f32" && ftype_of(type)) {
         const fs::path theirs = out / (name + "-" + type + "-llama.cpp-check.gguf");
         llama_cpp_quantize(f32, theirs, type, nullptr);

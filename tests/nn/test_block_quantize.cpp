@@ -2,7 +2,8 @@
 // round-to-nearest gives llama.cpp's own bytes, the model then holds exactly what the
 // file decodes to, a Hugging Face-layout copy of the model exports to the same file
 // byte for byte, and GPTQ onto q4_0 (and llama.cpp's imatrix quantizer) beat plain
-// round-to-nearest in NLL.
+// round-to-nearest in NLL, and so does QAFT through q4_0, whose file holds the weights
+// its training saw.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "lowbit/nn/block_quantize.hpp"
 #include "lowbit/nn/llama_cpp_presets.hpp"
 #include "tiny_config.hpp"
+#include "lowbit/study/block_qaft.hpp"
 #include "lowbit/study/data.hpp"
 
 using namespace lowbit;
@@ -35,12 +37,13 @@ struct Stories {
   study::StudyData data;
 };
 
-Stories load(const fs::path& dir) {
+// calib 32, a quarter of the study's calibration set, keeps a test quick.
+Stories load(const fs::path& dir, long calib = 32) {
   const fs::path model = dir / "stories260K" / "stories260K.bin";
   nn::Checkpoint ck = nn::load_checkpoint(model);
   auto tok = text::Llama2cTokenizer::load(dir / "stories260K" / "tok512.bin", ck.config.vocab);
   study::StudyOptions o;
-  o.calib = 32;  // a quarter of the study's calibration set keeps the test quick
+  o.calib = calib;
   auto data = study::load_study_data(o, ck.config, model, dir, 0);
   return {std::move(ck), std::move(tok), std::move(data)};
 }
@@ -121,6 +124,54 @@ TEST_CASE("block quantize: GPTQ onto q4_0 and llama.cpp's imatrix quantizer beat
                        doctest::Contains("int4:g32 is not a llama.cpp block format"), Error);
   CHECK_THROWS_WITH_AS((void)nn::parse_block_method("awq", "--method"),
                        doctest::Contains("--method 'awq' is not one of rtn, imatrix, gptq"), Error);
+}
+
+TEST_CASE("block quantize: QAFT through q4_0 trains the forward pass the file holds, and beats round-to-nearest") {
+  LOWBIT_REQUIRE_SHARED_DATA(dir);
+  const Stories s = load(dir, 128);  // the study's protocol: 128 sequences, one epoch
+  const nn::BlockPlan plan(QuantSpec::parse("q4_0"));
+  nn::Transformer rtn(s.ck);  // the whole file's weights, embedding included
+  nn::round_other_tensors(rtn, plan);
+  (void)nn::quantize_to_blocks(rtn, plan, nn::BlockMethod::rtn);
+  const double rtn_nll = nn::evaluate(rtn, s.data.validation).mean_nll();
+
+  nn::Transformer m(s.ck);
+  study::QaftOptions opt;
+  opt.lr = 1e-4;  // the better of the study's two rates here (lowbit-quantize --lr 1e-4,1e-3)
+  study::qaft_to_blocks(m, plan, s.data.calibration, opt);
+  // The embedding already holds llama.cpp's q4_0 of itself; w2 (rows of 172, F16 in
+  // the file) has no q4_0 quantizer and stays frozen; every other layer trained.
+  const auto& emb = s.ck.weights.at("model.embed_tokens.weight");
+  std::vector<float> emb_q4(emb.values.size());
+  const ConstMatrixView ev(emb.values.data(), emb.shape[0], emb.shape[1]);
+  const auto emb_bytes = blocks::quantize(blocks::BlockType::q4_0, ev, "embed", nullptr);
+  blocks::dequantize(blocks::BlockType::q4_0, emb_bytes.data(), MatrixView(emb_q4.data(), emb.shape[0], emb.shape[1]));
+  for (auto* p : m.parameters())
+    if (p->name() == "model.embed_tokens.weight") CHECK(std::memcmp(p->values().data(), emb_q4.data(), emb_q4.size() * 4) == 0);
+  const LayerQuantizers quantizers = nn::block_quantizers(m, plan);
+  for (const auto& l : m.linear_layers()) {
+    CAPTURE(l.name);
+    const auto& before = s.ck.weights.at(l.name).values;
+    const bool same = std::memcmp(l.weight->values().data(), before.data(), before.size() * 4) == 0;
+    CHECK(same == (l.in_features() % 32 != 0));
+    CHECK((quantizers.find(l.name) == nullptr) == (l.in_features() % 32 != 0));
+  }
+  double seen = 0;  // the quantized model as training's forward pass computed it
+  study::with_quantized_weights(m, quantizers, [&] { seen = nn::evaluate(m, s.data.validation).mean_nll(); });
+
+  const auto encoded = nn::quantize_to_blocks(m, plan, nn::BlockMethod::qaft);
+  const double qaft_nll = nn::evaluate(m, s.data.validation).mean_nll();
+  const fs::path file = temp_gguf("qaft_q4_0");
+  nn::write_gguf(file, m, encoded, plan);
+  const double file_nll = nn::evaluate(nn::Transformer(nn::load_gguf(file)), s.data.validation).mean_nll();
+  fs::remove(file);
+  std::string report = "stories260K q4_0 validation NLL: RTN " + std::to_string(rtn_nll) + ", QAFT " +
+                       std::to_string(qaft_nll) + " (as trained " + std::to_string(seen) + ", from the file ";
+  report += std::to_string(file_nll) + ")";
+  MESSAGE(report);
+  CHECK(qaft_nll == doctest::Approx(file_nll).epsilon(1e-6));
+  CHECK(std::abs(qaft_nll - seen) < 1e-4);  // only w2's float16 rounding differs
+  CHECK(qaft_nll < rtn_nll);
 }
 
 TEST_CASE("block quantize: a plan gives tensors matching a pattern another type, as llama-quantize --tensor-type") {

@@ -22,8 +22,10 @@
 #include "lowbit/text/compact_vocab.hpp"
 #include "lowbit/text/gpt2_bpe.hpp"
 #include "lowbit/text/llama2c_tokenizer.hpp"
+#include "../support/logits.hpp"
 
 using namespace lowbit;
+using lowbit::test::logits_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -32,12 +34,6 @@ fs::path temp_gguf(const char* name) {
   return fs::temp_directory_path() / (std::string(name) + "_" + std::to_string(::getpid()) + ".gguf");
 }
 
-std::vector<float> logits_of(const nn::Transformer& m, const std::vector<int>& ids) {
-  autograd::Graph g;
-  autograd::NoGradGuard ng;
-  const auto t = m.forward(ids, 1, static_cast<Index>(ids.size()));
-  return {t.values().begin(), t.values().end()};
-}
 
 }  // namespace
 

@@ -18,11 +18,15 @@
 #include "lowbit/nn.hpp"
 #include "lowbit/text/llama2c_tokenizer.hpp"
 #include "lowbit/text/tinystories.hpp"
+#include "../support/logits.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using lowbit::Index;
+using lowbit::test::logits_of;
+using lowbit::test::temp_dir;
 using lowbit::nn::Transformer;
 
 std::vector<int> as_ids(const lowbit::test::FixtureTensor& t) {
@@ -31,13 +35,6 @@ std::vector<int> as_ids(const lowbit::test::FixtureTensor& t) {
   return ids;
 }
 
-// Logits of a whole sequence (batch 1) on a fresh graph, copied out.
-std::vector<float> logits_of(const Transformer& m, const std::vector<int>& ids) {
-  lowbit::autograd::Graph g;
-  lowbit::autograd::NoGradGuard ng;
-  const auto t = m.forward(ids, 1, static_cast<Index>(ids.size()));
-  return {t.values().begin(), t.values().end()};
-}
 
 // The fixtures' NLL protocol (scripts/fixtures/gen_hf_checkpoints.py): windows
 // ids[s : s + ctx] for s = 0, ctx, 2·ctx, …, each predicting its last L − 1 tokens.
@@ -87,12 +84,6 @@ void check_hf_reference(const std::string& name, int ctx) {
 
 using lowbit::test::tiny_config;
 
-fs::path temp_dir(const std::string& tag) {
-  const auto d = fs::temp_directory_path() / ("lowbit_nn_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 }  // namespace
 

@@ -20,11 +20,13 @@
 #include "lowbit/text/python_docs.hpp"
 #include "lowbit/text/windows.hpp"
 #include "lowbit/train/pretrainer.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using lowbit::Index;
+using lowbit::test::temp_dir;
 using lowbit::train::Pretrainer;
 using lowbit::train::PretrainSettings;
 
@@ -62,12 +64,6 @@ PretrainSettings tiny_settings(Index steps) {
   return s;
 }
 
-fs::path temp_dir(const std::string& tag) {
-  const fs::path d = fs::temp_directory_path() / ("lowbit_pretrain_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 double nll(const lowbit::nn::Transformer& m, const std::vector<int>& tokens, Index context) {
   return lowbit::nn::evaluate(m, lowbit::text::eval_windows(tokens, context)).mean_nll();

@@ -12,8 +12,10 @@
 #include "lowbit/io/safetensors.hpp"
 #include "lowbit/quant/blocks/kquants.hpp"
 #include "block_decode_checks.hpp"
+#include "../support/compare.hpp"
 
 using namespace lowbit;
+using lowbit::test::same_bits;
 using namespace lowbit::blocks;
 
 namespace {
@@ -39,9 +41,6 @@ io::SafetensorsFile open_fixture(BlockType t) {
   return io::SafetensorsFile::open(std::string(LOWBIT_FIXTURE_DIR) + "/ggml/" + info(t).name + ".safetensors");
 }
 
-bool same_bits(const float* a, const float* b, Index n) {
-  return std::memcmp(a, b, sizeof(float) * static_cast<std::size_t>(n)) == 0;
-}
 
 /// The fixture's rows of one type, and the checks shared by both quantized tensors.
 struct Rows {

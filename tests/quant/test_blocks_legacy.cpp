@@ -16,8 +16,10 @@
 #include "lowbit/io/safetensors.hpp"
 #include "lowbit/quant/blocks/codec.hpp"
 #include "block_decode_checks.hpp"
+#include "../support/compare.hpp"
 
 using namespace lowbit;
+using lowbit::test::same_bits;
 using namespace lowbit::blocks;
 
 namespace {
@@ -48,9 +50,6 @@ Ops ops_of(BlockType t) {
   return {};
 }
 
-bool same_bits(const float* a, const float* b, Index n) {
-  return std::memcmp(a, b, sizeof(float) * static_cast<std::size_t>(n)) == 0;
-}
 
 /// One fixture file: llama.cpp's rows, its importance vector and its outputs.
 struct Fixture {

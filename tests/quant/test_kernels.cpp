@@ -10,8 +10,10 @@
 #include "lowbit/quant/histogram.hpp"
 #include "lowbit/quant/kernels.hpp"
 #include "../support/random.hpp"
+#include "../support/compare.hpp"
 
 using namespace lowbit;
+using lowbit::test::same_bits;
 
 namespace {
 
@@ -30,9 +32,6 @@ std::vector<float> tricky_values(std::size_t n, float scale) {
   return v;
 }
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
 
 }  // namespace
 

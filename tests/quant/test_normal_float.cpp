@@ -18,14 +18,13 @@
 #include "lowbit/io/quantized_export.hpp"
 #include "lowbit/io/safetensors.hpp"
 #include "lowbit/quant.hpp"
+#include "../support/compare.hpp"
 
 using namespace lowbit;
+using lowbit::test::same_bits;
 
 namespace {
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
 
 const io::SafetensorsFile& fixture() {
   static const io::SafetensorsFile f =

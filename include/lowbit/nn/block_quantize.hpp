@@ -13,11 +13,13 @@
 // llama.cpp's round-to-nearest, whatever the layers' method.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <regex>
 #include <span>
 #include <string>
@@ -32,6 +34,7 @@
 #include "lowbit/nn/rope_rows.hpp"
 #include "lowbit/nn/transformer.hpp"
 #include "lowbit/quant/blocks/codec.hpp"
+#include "lowbit/quant/layer_quantizers.hpp"
 #include "lowbit/quant/spec.hpp"
 
 namespace lowbit::nn {
@@ -41,12 +44,17 @@ enum class BlockMethod {
   rtn,          ///< llama.cpp's quantizer without an importance matrix
   rtn_imatrix,  ///< llama.cpp's quantizer with diag(H) of the unquantized model as importance matrix
   gptq,         ///< GPTQ's error feedback onto the grid llama.cpp's quantizer (with diag(H)) fixes
+  /// Quantization-aware fine-tuning: the weights are first trained through llama.cpp's
+  /// round-to-nearest of their type (study::qaft_to_blocks), then encoded by it —
+  /// quantize_to_blocks encodes the trained weights exactly as rtn does.
+  qaft,
 };
 
-inline constexpr std::array<std::pair<BlockMethod, std::string_view>, 3> block_method_names{{
+inline constexpr std::array<std::pair<BlockMethod, std::string_view>, 4> block_method_names{{
     {BlockMethod::rtn, "rtn"},
     {BlockMethod::rtn_imatrix, "imatrix"},
     {BlockMethod::gptq, "gptq"},
+    {BlockMethod::qaft, "qaft"},
 }};
 
 inline std::string_view block_method_name(BlockMethod m) {
@@ -55,10 +63,16 @@ inline std::string_view block_method_name(BlockMethod m) {
   return "?";
 }
 
+/// Whether `m` chooses codes with an importance matrix (diag(H) from calibration data):
+/// llama-quantize's presets then protect more of ffn_down (llama_cpp_preset).
+inline bool uses_importance(BlockMethod m) { return m == BlockMethod::rtn_imatrix || m == BlockMethod::gptq; }
+
 inline BlockMethod parse_block_method(std::string_view s, std::string_view what = "method") {
   for (const auto& [v, n] : block_method_names)
     if (n == s) return v;
-  lowbit::detail::fail(what, " '", s, "' is not one of rtn, imatrix, gptq");
+  std::string names;
+  for (const auto& [v, n] : block_method_names) names.append(names.empty() ? "" : ", ").append(n);
+  lowbit::detail::fail(what, " '", s, "' is not one of ", names);
 }
 
 /// Which llama.cpp type each tensor asks for: `base`, or the type of the first override
@@ -133,6 +147,56 @@ inline std::vector<float> importance_of(const Hessian& h) {
   return d;
 }
 
+}  // namespace block_detail
+
+/// The block type layer `l` is encoded in under `spec`: the spec, or llama.cpp's
+/// fallback where its rows are not whole blocks; nullopt where the layer is stored as
+/// F16 (gguf_type_for's rule).
+inline std::optional<QuantSpec> fitted_block_spec(const QuantSpec& spec, const LinearLayer& l) {
+  const std::uint32_t type = gguf_type_for(spec, l.name, {l.out_features(), l.in_features()});
+  if (type == 1) return std::nullopt;
+  QuantSpec fit = spec;
+  fit.block = *io::ggml_type_info(type)->block;
+  return fit;
+}
+
+/// The quantizer of every layer that `plan` stores in a block type: llama.cpp's
+/// round-to-nearest of that type (what QAFT trains through and rtn encodes with).
+inline LayerQuantizers block_quantizers(const Transformer& model, const BlockPlan& plan) {
+  LayerQuantizers q;
+  for (const auto& l : model.linear_layers())
+    if (const auto fit = fitted_block_spec(plan.spec_for(model.config().arch, l.name), l))
+      q.set(l.name, SpecQuantizer(*fit));
+  return q;
+}
+
+/// Replaces every tensor that is not a registered layer (the embedding, an untied
+/// classifier) by what write_gguf stores for it — llama.cpp's round-to-nearest of
+/// its type, F16 or F32 — so that training or calibration sees the file's values.
+inline void round_other_tensors(Transformer& model, const BlockPlan& plan) {
+  const auto& c = model.config();
+  for (autograd::Parameter* p : model.parameters()) {
+    const bool layer = std::any_of(model.linear_layers().begin(), model.linear_layers().end(),
+                                   [&](const LinearLayer& l) { return l.weight == p; });
+    const auto& s = p->shape();
+    if (layer || s.ndim < 2 || !gguf_name_of(c.arch, p->name())) continue;
+    const std::vector<std::int64_t> shape(s.dims.begin(), s.dims.begin() + s.ndim);
+    const std::uint32_t type = gguf_type_for(plan.spec_for(c.arch, p->name()), p->name(), shape);
+    std::span<float> w = p->values();
+    if (type == 0) continue;
+    if (type == 1) {
+      for (float& x : w) x = io::f16_to_f32(io::f32_to_f16(x));
+      continue;
+    }
+    const Index cols = s.last(), rows = static_cast<Index>(w.size()) / cols;
+    const auto block = *io::ggml_type_info(type)->block;
+    const auto bytes = blocks::quantize(block, ConstMatrixView(w.data(), rows, cols), p->name(), nullptr);
+    blocks::dequantize(block, bytes.data(), MatrixView(w.data(), rows, cols), p->name());
+  }
+}
+
+namespace block_detail {
+
 /// Encodes one layer and overwrites its weight with the decoded values.
 inline EncodedTensor encode_layer(const LinearLayer& l, const QuantSpec& spec, BlockMethod method, const Hessian* h,
                                   const GptqOptions& gptq) {
@@ -140,14 +204,15 @@ inline EncodedTensor encode_layer(const LinearLayer& l, const QuantSpec& spec, B
   const Index rows = l.out_features(), cols = l.in_features();
   const ConstMatrixView wv(w.data(), rows, cols);
   EncodedTensor e;
-  e.ggml_type = gguf_type_for(spec, l.name, {rows, cols});
-  if (e.ggml_type == 1) {  // no block type fits these rows: F16, as llama-quantize keeps them
+  const std::optional<QuantSpec> fitted = fitted_block_spec(spec, l);
+  if (!fitted) {  // no block type fits these rows: F16, as llama-quantize keeps them
+    e.ggml_type = 1;
     e.bytes = gguf_f16_bytes(w);
     for (float& x : w) x = io::f16_to_f32(io::f32_to_f16(x));
     return e;
   }
-  QuantSpec fit = spec;
-  fit.block = *io::ggml_type_info(e.ggml_type)->block;
+  const QuantSpec& fit = *fitted;
+  e.ggml_type = static_cast<std::uint32_t>(blocks::info(fit.block).ggml_type);
   if (method == BlockMethod::gptq) {
     lowbit::detail::check(h != nullptr, "quantize_to_blocks: GPTQ needs calibration data");
     SolveResult r = SpecGptq<>(fit, gptq).quantize(wv, *h, l.name);
@@ -174,7 +239,7 @@ inline std::map<std::string, EncodedTensor> quantize_to_blocks(
   const auto spec = [&](const LinearLayer& l) -> const QuantSpec& {
     return plan.spec_for(model.config().arch, l.name);
   };
-  if (method == BlockMethod::rtn) {
+  if (method == BlockMethod::rtn || method == BlockMethod::qaft) {
     const auto& layers = model.linear_layers();
     for (std::size_t i = 0; i < layers.size(); ++i) {
       out[layers[i].name] = block_detail::encode_layer(layers[i], spec(layers[i]), method, nullptr, gptq);

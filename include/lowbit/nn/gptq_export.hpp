@@ -32,6 +32,7 @@
 #include "lowbit/nn/rope_rows.hpp"
 #include "lowbit/nn/save.hpp"
 #include "lowbit/nn/transformer.hpp"
+#include "lowbit/quant/layer_quantizers.hpp"
 #include "lowbit/quant/spec.hpp"
 #include "lowbit/quant/spec_quantizer.hpp"
 
@@ -202,6 +203,16 @@ inline void check_model_holds(const LinearLayer& l, const std::vector<float>& de
 /// Throws a lowbit::Error saying why when a GPTQ checkpoint cannot hold `spec` exactly
 /// (a block format, NF4, bits other than 2, 3, 4, 8, scales not float16).
 inline void check_gptq_checkpoint_scheme(const QuantSpec& spec) { gptq_export_detail::check_spec(spec); }
+
+/// The quantizer of every layer a GPTQ checkpoint holds in `spec` (those whose
+/// dimensions are multiples of 32): what QAFT trains through before an rtn export.
+inline LayerQuantizers gptq_checkpoint_quantizers(const Transformer& model, const QuantSpec& spec) {
+  gptq_export_detail::check_spec(spec);
+  LayerQuantizers q;
+  for (const LinearLayer& l : model.linear_layers())
+    if (gptq_export_detail::fits_quant_linear(l)) q.set(l.name, SpecQuantizer(spec));
+  return q;
+}
 
 /// Quantizes every registered linear layer of `model` whose dimensions are multiples
 /// of 32 onto `spec`'s grid, by GPTQ (true-sequential order over `calibration`, with

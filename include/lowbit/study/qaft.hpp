@@ -16,6 +16,7 @@
 #include "lowbit/autograd/fake_quant.hpp"
 #include "lowbit/autograd/optim.hpp"
 #include "lowbit/nn/transformer.hpp"
+#include "lowbit/quant/layer_quantizers.hpp"
 #include "lowbit/text/windows.hpp"
 
 namespace lowbit::study {
@@ -59,9 +60,13 @@ void with_quantized_weights(nn::Transformer& model, const Quant& quantizer, F&& 
 /// Trains `model` in place. `on_epoch(epoch, mean_train_loss)` runs after every epoch
 /// (the caller evaluates the quantized model there, e.g. with with_quantized_weights).
 /// The model keeps its latent (unquantized) weights; trainable flags are restored.
+/// `on_step(done, total)` follows the optimizer steps (a progress bar; it may throw to stop).
+/// `quantizer` is one quantizer for every layer, or LayerQuantizers (a mixture):
+/// a layer that has no quantizer there is not quantized, and stays frozen.
 template <class Quant>
 void qaft_train(nn::Transformer& model, const std::vector<std::span<const int>>& sequences, const Quant& quantizer,
-                const QaftOptions& opt, const std::function<void(long, double)>& on_epoch = {}) {
+                const QaftOptions& opt, const std::function<void(long, double)>& on_epoch = {},
+                const std::function<void(Index, Index)>& on_step = {}) {
   lowbit::detail::check(!sequences.empty(), "QAFT: no training sequences");
   lowbit::detail::check(opt.lr > 0 && opt.epochs >= 1 && opt.batch >= 1 && opt.lr_decay > 0 && opt.lr_decay <= 1,
                         "QAFT: invalid options (lr ", opt.lr, ", epochs ", opt.epochs, ", batch ", opt.batch,
@@ -76,9 +81,11 @@ void qaft_train(nn::Transformer& model, const std::vector<std::span<const int>>&
     p->set_trainable(false);
   }
   for (const auto& l : model.linear_layers()) {
+    if (quantizer_of(quantizer, l.name) == nullptr) continue;
     l.weight->set_trainable(true);
     trained.push_back(l.weight);
   }
+  lowbit::detail::check(!trained.empty(), "QAFT: no layer is quantized, so none trains");
   struct RestoreFlags {
     std::vector<autograd::Parameter*>& ps;
     std::vector<bool>& flags;
@@ -101,7 +108,8 @@ void qaft_train(nn::Transformer& model, const std::vector<std::span<const int>>&
 
   nn::ForwardHooks hooks;
   hooks.weight = [&](const nn::LinearLayer& l) {
-    return autograd::fake_quant_ste(l.weight->tensor(), quantizer, {}, l.name);
+    const auto* q = quantizer_of(quantizer, l.name);
+    return q ? autograd::fake_quant_ste(l.weight->tensor(), *q, {}, l.name) : l.weight->tensor();
   };
 
   std::vector<Index> order(static_cast<std::size_t>(n));
@@ -139,6 +147,7 @@ void qaft_train(nn::Transformer& model, const std::vector<std::span<const int>>&
       adam.set_lr(schedule.at(step));
       adam.step();
       ++step;
+      if (on_step) on_step(step, steps_per_epoch * opt.epochs);
     }
     if (on_epoch) on_epoch(epoch, loss_sum / static_cast<double>(steps_per_epoch));
   }
