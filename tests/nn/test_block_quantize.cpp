@@ -172,6 +172,21 @@ TEST_CASE("block quantize: QAFT through q4_0 trains the forward pass the file ho
   CHECK(qaft_nll == doctest::Approx(file_nll).epsilon(1e-6));
   CHECK(std::abs(qaft_nll - seen) < 1e-4);  // only w2's float16 rounding differs
   CHECK(qaft_nll < rtn_nll);
+
+  // QAFT's control (study::NoQuantization): the same training in float trains every
+  // layer, w2 included, and its loss falls from epoch to epoch.
+  nn::Transformer ft(s.ck);
+  std::vector<double> losses;
+  opt.epochs = 2;
+  study::qaft_train(ft, s.data.calibration, study::NoQuantization{}, opt,
+                    [&](long, double loss) { losses.push_back(loss); });
+  REQUIRE(losses.size() == 2);
+  CHECK(losses[1] < losses[0]);
+  for (const auto& l : ft.linear_layers()) {
+    CAPTURE(l.name);
+    const auto& before = s.ck.weights.at(l.name).values;
+    CHECK(std::memcmp(l.weight->values().data(), before.data(), before.size() * 4) != 0);
+  }
 }
 
 TEST_CASE("block quantize: a plan gives tensors matching a pattern another type, as llama-quantize --tensor-type") {

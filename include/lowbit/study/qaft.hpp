@@ -10,6 +10,7 @@
 #include <functional>
 #include <random>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "lowbit/autograd/cross_entropy.hpp"
@@ -28,6 +29,11 @@ struct QaftOptions {
   Index batch = 8;        ///< sequences per step (right-padded; padding is ignored by the loss)
   std::uint64_t seed = 0; ///< shuffles the sequences each epoch
 };
+
+/// QAFT's control run: the same fine-tuning of the same layers with float weights (no
+/// fake quantization) — how much of a QAFT model's gain is fine-tuning on the
+/// calibration data rather than adapting to the grid.
+struct NoQuantization {};
 
 /// Writes Q(W) of every registered layer into the model (what an inference engine
 /// would run), using `quantizer` — the same one RTN and the QAFT forward use.
@@ -62,7 +68,8 @@ void with_quantized_weights(nn::Transformer& model, const Quant& quantizer, F&& 
 /// The model keeps its latent (unquantized) weights; trainable flags are restored.
 /// `on_step(done, total)` follows the optimizer steps (a progress bar; it may throw to stop).
 /// `quantizer` is one quantizer for every layer, or LayerQuantizers (a mixture):
-/// a layer that has no quantizer there is not quantized, and stays frozen.
+/// a layer that has no quantizer there is not quantized, and stays frozen; or
+/// NoQuantization, which trains every layer in float.
 template <class Quant>
 void qaft_train(nn::Transformer& model, const std::vector<std::span<const int>>& sequences, const Quant& quantizer,
                 const QaftOptions& opt, const std::function<void(long, double)>& on_epoch = {},
@@ -80,8 +87,10 @@ void qaft_train(nn::Transformer& model, const std::vector<std::span<const int>>&
     was_trainable.push_back(p->trainable());
     p->set_trainable(false);
   }
+  constexpr bool quantized = !std::is_same_v<Quant, NoQuantization>;
   for (const auto& l : model.linear_layers()) {
-    if (quantizer_of(quantizer, l.name) == nullptr) continue;
+    if constexpr (quantized)
+      if (quantizer_of(quantizer, l.name) == nullptr) continue;
     l.weight->set_trainable(true);
     trained.push_back(l.weight);
   }
@@ -107,10 +116,11 @@ void qaft_train(nn::Transformer& model, const std::vector<std::span<const int>>&
   schedule.final_fraction = opt.lr_decay;
 
   nn::ForwardHooks hooks;
-  hooks.weight = [&](const nn::LinearLayer& l) {
-    const auto* q = quantizer_of(quantizer, l.name);
-    return q ? autograd::fake_quant_ste(l.weight->tensor(), *q, {}, l.name) : l.weight->tensor();
-  };
+  if constexpr (quantized)
+    hooks.weight = [&](const nn::LinearLayer& l) {
+      const auto* q = quantizer_of(quantizer, l.name);
+      return q ? autograd::fake_quant_ste(l.weight->tensor(), *q, {}, l.name) : l.weight->tensor();
+    };
 
   std::vector<Index> order(static_cast<std::size_t>(n));
   std::mt19937_64 gen(opt.seed);

@@ -29,6 +29,19 @@
 
 namespace lowbit::text {
 
+/// GPT-2's byte → code point map, in which byte-level vocabularies (GPT-2's, and
+/// tokenizer.json's ByteLevel ones) are written so that they are text: printable
+/// Latin-1 bytes map to themselves, the other 68 bytes to 256+k.
+inline std::array<char32_t, 256> byte_level_alphabet() {
+  std::array<char32_t, 256> m{};
+  int extra = 0;
+  for (int b = 0; b < 256; ++b) {
+    const bool keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    m[static_cast<std::size_t>(b)] = keep ? char32_t(b) : char32_t(256 + extra++);
+  }
+  return m;
+}
+
 /// Splits text into GPT-2 pre-tokens, calling f(std::string_view piece) for each.
 template <class F>
 void pretokenize(std::string_view s, F&& f) {
@@ -199,17 +212,6 @@ class Gpt2Tokenizer {
     return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) | static_cast<std::uint32_t>(b);
   }
 
-  // GPT-2 maps every byte to a printable code point so that vocabulary files are
-  // text: printable Latin-1 bytes map to themselves, the other 68 bytes to 256+k.
-  static std::array<char32_t, 256> byte_to_char() {
-    std::array<char32_t, 256> m{};
-    int extra = 0;
-    for (int b = 0; b < 256; ++b) {
-      const bool keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-      m[static_cast<std::size_t>(b)] = keep ? char32_t(b) : char32_t(256 + extra++);
-    }
-    return m;
-  }
 
   // Byte-mapped token text → raw bytes.
   std::string unmap(std::string_view token, const std::string& file) const {
@@ -228,7 +230,7 @@ class Gpt2Tokenizer {
   }
 
   void load_vocab(std::string_view text, const std::string& file) {
-    const auto m = byte_to_char();
+    const auto m = byte_level_alphabet();
     for (int b = 0; b < 256; ++b) char_byte_[m[static_cast<std::size_t>(b)]] = static_cast<std::uint8_t>(b);
     const io::Json j = io::Json::parse(text, file);
     detail::check(j.is_object(), "GPT-2 tokenizer '", file, "': expected a JSON object of token → id");
