@@ -367,7 +367,7 @@ int main(int argc, char** argv) {
         const lowbit::QuantSpec& asked = plan.spec_for(ck.config.arch, name);
         if (e.ggml_type != static_cast<std::uint32_t>(lowbit::blocks::info(asked.block).ggml_type))
           std::fprintf(stderr, "lowbit-quantize: %s: rows of %jd weights are not whole %s blocks; written as %s\n",
-                       name.c_str(), static_cast<std::intmax_t>(ck.weights.at(name).shape.back()),
+                       name.c_str(), static_cast<std::intmax_t>(ck.shape(name).back()),
                        asked.str().c_str(), std::string(lowbit::io::ggml_type_info(e.ggml_type)->name).c_str());
       }
       lowbit::nn::write_gguf(o.out, *model, encoded, plan, &vocab, model_name(o.model));

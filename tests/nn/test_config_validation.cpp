@@ -67,9 +67,67 @@ TEST_CASE("config: neutral RoPE scaling and transformers 5's rope_parameters") {
   CHECK(parse(kLlama, R"(, "rope_scaling": {"rope_type": "default"})").dim == 16);
   CHECK(parse(kLlama, R"(, "rope_scaling": {"type": "dynamic", "factor": 1.0})").dim == 16);
   CHECK(parse(kLlama, R"(, "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0})").rope_theta == 5e5f);
+  refused(kLlama, R"(, "rope_parameters": {"rope_type": "yarn", "factor": 8.0, "rope_theta": 500000.0})",
+          "'rope_parameters' asks for a RoPE scaling lowbit does not implement");
   refused(kLlama, R"(, "rope_parameters": {"rope_type": "llama3", "factor": 8.0, "rope_theta": 500000.0})",
-          "'rope_parameters' asks for RoPE scaling");
+          "'low_freq_factor' is missing");
   refused(kGpt2, R"(, "tie_word_embeddings": false)", "'tie_word_embeddings' = false");
+}
+
+TEST_CASE("config: the Llama family's variants: Mistral, Qwen2, Qwen3, Llama 3 RoPE, biases, explicit head size") {
+  const auto family = [](const char* type, const std::string& extra) {
+    return parse_text(std::string(R"({"model_type": ")") + type + R"(", "hidden_size": 16, "intermediate_size": 40,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 23,
+        "max_position_embeddings": 12)" + extra + "}");
+  };
+  const auto mistral = family("mistral", R"(, "sliding_window": 4096)");
+  CHECK((mistral.sliding_window == 4096 && !mistral.qkv_bias && mistral.model_type == "mistral"));
+  CHECK(family("mistral", R"(, "sliding_window": null)").sliding_window == 0);
+  const auto qwen2 = family("qwen2", R"(, "use_sliding_window": false, "sliding_window": 4096, "tie_word_embeddings": true)");
+  CHECK((qwen2.qkv_bias && !qwen2.o_bias && qwen2.sliding_window == 0 && qwen2.tied_head));
+  const auto qwen3 = family("qwen3", R"(, "head_dim": 8, "attention_bias": false)");
+  CHECK((qwen3.qk_norm && qwen3.head_dim() == 8 && qwen3.q_dim() == 32 && qwen3.kv_dim() == 16));
+  const auto biased = family("llama", R"(, "attention_bias": true)");
+  CHECK((biased.qkv_bias && biased.o_bias));
+  const auto llama3 = family("llama", R"(, "rope_theta": 500000.0, "rope_scaling": {"rope_type": "llama3",
+      "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})");
+  CHECK(llama3.rope_scaling.kind == nn::RopeScaling::Kind::llama3);
+  CHECK(llama3.rope_scaling.original_context == 8192);
+  // Each variant's config.json reads back as itself, and its parameter count is the model's.
+  for (const auto& c : {mistral, qwen2, qwen3, biased, llama3}) {
+    CAPTURE(c.model_type);
+    const auto back = nn::config_from_hf_json(nn::config_to_hf_json(c), "back.json");
+    CHECK((back.model_type == c.model_type && back.head_dim() == c.head_dim() && back.qkv_bias == c.qkv_bias &&
+           back.o_bias == c.o_bias && back.qk_norm == c.qk_norm && back.sliding_window == c.sliding_window &&
+           back.rope_scaling.kind == c.rope_scaling.kind && back.tied_head == c.tied_head));
+    CHECK(nn::rope_frequencies(back) == nn::rope_frequencies(c));
+    CHECK(c.parameter_count() == nn::Transformer(c, 1).parameter_count());
+  }
+}
+
+TEST_CASE("config: Llama 3's RoPE rule keeps high frequencies, divides low ones by the factor, blends the band") {
+  nn::TransformerConfig c = lowbit::test::tiny_config(nn::Architecture::llama);
+  c.head_size = 16;
+  c.rope_theta = 500000.0f;
+  const std::vector<float> plain = nn::rope_frequencies(c);
+  c.rope_scaling = {nn::RopeScaling::Kind::llama3, 8.0, 1.0, 4.0, 64.0};
+  const std::vector<float> scaled = nn::rope_frequencies(c);
+  REQUIRE(scaled.size() == 8);
+  int kept = 0, divided = 0, blended = 0;
+  for (std::size_t i = 0; i < plain.size(); ++i) {
+    const double wavelen = 2 * 3.14159265358979 / plain[i];
+    if (wavelen < 16) {
+      CHECK(scaled[i] == plain[i]);
+      ++kept;
+    } else if (wavelen > 64) {
+      CHECK(scaled[i] == doctest::Approx(plain[i] / 8).epsilon(1e-6));
+      ++divided;
+    } else {
+      CHECK((scaled[i] < plain[i] && scaled[i] > plain[i] / 8));
+      ++blended;
+    }
+  }
+  CHECK((kept > 0 && divided > 0 && blended > 0));
 }
 
 TEST_CASE("config: integers out of int range are errors, not narrowed") {
@@ -99,10 +157,15 @@ TEST_CASE("config: epsilons and rope_theta must be finite numbers") {
 
 TEST_CASE("config: unsupported values of keys that change the computation are errors naming the key") {
   refused(kLlama, R"(, "hidden_act": "gelu")", "'hidden_act' must be \"silu\"");
-  refused(kLlama, R"(, "rope_scaling": {"rope_type": "llama3", "factor": 8.0})", "'rope_scaling' is not supported");
-  refused(kLlama, R"(, "attention_bias": true)", "'attention_bias'");
+  refused(kLlama, R"(, "rope_scaling": {"rope_type": "linear", "factor": 2.0})", "'rope_scaling' asks for a RoPE");
   refused(kLlama, R"(, "mlp_bias": true)", "'mlp_bias'");
-  refused(kLlama, R"(, "head_dim": 8)", "'head_dim' differs");
+  refused(kLlama, R"(, "head_dim": 0)", "'head_dim' must be positive");
+  refused(R"({"model_type": "qwen2", "hidden_size": 16, "intermediate_size": 40, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "vocab_size": 23, "max_position_embeddings": 12)",
+          R"(, "use_sliding_window": true)", "'use_sliding_window' = true");
+  CHECK_THROWS_WITH_AS((void)parse_text(R"({"model_type": "bert"})"),
+                       doctest::Contains("model_type 'bert' is not supported (llama, mistral, qwen2, qwen3, gpt2)"),
+                       Error);
   refused(kLlama, R"(, "tie_word_embeddings": "yes")", "'tie_word_embeddings' must be true or false");
   refused(kGpt2, R"(, "activation_function": "relu")", "'activation_function'");
   refused(kGpt2, R"(, "scale_attn_by_inverse_layer_idx": true)", "'scale_attn_by_inverse_layer_idx'");

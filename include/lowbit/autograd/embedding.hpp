@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <type_traits>
+#include <vector>
 
 #include "lowbit/autograd/tensor.hpp"
 
@@ -49,19 +51,22 @@ enum class RopeStyle {
 };
 
 /// Rotary position embedding of x [B, T, H, D] at positions pos0 … pos0+T−1: pair i
-/// is rotated by angle pos·theta^(−2i/D).
+/// is rotated by angle pos·inv_freq[i] (D/2 frequencies; a model's RoPE scaling is
+/// in them).
 template <class S>
-BasicTensor<S> rope(BasicTensor<S> x, RopeStyle style, S theta = S(10000), Index pos0 = 0) {
+BasicTensor<S> rope(BasicTensor<S> x, RopeStyle style, std::type_identity_t<std::span<const S>> inv_freq,
+                    Index pos0 = 0) {
   auto& g = BasicGraph<S>::current("rope");
   lowbit::detail::check(x.ndim() == 4, "rope: x must be [B, T, heads, head_dim], got ", x.shape());
   const Index batch = x.dim(0), t = x.dim(1), h = x.dim(2), d = x.dim(3), half = d / 2;
   lowbit::detail::check(d % 2 == 0, "rope: head_dim ", d, " must be even");
-  lowbit::detail::check(theta > S(0) && pos0 >= 0, "rope: theta ", theta, " and pos0 ", pos0, " must be positive");
+  lowbit::detail::check(static_cast<Index>(inv_freq.size()) == half, "rope: ", inv_freq.size(),
+                        " frequencies for head_dim ", d, " (need ", half, ")");
+  lowbit::detail::check(pos0 >= 0, "rope: pos0 ", pos0, " must not be negative");
   S* table = g.arena().template alloc<S>(static_cast<std::size_t>(2 * t * half));  // cos, sin per (pos, i)
   for (Index p = 0; p < t; ++p)
     for (Index i = 0; i < half; ++i) {
-      const S inv_freq = S(1) / std::pow(theta, static_cast<S>(2 * i) / static_cast<S>(d));
-      const S angle = static_cast<S>(pos0 + p) * inv_freq;
+      const S angle = static_cast<S>(pos0 + p) * inv_freq[static_cast<std::size_t>(i)];
       table[2 * (p * half + i)] = std::cos(angle);
       table[2 * (p * half + i) + 1] = std::sin(angle);
     }
@@ -92,6 +97,18 @@ BasicTensor<S> rope(BasicTensor<S> x, RopeStyle style, S theta = S(10000), Index
   if (g.tracks({x.impl()}))
     g.record(y, {x.impl()}, [x = x.impl(), y, rotate] { rotate(y->grad, x->grad, S(-1), true); });
   return BasicTensor<S>(y);
+}
+
+/// RoPE with the plain frequencies theta^(−2i/D).
+template <class S>
+BasicTensor<S> rope(BasicTensor<S> x, RopeStyle style, S theta = S(10000), Index pos0 = 0) {
+  lowbit::detail::check(x.ndim() == 4, "rope: x must be [B, T, heads, head_dim], got ", x.shape());
+  lowbit::detail::check(theta > S(0), "rope: theta ", theta, " must be positive");
+  const Index d = x.dim(3);
+  std::vector<S> inv_freq(static_cast<std::size_t>(d / 2));
+  for (Index i = 0; i < d / 2; ++i)
+    inv_freq[static_cast<std::size_t>(i)] = S(1) / std::pow(theta, static_cast<S>(2 * i) / static_cast<S>(d));
+  return rope(x, style, std::span<const S>(inv_freq), pos0);
 }
 
 }  // namespace lowbit::autograd

@@ -262,7 +262,9 @@ inline std::map<std::string, EncodedTensor> quantize_to_blocks(
 
 /// The model's weights as a Checkpoint (lowbit's names and layout).
 inline Checkpoint checkpoint_of(Transformer& model, std::string source = "model") {
-  Checkpoint ck{model.config(), {}, std::move(source)};
+  Checkpoint ck;
+  ck.config = model.config();
+  ck.source = std::move(source);
   for (autograd::Parameter* p : model.parameters()) {
     const auto& s = p->shape();
     const auto v = p->values();

@@ -171,10 +171,24 @@ inline std::optional<std::string> lowbit_name_of(Architecture arch, std::string_
   return gguf_detail::map_name(gguf_arch(arch), gguf_name, false);
 }
 
+/// Refuses what lowbit's GGUF writer does not map yet (llama.cpp has its own arches
+/// or tensors for them: qwen2 / qwen3, attention biases, rope_freqs, key_length).
+inline void check_gguf_writable(const TransformerConfig& c) {
+  const auto refuse = [&](bool bad, const char* what) {
+    lowbit::detail::check(!bad, "GGUF export: ", what, " (model_type '", hf_family(c).model_type,
+                          "') is not supported by lowbit's GGUF writer yet");
+  };
+  refuse(c.qkv_bias || c.o_bias, "attention biases");
+  refuse(c.qk_norm, "per-head q/k normalisation");
+  refuse(c.head_size > 0 && c.head_size * c.heads != c.dim, "a head size other than width / heads");
+  refuse(c.rope_scaling.kind != RopeScaling::Kind::none, "RoPE scaling");
+}
+
 /// Sets the architecture's hyper-parameters (and general.architecture, general.name,
 /// general.quantization_version) from a config.
 inline void set_gguf_metadata(io::GgufWriter& w, const TransformerConfig& c, std::string_view model_name) {
   using io::GgufValue;
+  check_gguf_writable(c);
   const std::string a(gguf_arch(c.arch).name);
   const auto u32 = [&](const char* key, int v) {
     w.set(a + "." + key, GgufValue::u32(static_cast<std::uint32_t>(v)));
@@ -404,17 +418,17 @@ inline void write_gguf(const std::filesystem::path& path, const Checkpoint& ck, 
     vocab->set(w);
   }
   const std::vector<std::string> names = gguf_tensor_order(c);
-  const auto stored = [&](const std::string& name) -> const Weight& {
-    const auto it = ck.weights.find(name);
-    lowbit::detail::check(it != ck.weights.end(), "GGUF export of '", ck.source, "': no tensor '", name, "'");
-    return it->second;
+  const auto stored = [&](const std::string& name) {
+    lowbit::detail::check(ck.contains(name), "GGUF export of '", ck.source, "': no tensor '", name, "'");
+    return ck.get(name);
   };
   std::vector<std::uint32_t> types;
   for (const auto& name : names) {
-    const Weight& wk = stored(name);
-    types.push_back(codec.type(name, wk.shape));
+    lowbit::detail::check(ck.contains(name), "GGUF export of '", ck.source, "': no tensor '", name, "'");
+    const std::vector<std::int64_t> shape = ck.shape(name);
+    types.push_back(codec.type(name, shape));
     std::vector<std::uint64_t> ne;
-    for (auto d = wk.shape.rbegin(); d != wk.shape.rend(); ++d) ne.push_back(static_cast<std::uint64_t>(*d));
+    for (auto d = shape.rbegin(); d != shape.rend(); ++d) ne.push_back(static_cast<std::uint64_t>(*d));
     w.add_tensor(*gguf_name_of(c.arch, name), ne, types.back());
   }
   const auto interleaved = [&](const Weight& wk) {

@@ -354,7 +354,9 @@ inline Checkpoint load_gptq_checkpoint(const std::filesystem::path& dir) {
   const auto st_path = dir / "model.safetensors";
   check(std::filesystem::exists(st_path), "GPTQ checkpoint '", dir.string(),
         "' has no model.safetensors (sharded checkpoints are not supported)");
-  Checkpoint ck{config_from_hf_file(dir / "config.json"), {}, st_path.string()};
+  Checkpoint ck;
+  ck.config = config_from_hf_file(dir / "config.json");
+  ck.source = st_path.string();
   const io::SafetensorsFile file = io::SafetensorsFile::open(st_path);
   const bool gpt2 = ck.config.arch == Architecture::gpt2;
   const auto canonical = [&](std::string name) {

@@ -51,12 +51,13 @@ class Transformer {
 
   /// The weights of a loaded checkpoint (shapes and finiteness checked, names must match).
   explicit Transformer(const Checkpoint& ck) : config_(ck.config) {
+    config_.validate(ck.source);
     std::map<std::string, bool> used;
     build([&](const std::string& name, const std::vector<std::int64_t>& shape) {
       used[name] = true;
       return ck.get(name, shape).values;
     });
-    for (const auto& [name, w] : ck.weights) {
+    for (const std::string& name : ck.names()) {
       const bool tied_copy = config_.tied_head && name == "lm_head.weight";
       const bool rope_buffer = name.find("rotary_emb.inv_freq") != std::string::npos;
       if (!used.count(name) && !tied_copy && !rope_buffer)
@@ -152,13 +153,22 @@ class Transformer {
       fc = hooks.gelu ? hooks.gelu(fc) : autograd::gelu_tanh(fc);
       return autograd::add(x, apply(b.first + 3, fc, hooks));
     }
+    lowbit::detail::check(config_.sliding_window == 0 || pos0 + seq <= config_.sliding_window, "Transformer: ",
+                          pos0 + seq, " positions exceed the sliding window of ", config_.sliding_window,
+                          " (sliding-window attention beyond the window is not implemented)");
     Tensor h = autograd::rms_norm(x, b.norm1->tensor(), config_.norm_eps);
-    const auto rope = [&](Tensor t) { return autograd::rope(t, config_.rope_style, config_.rope_theta, pos0); };
+    const auto rope = [&](Tensor t) {
+      return autograd::rope(t, config_.rope_style, std::span<const float>(rope_freq_), pos0);
+    };
+    // Qwen3 normalises each head of q and k (over head_dim) before the rotation.
+    const auto head_norm = [&](Tensor t, const Parameter* w) {
+      return w ? autograd::rms_norm(t, w->tensor(), config_.norm_eps) : t;
+    };
     // One statement per layer: hooks see the layers in registry order.
-    Tensor q = rope(heads(apply(b.first + 0, h, hooks), hq));
-    Tensor k = rope(heads(apply(b.first + 1, h, hooks), hkv));
+    Tensor q = rope(head_norm(heads(apply(b.first + 0, h, hooks), hq), b.q_norm));
+    Tensor k = rope(head_norm(heads(apply(b.first + 1, h, hooks), hkv), b.k_norm));
     Tensor v = heads(apply(b.first + 2, h, hooks), hkv);
-    Tensor a = autograd::reshape(autograd::causal_attention(q, k, v), {batch, seq, dim});
+    Tensor a = autograd::reshape(autograd::causal_attention(q, k, v), {batch, seq, hq * hd});
     x = autograd::add(x, apply(b.first + 3, a, hooks));
     h = autograd::rms_norm(x, b.norm2->tensor(), config_.norm_eps);
     Tensor gate = autograd::silu(apply(b.first + 4, h, hooks));
@@ -187,6 +197,7 @@ class Transformer {
  private:
   struct Block {
     Parameter *norm1 = nullptr, *norm1_bias = nullptr, *norm2 = nullptr, *norm2_bias = nullptr;
+    Parameter *q_norm = nullptr, *k_norm = nullptr;  ///< Qwen3's per-head RMSNorm weights
     std::size_t first = 0;  ///< index of the block's first layer in linears_
   };
 
@@ -224,7 +235,8 @@ class Transformer {
   template <class Values>
   void build(Values&& values) {
     const TransformerConfig& c = config_;
-    const Index d = c.dim, ff = c.hidden, kv = c.kv_dim();
+    if (c.arch == Architecture::llama) rope_freq_ = rope_frequencies(c);
+    const Index d = c.dim, ff = c.hidden, kv = c.kv_dim(), qd = c.q_dim(), hd = c.head_dim();
     // Blocks are added one at a time, never resized to c.layers up front: loading a
     // checkpoint whose config.json claims 10^9 layers stops at the first tensor the
     // file lacks, having allocated only what the file holds.
@@ -253,10 +265,14 @@ class Transformer {
         Block& b = blocks_.emplace_back();
         b.first = linears_.size();
         b.norm1 = add_param(values, p + "input_layernorm.weight", {d});
-        add_linear(values, p + "self_attn.q_proj", i, LinearRole::q, 0, d, d, false);
-        add_linear(values, p + "self_attn.k_proj", i, LinearRole::k, 0, kv, d, false);
-        add_linear(values, p + "self_attn.v_proj", i, LinearRole::v, 0, kv, d, false);
-        add_linear(values, p + "self_attn.o_proj", i, LinearRole::attn_out, 1, d, d, false);
+        add_linear(values, p + "self_attn.q_proj", i, LinearRole::q, 0, qd, d, c.qkv_bias);
+        add_linear(values, p + "self_attn.k_proj", i, LinearRole::k, 0, kv, d, c.qkv_bias);
+        add_linear(values, p + "self_attn.v_proj", i, LinearRole::v, 0, kv, d, c.qkv_bias);
+        if (c.qk_norm) {
+          b.q_norm = add_param(values, p + "self_attn.q_norm.weight", {hd});
+          b.k_norm = add_param(values, p + "self_attn.k_norm.weight", {hd});
+        }
+        add_linear(values, p + "self_attn.o_proj", i, LinearRole::attn_out, 1, d, qd, c.o_bias);
         b.norm2 = add_param(values, p + "post_attention_layernorm.weight", {d});
         add_linear(values, p + "mlp.gate_proj", i, LinearRole::gate, 2, ff, d, false);
         add_linear(values, p + "mlp.up_proj", i, LinearRole::up, 2, ff, d, false);
@@ -305,6 +321,7 @@ class Transformer {
   }
 
   TransformerConfig config_;
+  std::vector<float> rope_freq_;  ///< RoPE's inverse frequency per pair (Llama family)
   std::deque<Parameter> params_;
   std::vector<LinearLayer> linears_;
   std::vector<Block> blocks_;
