@@ -143,11 +143,10 @@ inline std::vector<Hessian> layer_hessians(const Transformer& model, const std::
 /// weights (e.g. copy SolveResult::weights).
 ///
 /// Sequential (GPTQ's reference, "true sequential"): block by block, stage by
-/// stage, each stage's Hessians come from inputs computed with every earlier layer
-/// already quantized. Each block's inputs are cached for all windows; only the
-/// current block is re-run per stage, and after its last stage the cache is
-/// propagated through the quantized block. Memory: one block input
-/// (windows × tokens × dim floats) at a time.
+/// stage, each stage's Hessian comes from inputs computed with every earlier layer
+/// already quantized. The residual stream and the next stage's input are kept for
+/// all windows between stages, so each quantized block runs once. Memory: windows ×
+/// tokens × (dim + the widest stage input) floats.
 /// Parallel: every Hessian from one pass of the unmodified model, then every solve.
 /// progress(done_layers, total_layers) after each layer when given.
 template <class Solve>
@@ -172,48 +171,70 @@ void quantize_with_calibration(Transformer& model, const std::vector<std::span<c
 
   autograd::NoGradGuard no_grad;
   autograd::Graph g;
-  // Block inputs per chunk, [batch, seq, dim] row-major, starting from the embeddings.
+  // Per chunk, between stages: the residual stream and the next stage's input,
+  // row-major, starting from the embeddings. Every layer of a stage reads that
+  // input, so its Hessian comes straight from it; the stage then runs once, with
+  // its layers quantized, to give the next stage's input — one forward pass of
+  // each quantized block in all (GPTQ's reference re-runs the block per stage).
+  struct Saved {
+    std::vector<float> x, input;
+    std::vector<Index> input_shape;
+  };
+  std::vector<Saved> saved(chunks.size());
   const Index dim = model.config().dim;
-  std::vector<std::vector<float>> cache(chunks.size());
+  const auto keep = [&](std::size_t c, const Transformer::BlockState& st) {
+    saved[c].x.assign(st.x.values().begin(), st.x.values().end());
+    if (!st.input.defined()) return saved[c].input.clear();
+    saved[c].input.assign(st.input.values().begin(), st.input.values().end());
+    saved[c].input_shape.assign({st.input.dim(0), st.input.dim(1), st.input.dim(2)});
+  };
+  const auto restored = [&](std::size_t c, int next) {
+    const Saved& s = saved[c];
+    Transformer::BlockState st;
+    st.x = g.constant({chunks[c].batch(), chunks[c].seq, dim}, std::span<const float>(s.x));
+    const auto& sh = s.input_shape;
+    st.input = g.constant({sh[0], sh[1], sh[2]}, std::span<const float>(s.input));
+    st.next = next;
+    return st;
+  };
   for (std::size_t c = 0; c < chunks.size(); ++c) {
     g.clear();
     const auto ids = detail::chunk_ids(chunks[c], windows);
     const autograd::Tensor x = model.embed(ids, chunks[c].batch(), chunks[c].seq);
-    cache[c].assign(x.values().begin(), x.values().end());
+    saved[c].x.assign(x.values().begin(), x.values().end());
   }
-  const auto cached = [&](std::size_t c) {
-    return g.constant({chunks[c].batch(), chunks[c].seq, dim}, std::span<const float>(cache[c]));
-  };
 
   std::size_t i = 0;
   for (int b = 0; b < model.config().layers; ++b) {
-    while (i < total && layers[i].block == b) {
-      // The layers of this stage read one input; all earlier layers are quantized.
-      std::size_t end = i;
-      while (end < total && layers[end].block == b && layers[end].stage == layers[i].stage) ++end;
-      std::vector<std::optional<HessianAccumulator<float>>> accs(total);
-      for (std::size_t j = i; j < end; ++j) accs[j].emplace(layers[j].in_features(), options.count);
-      ForwardHooks hooks;
-      Index sequences = 0;
-      hooks.on_input = [&](const LinearLayer& l, autograd::Tensor x) {
-        const auto j = static_cast<std::size_t>(&l - layers.data());
-        if (accs[j]) detail::accumulate(*accs[j], l, x, sequences);
-      };
-      for (std::size_t c = 0; c < chunks.size(); ++c) {
-        g.clear();
-        sequences = chunks[c].batch();
-        (void)model.block(b, cached(c), hooks);
-      }
-      for (std::size_t j = i; j < end; ++j) solved(j, accs[j]->hessian());
-      i = end;
+    for (std::size_t c = 0; c < chunks.size(); ++c) {
+      g.clear();
+      keep(c, model.begin_block(b, g.constant({chunks[c].batch(), chunks[c].seq, dim},
+                                              std::span<const float>(saved[c].x))));
     }
-    // Inputs of the next block: this block's outputs with its quantized weights.
-    if (b + 1 < model.config().layers)
+    for (int stage = 0; stage < Transformer::block_stages; ++stage) {
+      // This stage's layers, all reading the saved input; every earlier layer is quantized.
+      std::size_t end = i;
+      while (end < total && layers[end].block == b && layers[end].stage == stage) ++end;
+      if (end > i) {  // one Hessian serves them all (same input, same width)
+        HessianAccumulator<float> acc(layers[i].in_features(), options.count);
+        for (std::size_t c = 0; c < chunks.size(); ++c) {
+          g.clear();
+          detail::accumulate(acc, layers[i], restored(c, stage).input, chunks[c].batch());
+        }
+        const Hessian h = acc.hessian();
+        for (std::size_t j = i; j < end; ++j) solved(j, h);
+        i = end;
+      }
+      // The next stage's input (the last stage: the next block's input), through the quantized layers.
+      const bool last_block = b + 1 == model.config().layers;
+      if (last_block && stage + 1 == Transformer::block_stages) break;
       for (std::size_t c = 0; c < chunks.size(); ++c) {
         g.clear();
-        const autograd::Tensor y = model.block(b, cached(c));
-        std::copy(y.values().begin(), y.values().end(), cache[c].begin());
+        Transformer::BlockState st = restored(c, stage);
+        model.run_stage(b, st);
+        keep(c, st);
       }
+    }
   }
   lowbit::detail::check(done == total, "quantize_with_calibration: solved ", done, " of ", total,
                         " layers (registry not in block order)");

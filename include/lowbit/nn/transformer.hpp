@@ -133,47 +133,90 @@ class Transformer {
     return x;
   }
 
-  /// Transformer block i on x [batch, seq, dim].
-  Tensor block(int i, Tensor x, const ForwardHooks& hooks = {}, Index pos0 = 0) const {
-    lowbit::detail::check(i >= 0 && i < config_.layers, "Transformer::block: no block ", i);
-    const Block& b = blocks_[static_cast<std::size_t>(i)];
-    const Index batch = x.dim(0), seq = x.dim(1), dim = config_.dim, hd = config_.head_dim();
+  /// A block's forward pass between stages: the residual stream and what the layers
+  /// of the next stage read (LinearLayer::stage; every layer of a stage reads the
+  /// same input).
+  struct BlockState {
+    Tensor x;      ///< residual stream [batch, seq, dim]: the block's input, then its output
+    Tensor input;  ///< the next stage's input (undefined after the last stage)
+    int next = 0;  ///< the next stage to run (4: the block is done)
+  };
+  static constexpr int block_stages = 4;
+
+  /// Block i's state before its first stage: x and the first stage's input.
+  BlockState begin_block(int i, Tensor x, Index pos0 = 0) const {
+    const Block& b = checked_block(i, x, pos0);
+    if (config_.arch == Architecture::gpt2)
+      return {x, autograd::layer_norm(x, b.norm1->tensor(), b.norm1_bias->tensor(), config_.norm_eps), 0};
+    return {x, autograd::rms_norm(x, b.norm1->tensor(), config_.norm_eps), 0};
+  }
+
+  /// Runs stage st.next of block i: its layers read st.input (with the weights they
+  /// hold now); st.input becomes the next stage's input, st.x the residual stream.
+  /// GPTQ's true-sequential order quantizes a stage's layers between two calls.
+  void run_stage(int i, BlockState& st, const ForwardHooks& hooks = {}, Index pos0 = 0) const {
+    const Block& b = checked_block(i, st.x, pos0);
+    lowbit::detail::check(st.next >= 0 && st.next < block_stages, "Transformer::run_stage: block ", i,
+                          " has no stage ", st.next);
+    const Index batch = st.x.dim(0), seq = st.x.dim(1), hd = config_.head_dim();
     const Index hq = config_.heads, hkv = config_.kv_heads;
     const auto heads = [&](Tensor t, Index h) { return autograd::reshape(t, {batch, seq, h, hd}); };
-    if (config_.arch == Architecture::gpt2) {
-      Tensor h = autograd::layer_norm(x, b.norm1->tensor(), b.norm1_bias->tensor(), config_.norm_eps);
-      Tensor qkv = apply(b.first + 0, h, hooks);
-      Tensor q = heads(autograd::slice_last(qkv, 0, dim), hq);
-      Tensor k = heads(autograd::slice_last(qkv, dim, 2 * dim), hkv);
-      Tensor v = heads(autograd::slice_last(qkv, 2 * dim, 3 * dim), hkv);
-      Tensor a = autograd::reshape(autograd::causal_attention(q, k, v), {batch, seq, dim});
-      x = autograd::add(x, apply(b.first + 1, a, hooks));
-      h = autograd::layer_norm(x, b.norm2->tensor(), b.norm2_bias->tensor(), config_.norm_eps);
-      Tensor fc = apply(b.first + 2, h, hooks);
-      fc = hooks.gelu ? hooks.gelu(fc) : autograd::gelu_tanh(fc);
-      return autograd::add(x, apply(b.first + 3, fc, hooks));
+    const bool gpt2 = config_.arch == Architecture::gpt2;
+    switch (st.next++) {
+      case 0: {  // attention: q, k, v (GPT-2: one fused c_attn) read the normalised x
+        Tensor q, k, v;
+        if (gpt2) {
+          const Index dim = config_.dim;
+          Tensor qkv = apply(b.first + 0, st.input, hooks);
+          q = heads(autograd::slice_last(qkv, 0, dim), hq);
+          k = heads(autograd::slice_last(qkv, dim, 2 * dim), hkv);
+          v = heads(autograd::slice_last(qkv, 2 * dim, 3 * dim), hkv);
+        } else {
+          const auto rope = [&](Tensor t) {
+            return autograd::rope(t, config_.rope_style, std::span<const float>(rope_freq_), pos0);
+          };
+          // Qwen3 normalises each head of q and k (over head_dim) before the rotation.
+          const auto head_norm = [&](Tensor t, const Parameter* w) {
+            return w ? autograd::rms_norm(t, w->tensor(), config_.norm_eps) : t;
+          };
+          // One statement per layer: hooks see the layers in registry order.
+          q = rope(head_norm(heads(apply(b.first + 0, st.input, hooks), hq), b.q_norm));
+          k = rope(head_norm(heads(apply(b.first + 1, st.input, hooks), hkv), b.k_norm));
+          v = heads(apply(b.first + 2, st.input, hooks), hkv);
+        }
+        st.input = autograd::reshape(autograd::causal_attention(q, k, v), {batch, seq, hq * hd});
+        return;
+      }
+      case 1: {  // attention output, then the MLP's normalisation
+        st.x = autograd::add(st.x, apply(b.first + (gpt2 ? 1 : 3), st.input, hooks));
+        st.input = gpt2 ? autograd::layer_norm(st.x, b.norm2->tensor(), b.norm2_bias->tensor(), config_.norm_eps)
+                        : autograd::rms_norm(st.x, b.norm2->tensor(), config_.norm_eps);
+        return;
+      }
+      case 2: {  // MLP input: GPT-2's c_fc and GELU, Llama's SwiGLU gate and up
+        if (gpt2) {
+          Tensor fc = apply(b.first + 2, st.input, hooks);
+          st.input = hooks.gelu ? hooks.gelu(fc) : autograd::gelu_tanh(fc);
+        } else {
+          Tensor gate = autograd::silu(apply(b.first + 4, st.input, hooks));
+          Tensor up = apply(b.first + 5, st.input, hooks);
+          st.input = autograd::mul(gate, up);
+        }
+        return;
+      }
+      default: {  // MLP output
+        st.x = autograd::add(st.x, apply(b.first + (gpt2 ? 3 : 6), st.input, hooks));
+        st.input = Tensor{};
+        return;
+      }
     }
-    lowbit::detail::check(config_.sliding_window == 0 || pos0 + seq <= config_.sliding_window, "Transformer: ",
-                          pos0 + seq, " positions exceed the sliding window of ", config_.sliding_window,
-                          " (sliding-window attention beyond the window is not implemented)");
-    Tensor h = autograd::rms_norm(x, b.norm1->tensor(), config_.norm_eps);
-    const auto rope = [&](Tensor t) {
-      return autograd::rope(t, config_.rope_style, std::span<const float>(rope_freq_), pos0);
-    };
-    // Qwen3 normalises each head of q and k (over head_dim) before the rotation.
-    const auto head_norm = [&](Tensor t, const Parameter* w) {
-      return w ? autograd::rms_norm(t, w->tensor(), config_.norm_eps) : t;
-    };
-    // One statement per layer: hooks see the layers in registry order.
-    Tensor q = rope(head_norm(heads(apply(b.first + 0, h, hooks), hq), b.q_norm));
-    Tensor k = rope(head_norm(heads(apply(b.first + 1, h, hooks), hkv), b.k_norm));
-    Tensor v = heads(apply(b.first + 2, h, hooks), hkv);
-    Tensor a = autograd::reshape(autograd::causal_attention(q, k, v), {batch, seq, hq * hd});
-    x = autograd::add(x, apply(b.first + 3, a, hooks));
-    h = autograd::rms_norm(x, b.norm2->tensor(), config_.norm_eps);
-    Tensor gate = autograd::silu(apply(b.first + 4, h, hooks));
-    Tensor up = apply(b.first + 5, h, hooks);
-    return autograd::add(x, apply(b.first + 6, autograd::mul(gate, up), hooks));
+  }
+
+  /// Transformer block i on x [batch, seq, dim].
+  Tensor block(int i, Tensor x, const ForwardHooks& hooks = {}, Index pos0 = 0) const {
+    BlockState st = begin_block(i, x, pos0);
+    while (st.next < block_stages) run_stage(i, st, hooks, pos0);
+    return st.x;
   }
 
   /// Final norm and classifier: logits [batch, seq, vocab].
@@ -200,6 +243,17 @@ class Transformer {
     Parameter *q_norm = nullptr, *k_norm = nullptr;  ///< Qwen3's per-head RMSNorm weights
     std::size_t first = 0;  ///< index of the block's first layer in linears_
   };
+
+  /// Block i, checked against x [batch, seq, dim] and the positions it covers.
+  const Block& checked_block(int i, const Tensor& x, Index pos0) const {
+    lowbit::detail::check(i >= 0 && i < config_.layers, "Transformer::block: no block ", i);
+    lowbit::detail::check(x.ndim() == 3 && x.dim(2) == config_.dim, "Transformer::block: input ", x.shape(),
+                          " is not [batch, seq, ", config_.dim, "]");
+    lowbit::detail::check(config_.sliding_window == 0 || pos0 + x.dim(1) <= config_.sliding_window, "Transformer: ",
+                          pos0 + x.dim(1), " positions exceed the sliding window of ", config_.sliding_window,
+                          " (sliding-window attention beyond the window is not implemented)");
+    return blocks_[static_cast<std::size_t>(i)];
+  }
 
   Tensor apply(std::size_t layer, Tensor input, const ForwardHooks& hooks) const {
     const LinearLayer& l = linears_[layer];
