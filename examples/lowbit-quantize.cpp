@@ -33,6 +33,7 @@
 #include <lowbit/core/tool_main.hpp>
 #include <lowbit/io/file.hpp>
 #include <lowbit/nn/block_quantize.hpp>
+#include <lowbit/nn/blockwise.hpp>
 #include <lowbit/nn/gptq_export.hpp>
 #include <lowbit/nn/llama_cpp_presets.hpp>
 #include <lowbit/autograd/thread_pool.hpp>
@@ -226,6 +227,21 @@ lowbit::nn::GgufVocab vocab_of(const fs::path& model, const lowbit::nn::Transfor
   return lowbit::nn::gguf_gpt2_vocab(bpe, &compact);
 }
 
+/// Where block-by-block quantization keeps its finished blocks (resumable).
+fs::path work_dir_of(const fs::path& out) { return fs::path(out.string() + ".blocks"); }
+
+/// Layers whose rows are not whole blocks take llama.cpp's fallback: says which.
+void report_fallbacks(const lowbit::nn::Transformer& m, const lowbit::nn::BlockPlan& plan) {
+  for (const auto& l : m.linear_layers()) {
+    const lowbit::QuantSpec& asked = plan.spec_for(m.config().arch, l.name);
+    const auto fit = lowbit::nn::fitted_block_spec(asked, l);
+    if (fit && fit->block == asked.block) continue;
+    std::fprintf(stderr, "lowbit-quantize: %s: rows of %jd weights are not whole %s blocks; written as %s\n",
+                 l.name.c_str(), static_cast<std::intmax_t>(l.in_features()), asked.str().c_str(),
+                 fit ? fit->str().c_str() : "f16");
+  }
+}
+
 /// QAFT from the checkpoint at each of --lr's rates, `train_and_encode(model, lr)`
 /// training and encoding a fresh copy; the copy (and its encoding) with the lower NLL
 /// on the study's validation windows wins, as lowbit-study chooses.
@@ -269,6 +285,7 @@ int main(int argc, char** argv) {
     }
   Options o;
   lowbit::nn::Checkpoint ck;
+  fs::path blockwise_out;  // set when quantizing block by block (resumable)
   lowbit::nn::GgufVocab vocab;
   lowbit::study::StudyData data;
   const int prepared = lowbit::cli::guarded("lowbit-quantize", "reading the model and data",
@@ -294,8 +311,10 @@ int main(int argc, char** argv) {
   return lowbit::cli::guarded("lowbit-quantize", "quantizing", lowbit::cli::exit_failed, [&] {
     try {
       if (o.threads > 0) lowbit::autograd::set_num_threads(o.threads);
-      auto model = std::make_unique<lowbit::nn::Transformer>(ck);
       const bool qaft = o.method == lowbit::nn::BlockMethod::qaft;
+      // GGUF by RTN, imatrix or GPTQ streams block by block; the rest holds the model.
+      std::unique_ptr<lowbit::nn::Transformer> model;
+      if (o.format != Format::gguf || qaft) model = std::make_unique<lowbit::nn::Transformer>(ck);
       // A bar with rate and ETA on a terminal, a plain line every 10 s in logs.
       std::optional<lowbit::study::Progress> bar;
       const std::string what = "lowbit-quantize: " + std::string(lowbit::nn::block_method_name(o.method)) + " " +
@@ -348,8 +367,27 @@ int main(int argc, char** argv) {
         return lowbit::cli::exit_ok;
       }
       const lowbit::nn::BlockPlan plan = plan_of(o, &ck.config);
+      if (!qaft) {  // block by block: one block widened at a time, resumable
+        const auto shared = std::make_shared<const lowbit::nn::Checkpoint>(std::move(ck));
+        report_fallbacks(lowbit::nn::Transformer::streaming(shared), plan);
+        lowbit::nn::BlockwiseOptions bo;
+        bo.method = o.method;
+        bo.gptq = o.gptq;
+        bo.progress = progress;
+        bo.work_dir = work_dir_of(o.out);
+        blockwise_out = o.out;
+        const auto report =
+            lowbit::nn::quantize_gguf_blockwise(shared, plan, data.calibration, o.out, &vocab, model_name(o.model), bo);
+        if (bar) bar->finish();
+        if (report.resumed_blocks > 0)
+          std::fprintf(stderr, "lowbit-quantize: resumed: %d finished blocks taken from %s\n", report.resumed_blocks,
+                       bo.work_dir.string().c_str());
+        std::fprintf(stderr, "lowbit-quantize: wrote %s (%ju bytes)\n", o.out.string().c_str(),
+                     static_cast<std::uintmax_t>(fs::file_size(o.out)));
+        return lowbit::cli::exit_ok;
+      }
       std::map<std::string, lowbit::nn::EncodedTensor> encoded;
-      if (qaft) {
+      {
         using Encoded = std::map<std::string, lowbit::nn::EncodedTensor>;
         std::tie(model, encoded) = best_qaft<Encoded>(o, ck, data, [&](lowbit::nn::Transformer& m, double lr) {
           qaft_train(m, lr, [&](lowbit::nn::Transformer& t, const lowbit::study::QaftOptions& q, const auto& steps) {
@@ -357,24 +395,18 @@ int main(int argc, char** argv) {
           });
           return lowbit::nn::quantize_to_blocks(m, plan, lowbit::nn::BlockMethod::qaft);
         });
-      } else {
-        encoded = lowbit::nn::quantize_to_blocks(*model, plan, o.method, data.calibration, o.gptq, progress);
       }
       if (stop_requested) throw Interrupted{};
       if (bar) bar->finish();
-      // Layers whose rows are not whole blocks took llama.cpp's fallback: say which.
-      for (const auto& [name, e] : encoded) {
-        const lowbit::QuantSpec& asked = plan.spec_for(ck.config.arch, name);
-        if (e.ggml_type != static_cast<std::uint32_t>(lowbit::blocks::info(asked.block).ggml_type))
-          std::fprintf(stderr, "lowbit-quantize: %s: rows of %jd weights are not whole %s blocks; written as %s\n",
-                       name.c_str(), static_cast<std::intmax_t>(ck.shape(name).back()),
-                       asked.str().c_str(), std::string(lowbit::io::ggml_type_info(e.ggml_type)->name).c_str());
-      }
+      report_fallbacks(*model, plan);
       lowbit::nn::write_gguf(o.out, *model, encoded, plan, &vocab, model_name(o.model));
       std::fprintf(stderr, "lowbit-quantize: wrote %s (%ju bytes)\n", o.out.string().c_str(),
                    static_cast<std::uintmax_t>(fs::file_size(o.out)));
     } catch (const Interrupted&) {
       std::fprintf(stderr, "lowbit-quantize: interrupted; %s was not written\n", o.out.string().c_str());
+      if (!blockwise_out.empty() && fs::exists(work_dir_of(blockwise_out)))
+        std::fprintf(stderr, "lowbit-quantize: the finished blocks are in %s: the same command resumes after them\n",
+                     work_dir_of(blockwise_out).string().c_str());
       return lowbit::cli::exit_interrupted;
     }
     return lowbit::cli::exit_ok;

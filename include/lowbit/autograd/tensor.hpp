@@ -90,6 +90,17 @@ class BasicParameter : public BasicTensor<S> {
     this->rebind(impl_.get());
     set_trainable(true);
   }
+  /// A parameter with a shape and no storage yet: a streaming model's tensors stay in
+  /// their files until load(). Frozen; unusable (loaded() false) until loaded.
+  struct Unloaded {};
+  BasicParameter(std::string name, Shape shape, Unloaded)
+      : name_(std::move(name)), impl_(std::make_unique<TensorImpl<S>>()) {
+    impl_->shape = shape;
+    impl_->data = nullptr;
+    impl_->grad = nullptr;
+    impl_->requires_grad = false;
+    this->rebind(impl_.get());
+  }
   BasicParameter(BasicParameter&& other) noexcept
       : BasicTensor<S>(other.impl_.get()), name_(std::move(other.name_)), data_(std::move(other.data_)),
         grad_(std::move(other.grad_)), impl_(std::move(other.impl_)) {}
@@ -106,8 +117,32 @@ class BasicParameter : public BasicTensor<S> {
 
   /// Frozen parameters take part in the forward pass but get no gradient.
   void set_trainable(bool t) {
+    lowbit::detail::check(!t || loaded(), "Parameter '", name_, "': not loaded, so it cannot be trained");
+    if (t && grad_.size() != data_.size()) grad_.assign(data_.size(), S(0));
     impl_->requires_grad = t;
     impl_->grad = t ? grad_.data() : nullptr;
+  }
+
+  /// Whether the values are in memory (false for an Unloaded or unload()ed parameter).
+  [[nodiscard]] bool loaded() const { return impl_->data != nullptr || impl_->shape.numel() == 0; }
+  /// Takes `values` as the storage, frozen and without a gradient buffer (a
+  /// streaming model widens a block's tensors this way only while it works on it).
+  void load(std::vector<S> values) {
+    lowbit::detail::check(values.size() == static_cast<std::size_t>(impl_->shape.numel()), "Parameter '", name_,
+                          "': ", values.size(), " values for shape ", impl_->shape);
+    data_ = std::move(values);
+    std::vector<S>().swap(grad_);
+    impl_->data = data_.data();
+    impl_->grad = nullptr;
+    impl_->requires_grad = false;
+  }
+  /// Frees the values and the gradient buffer (`v = {}` would keep the capacity).
+  void unload() {
+    std::vector<S>().swap(data_);
+    std::vector<S>().swap(grad_);
+    impl_->data = nullptr;
+    impl_->grad = nullptr;
+    impl_->requires_grad = false;
   }
   [[nodiscard]] bool trainable() const { return impl_->requires_grad; }
   void zero_grad() { std::fill(grad_.begin(), grad_.end(), S(0)); }

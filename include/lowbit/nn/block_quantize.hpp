@@ -274,30 +274,38 @@ inline Checkpoint checkpoint_of(Transformer& model, std::string source = "model"
   return ck;
 }
 
+/// The codec of a GGUF whose layers hold already-encoded tensors (`find(name)`: the
+/// layer's encoding, or null for a tensor that is not a layer) and whose other
+/// tensors take the plan's types by llama.cpp's round-to-nearest (norms F32).
+inline GgufCodec gguf_encoded_codec(const TransformerConfig& c, const BlockPlan& plan,
+                                    std::function<const EncodedTensor*(const std::string&)> find) {
+  GgufCodec codec;
+  codec.type = [c, plan, find](const std::string& name, const std::vector<std::int64_t>& shape) {
+    const EncodedTensor* e = find(name);
+    return e ? e->ggml_type : gguf_type_for(plan.spec_for(c.arch, name), name, shape);
+  };
+  codec.encode = [c, rtn = gguf_rtn_codec(plan.base()), find](const std::string& name, const Weight& w,
+                                                              std::uint32_t type) {
+    const EncodedTensor* e = find(name);
+    if (!e) return rtn.encode(name, w, type);
+    // The exporter interleaves a Hugging Face model's q/k rows; the encoded rows move alike.
+    const bool q = name.ends_with("q_proj.weight"), k = name.ends_with("k_proj.weight");
+    if (!(q || k) || c.arch != Architecture::llama || c.rope_style != autograd::RopeStyle::half) return e->bytes;
+    const Index rows = w.shape[0], row_bytes = static_cast<Index>(e->bytes.size()) / rows;
+    return permute_rope_rows<std::uint8_t>(e->bytes, rows, row_bytes, c.head_dim(), RopeRows::to_interleaved);
+  };
+  return codec;
+}
+
 /// Writes `model` as a GGUF whose layers hold `encoded` (quantize_to_blocks) and
 /// whose other tensors take the plan's types by llama.cpp's round-to-nearest (norms F32).
 inline void write_gguf(const std::filesystem::path& path, Transformer& model,
                        const std::map<std::string, EncodedTensor>& encoded, const BlockPlan& plan,
                        const GgufVocab* vocab = nullptr, std::string_view model_name = "lowbit") {
-  const TransformerConfig& c = model.config();
-  const GgufCodec rtn = gguf_rtn_codec(plan.base());
-  GgufCodec codec;
-  codec.type = [&](const std::string& name, const std::vector<std::int64_t>& shape) {
+  const GgufCodec codec = gguf_encoded_codec(model.config(), plan, [&encoded](const std::string& name) {
     const auto it = encoded.find(name);
-    return it != encoded.end() ? it->second.ggml_type
-                               : gguf_type_for(plan.spec_for(c.arch, name), name, shape);
-  };
-  codec.encode = [&](const std::string& name, const Weight& w, std::uint32_t type) {
-    const auto it = encoded.find(name);
-    if (it == encoded.end()) return rtn.encode(name, w, type);
-    // The exporter interleaves a Hugging Face model's q/k rows; the encoded rows move alike.
-    const bool q = name.ends_with("q_proj.weight"), k = name.ends_with("k_proj.weight");
-    if (!(q || k) || c.arch != Architecture::llama || c.rope_style != autograd::RopeStyle::half)
-      return it->second.bytes;
-    const auto& b = it->second.bytes;
-    const Index rows = w.shape[0], row_bytes = static_cast<Index>(b.size()) / rows;
-    return permute_rope_rows<std::uint8_t>(b, rows, row_bytes, c.head_dim(), RopeRows::to_interleaved);
-  };
+    return it == encoded.end() ? nullptr : &it->second;
+  });
   write_gguf(path, checkpoint_of(model, "model"), vocab, codec, model_name);
 }
 

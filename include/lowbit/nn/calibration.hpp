@@ -138,104 +138,162 @@ inline std::vector<Hessian> layer_hessians(const Transformer& model, const std::
   return detail::all_hessians(model, windows, chunks, count);
 }
 
+/// Calibration one block at a time, in GPTQ's "true sequential" order or from the
+/// unmodified model: what quantize_with_calibration runs over every block, and what a
+/// streaming quantizer runs on the one block it has loaded (nn/blockwise.hpp).
+///
+/// Between stages it keeps, for every window, the residual stream and the next
+/// stage's input. Every layer of a stage reads that input, so the stage's Hessian
+/// comes straight from it (one accumulator for q/k/v, one for gate/up); the stage
+/// then runs once. Sequential: the stage runs after its layers are solved, so each
+/// later stage sees them quantized and each quantized block runs once (GPTQ's
+/// reference re-runs the block for every stage). Parallel: the block runs with the
+/// weights as they are and every solve follows — the Hessians of one pass of the
+/// unmodified model. Memory: windows × tokens × (dim + the widest stage input) floats.
+class BlockCalibration {
+ public:
+  /// Checks the windows and embeds them (the model's embeddings must be loaded).
+  BlockCalibration(const Transformer& model, const std::vector<std::span<const int>>& windows,
+                   const CalibrationOptions& options = {})
+      : model_(model),
+        chunks_(detail::calibration_chunks(model, windows, options.batch, "calibration")),
+        options_(options),
+        saved_(chunks_.size()) {
+    autograd::NoGradGuard no_grad;
+    autograd::Graph g;
+    for (std::size_t c = 0; c < chunks_.size(); ++c) {
+      g.clear();
+      const auto ids = detail::chunk_ids(chunks_[c], windows);
+      const autograd::Tensor x = model.embed(ids, chunks_[c].batch(), chunks_[c].seq);
+      saved_[c].x.assign(x.values().begin(), x.values().end());
+    }
+  }
+
+  /// Block b: solve(layer, H) for each of its layers in registry order, with the
+  /// Hessian the order gives; afterwards the saved state is block b's output.
+  template <class Solve>
+  void quantize_block(int b, Solve&& solve) {
+    run_block(b, [&](std::size_t first, std::size_t end, const Hessian& h) {
+      for (std::size_t j = first; j < end; ++j) solve(model_.linear_layers()[j], h);
+    });
+  }
+
+  /// Block b with its weights as they are (a block finished before): the saved state
+  /// becomes its output.
+  void pass_block(int b) {
+    autograd::NoGradGuard no_grad;
+    autograd::Graph g;
+    for (std::size_t c = 0; c < chunks_.size(); ++c) {
+      g.clear();
+      keep(c, model_.begin_block(b, x_of(g, c)));
+      for (int stage = 0; stage < Transformer::block_stages; ++stage) step(g, b, c, stage);
+    }
+  }
+
+  /// The number of windows' tokens the state holds (for progress and memory notes).
+  [[nodiscard]] Index tokens() const {
+    Index n = 0;
+    for (const auto& ch : chunks_) n += ch.batch() * ch.seq;
+    return n;
+  }
+
+ private:
+  struct Saved {
+    std::vector<float> x, input;
+    Index input_width = 0;
+  };
+
+  autograd::Tensor x_of(autograd::Graph& g, std::size_t c) const {
+    return g.constant({chunks_[c].batch(), chunks_[c].seq, model_.config().dim}, std::span<const float>(saved_[c].x));
+  }
+  autograd::Tensor input_of(autograd::Graph& g, std::size_t c) const {
+    return g.constant({chunks_[c].batch(), chunks_[c].seq, saved_[c].input_width},
+                      std::span<const float>(saved_[c].input));
+  }
+  void keep(std::size_t c, const Transformer::BlockState& st) {
+    saved_[c].x.assign(st.x.values().begin(), st.x.values().end());
+    if (!st.input.defined()) {
+      saved_[c].input.clear();  // capacity kept: the next block refills it
+      return;
+    }
+    saved_[c].input.assign(st.input.values().begin(), st.input.values().end());
+    saved_[c].input_width = st.input.dim(2);
+  }
+  /// Runs stage `stage` of block b on chunk c's saved state.
+  void step(autograd::Graph& g, int b, std::size_t c, int stage) {
+    g.clear();
+    Transformer::BlockState st{x_of(g, c), input_of(g, c), stage};
+    model_.run_stage(b, st);
+    keep(c, st);
+  }
+
+  /// `solved(first, end, H)` for each stage's layers [first, end) of block b.
+  template <class Solved>
+  void run_block(int b, Solved&& solved) {
+    const auto& layers = model_.linear_layers();
+    std::size_t i = 0;
+    while (i < layers.size() && layers[i].block != b) ++i;
+    lowbit::detail::check(i < layers.size(), "calibration: block ", b, " has no registered layers");
+    autograd::NoGradGuard no_grad;
+    autograd::Graph g;
+    for (std::size_t c = 0; c < chunks_.size(); ++c) {
+      g.clear();
+      keep(c, model_.begin_block(b, x_of(g, c)));
+    }
+    const bool sequential = options_.order == CalibrationOrder::sequential;
+    struct Pending {
+      std::size_t first, end;
+      Hessian h;
+    };
+    std::vector<Pending> pending;  // parallel: the solves wait for the whole block
+    for (int stage = 0; stage < Transformer::block_stages; ++stage) {
+      std::size_t end = i;
+      while (end < layers.size() && layers[end].block == b && layers[end].stage == stage) ++end;
+      if (end > i) {
+        HessianAccumulator<float> acc(layers[i].in_features(), options_.count);
+        for (std::size_t c = 0; c < chunks_.size(); ++c) {
+          g.clear();
+          detail::accumulate(acc, layers[i], input_of(g, c), chunks_[c].batch());
+        }
+        if (sequential) {
+          solved(i, end, acc.hessian());
+        } else {
+          pending.push_back({i, end, acc.hessian()});
+        }
+        i = end;
+      }
+      for (std::size_t c = 0; c < chunks_.size(); ++c) step(g, b, c, stage);
+    }
+    for (const Pending& p : pending) solved(p.first, p.end, p.h);
+  }
+
+  const Transformer& model_;
+  std::vector<detail::CalibrationChunk> chunks_;
+  CalibrationOptions options_;
+  std::vector<Saved> saved_;
+};
+
 /// Calls solve(const LinearLayer&, const Hessian&) once per registered layer, in
 /// registry order; solve must overwrite layer.weight's values with the quantized
-/// weights (e.g. copy SolveResult::weights).
-///
-/// Sequential (GPTQ's reference, "true sequential"): block by block, stage by
-/// stage, each stage's Hessian comes from inputs computed with every earlier layer
-/// already quantized. The residual stream and the next stage's input are kept for
-/// all windows between stages, so each quantized block runs once. Memory: windows ×
-/// tokens × (dim + the widest stage input) floats.
-/// Parallel: every Hessian from one pass of the unmodified model, then every solve.
+/// weights (e.g. copy SolveResult::weights). The Hessians follow options.order
+/// (BlockCalibration): sequential is GPTQ's reference ("true sequential"), each
+/// layer's inputs computed with every earlier layer already quantized; parallel
+/// takes every Hessian from the unmodified model.
 /// progress(done_layers, total_layers) after each layer when given.
 template <class Solve>
 void quantize_with_calibration(Transformer& model, const std::vector<std::span<const int>>& windows, Solve&& solve,
                                const CalibrationOptions& options = {},
                                const std::function<void(std::size_t, std::size_t)>& progress = {}) {
-  const auto chunks = detail::calibration_chunks(model, windows, options.batch, "quantize_with_calibration");
   const auto& layers = model.linear_layers();
   const std::size_t total = layers.size();
   std::size_t done = 0;
-  const auto solved = [&](std::size_t i, const Hessian& h) {
-    solve(layers[i], h);
-    ++done;
-    if (progress) progress(done, total);
-  };
-
-  if (options.order == CalibrationOrder::parallel) {
-    const auto hs = detail::all_hessians(model, windows, chunks, options.count);
-    for (std::size_t i = 0; i < total; ++i) solved(i, hs[i]);
-    return;
-  }
-
-  autograd::NoGradGuard no_grad;
-  autograd::Graph g;
-  // Per chunk, between stages: the residual stream and the next stage's input,
-  // row-major, starting from the embeddings. Every layer of a stage reads that
-  // input, so its Hessian comes straight from it; the stage then runs once, with
-  // its layers quantized, to give the next stage's input — one forward pass of
-  // each quantized block in all (GPTQ's reference re-runs the block per stage).
-  struct Saved {
-    std::vector<float> x, input;
-    std::vector<Index> input_shape;
-  };
-  std::vector<Saved> saved(chunks.size());
-  const Index dim = model.config().dim;
-  const auto keep = [&](std::size_t c, const Transformer::BlockState& st) {
-    saved[c].x.assign(st.x.values().begin(), st.x.values().end());
-    if (!st.input.defined()) return saved[c].input.clear();
-    saved[c].input.assign(st.input.values().begin(), st.input.values().end());
-    saved[c].input_shape.assign({st.input.dim(0), st.input.dim(1), st.input.dim(2)});
-  };
-  const auto restored = [&](std::size_t c, int next) {
-    const Saved& s = saved[c];
-    Transformer::BlockState st;
-    st.x = g.constant({chunks[c].batch(), chunks[c].seq, dim}, std::span<const float>(s.x));
-    const auto& sh = s.input_shape;
-    st.input = g.constant({sh[0], sh[1], sh[2]}, std::span<const float>(s.input));
-    st.next = next;
-    return st;
-  };
-  for (std::size_t c = 0; c < chunks.size(); ++c) {
-    g.clear();
-    const auto ids = detail::chunk_ids(chunks[c], windows);
-    const autograd::Tensor x = model.embed(ids, chunks[c].batch(), chunks[c].seq);
-    saved[c].x.assign(x.values().begin(), x.values().end());
-  }
-
-  std::size_t i = 0;
-  for (int b = 0; b < model.config().layers; ++b) {
-    for (std::size_t c = 0; c < chunks.size(); ++c) {
-      g.clear();
-      keep(c, model.begin_block(b, g.constant({chunks[c].batch(), chunks[c].seq, dim},
-                                              std::span<const float>(saved[c].x))));
-    }
-    for (int stage = 0; stage < Transformer::block_stages; ++stage) {
-      // This stage's layers, all reading the saved input; every earlier layer is quantized.
-      std::size_t end = i;
-      while (end < total && layers[end].block == b && layers[end].stage == stage) ++end;
-      if (end > i) {  // one Hessian serves them all (same input, same width)
-        HessianAccumulator<float> acc(layers[i].in_features(), options.count);
-        for (std::size_t c = 0; c < chunks.size(); ++c) {
-          g.clear();
-          detail::accumulate(acc, layers[i], restored(c, stage).input, chunks[c].batch());
-        }
-        const Hessian h = acc.hessian();
-        for (std::size_t j = i; j < end; ++j) solved(j, h);
-        i = end;
-      }
-      // The next stage's input (the last stage: the next block's input), through the quantized layers.
-      const bool last_block = b + 1 == model.config().layers;
-      if (last_block && stage + 1 == Transformer::block_stages) break;
-      for (std::size_t c = 0; c < chunks.size(); ++c) {
-        g.clear();
-        Transformer::BlockState st = restored(c, stage);
-        model.run_stage(b, st);
-        keep(c, st);
-      }
-    }
-  }
+  BlockCalibration cal(model, windows, options);
+  for (int b = 0; b < model.config().layers; ++b)
+    cal.quantize_block(b, [&](const LinearLayer& l, const Hessian& h) {
+      solve(l, h);
+      ++done;
+      if (progress) progress(done, total);
+    });
   lowbit::detail::check(done == total, "quantize_with_calibration: solved ", done, " of ", total,
                         " layers (registry not in block order)");
 }

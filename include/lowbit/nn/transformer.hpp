@@ -12,6 +12,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -57,17 +58,55 @@ class Transformer {
       used[name] = true;
       return ck.get(name, shape).values;
     });
-    for (const std::string& name : ck.names()) {
-      const bool tied_copy = config_.tied_head && name == "lm_head.weight";
-      const bool rope_buffer = name.find("rotary_emb.inv_freq") != std::string::npos;
-      if (!used.count(name) && !tied_copy && !rope_buffer)
-        lowbit::detail::fail("checkpoint '", ck.source, "': tensor '", name, "' is not part of a ",
-                     config_.arch == Architecture::gpt2 ? "GPT-2" : "Llama", " model with this config");
-    }
+    check_all_used(ck, used);
   }
 
   /// A Hugging Face folder (config.json + model.safetensors) or a llama2.c .bin file.
   static Transformer load(const std::filesystem::path& path) { return Transformer(load_checkpoint(path)); }
+
+  /// A model whose weights stay in `ck` — for a Hugging Face folder, its memory-mapped
+  /// shards in their stored type — until load_block / load_outside widen them, so
+  /// memory holds only what is loaded (block-by-block quantization of a model larger
+  /// than RAM). Names and shapes are checked here, values when loaded. A forward pass
+  /// through a part that is not loaded is an error.
+  static Transformer streaming(std::shared_ptr<const Checkpoint> ck) {
+    lowbit::detail::check(ck != nullptr, "Transformer::streaming: no checkpoint");
+    return Transformer(std::move(ck), Streaming{});
+  }
+  [[nodiscard]] bool is_streaming() const { return source_ != nullptr; }
+
+  /// The parameters of block i (norms, layers' weights and biases), creation order.
+  [[nodiscard]] std::vector<Parameter*> block_parameters(int i) {
+    lowbit::detail::check(i >= 0 && i < config_.layers, "Transformer: no block ", i);
+    const Block& b = blocks_[static_cast<std::size_t>(i)];
+    std::vector<Parameter*> out;
+    for (std::size_t k = b.param_begin; k < b.param_end; ++k) out.push_back(&params_[k]);
+    return out;
+  }
+  /// The parameters outside the blocks: embeddings, final norm, classifier.
+  [[nodiscard]] std::vector<Parameter*> outside_parameters() {
+    std::vector<Parameter*> out;
+    std::size_t k = 0;
+    for (const Block& b : blocks_) {
+      for (; k < b.param_begin; ++k) out.push_back(&params_[k]);
+      k = b.param_end;
+    }
+    for (; k < params_.size(); ++k) out.push_back(&params_[k]);
+    return out;
+  }
+  /// Streaming: widens `ps` from the checkpoint (shape and finiteness checked).
+  void load(const std::vector<Parameter*>& ps) {
+    lowbit::detail::check(is_streaming(), "Transformer::load: not a streaming model");
+    for (Parameter* p : ps) {
+      const auto& s = p->shape();
+      p->load(source_->get(p->name(), std::vector<std::int64_t>(s.dims.begin(), s.dims.begin() + s.ndim)).values);
+    }
+  }
+  /// Streaming: frees `ps` (they can be loaded again from the checkpoint).
+  void unload(const std::vector<Parameter*>& ps) {
+    lowbit::detail::check(is_streaming(), "Transformer::unload: not a streaming model");
+    for (Parameter* p : ps) p->unload();
+  }
 
   Transformer(Transformer&&) = default;  // deque moves keep parameter addresses
   Transformer(const Transformer&) = delete;
@@ -100,7 +139,10 @@ class Transformer {
 
   [[nodiscard]] WeightSnapshot snapshot() const {
     WeightSnapshot s;
-    for (const auto& p : params_) s.emplace_back(p.values().begin(), p.values().end());
+    for (const auto& p : params_) {
+      check_loaded(&p);
+      s.emplace_back(p.values().begin(), p.values().end());
+    }
     return s;
   }
   void restore(const WeightSnapshot& s) {
@@ -123,6 +165,8 @@ class Transformer {
                   ids.size(), " ids for batch ", batch, " × sequence ", seq);
     lowbit::detail::check(pos0 + seq <= config_.context, "Transformer: positions up to ", pos0 + seq,
                   " exceed the model's context of ", config_.context);
+    check_loaded(wte_);
+    if (wpe_) check_loaded(wpe_);
     Tensor x = autograd::embedding<float>(*wte_, ids, {batch, seq});
     if (config_.arch == Architecture::gpt2) {
       std::vector<std::int32_t> pos(static_cast<std::size_t>(batch * seq));
@@ -221,6 +265,8 @@ class Transformer {
 
   /// Final norm and classifier: logits [batch, seq, vocab].
   Tensor head(Tensor x, const ForwardHooks& hooks = {}) const {
+    check_loaded(norm_f_);
+    check_loaded(lm_head_ ? lm_head_ : wte_);
     x = config_.arch == Architecture::gpt2
             ? autograd::layer_norm(x, norm_f_->tensor(), norm_f_bias_->tensor(), config_.norm_eps)
             : autograd::rms_norm(x, norm_f_->tensor(), config_.norm_eps);
@@ -238,7 +284,31 @@ class Transformer {
   }
 
  private:
+  struct Streaming {};
+  Transformer(std::shared_ptr<const Checkpoint> ck, Streaming) : config_(ck->config), source_(std::move(ck)) {
+    config_.validate(source_->source);
+    std::map<std::string, bool> used;
+    build([&](const std::string& name, const std::vector<std::int64_t>& shape) {
+      used[name] = true;
+      lowbit::detail::check(source_->contains(name), "checkpoint '", source_->source, "' has no tensor '", name, "'");
+      if (const auto got = source_->shape(name); got != shape) (void)source_->get(name, shape);  // names the shapes
+      return std::vector<float>{};
+    });
+    check_all_used(*source_, used);
+  }
+
+  void check_all_used(const Checkpoint& ck, const std::map<std::string, bool>& used) const {
+    for (const std::string& name : ck.names()) {
+      const bool tied_copy = config_.tied_head && name == "lm_head.weight";
+      const bool rope_buffer = name.find("rotary_emb.inv_freq") != std::string::npos;
+      if (!used.count(name) && !tied_copy && !rope_buffer)
+        lowbit::detail::fail("checkpoint '", ck.source, "': tensor '", name, "' is not part of a ",
+                             config_.arch == Architecture::gpt2 ? "GPT-2" : "Llama", " model with this config");
+    }
+  }
+
   struct Block {
+    std::size_t param_begin = 0, param_end = 0;  ///< the block's parameters in params_
     Parameter *norm1 = nullptr, *norm1_bias = nullptr, *norm2 = nullptr, *norm2_bias = nullptr;
     Parameter *q_norm = nullptr, *k_norm = nullptr;  ///< Qwen3's per-head RMSNorm weights
     std::size_t first = 0;  ///< index of the block's first layer in linears_
@@ -252,7 +322,14 @@ class Transformer {
     lowbit::detail::check(config_.sliding_window == 0 || pos0 + x.dim(1) <= config_.sliding_window, "Transformer: ",
                           pos0 + x.dim(1), " positions exceed the sliding window of ", config_.sliding_window,
                           " (sliding-window attention beyond the window is not implemented)");
-    return blocks_[static_cast<std::size_t>(i)];
+    const Block& b = blocks_[static_cast<std::size_t>(i)];
+    lowbit::detail::check(params_[b.param_begin].loaded(), "Transformer: block ", i,
+                          " is not loaded (a streaming model: load(block_parameters(", i, ")) first)");
+    return b;
+  }
+  void check_loaded(const Parameter* p) const {
+    lowbit::detail::check(p->loaded(), "Transformer: '", p->name(),
+                          "' is not loaded (a streaming model: load(outside_parameters()) first)");
   }
 
   Tensor apply(std::size_t layer, Tensor input, const ForwardHooks& hooks) const {
@@ -269,7 +346,9 @@ class Transformer {
   Parameter* add_param(Values& values, const std::string& name, std::vector<std::int64_t> shape) {
     autograd::Shape s;
     for (auto d : shape) s.dims[static_cast<std::size_t>(s.ndim++)] = d;
-    return &params_.emplace_back(name, s, values(name, shape));
+    std::vector<float> v = values(name, shape);
+    if (source_) return &params_.emplace_back(name, s, Parameter::Unloaded{});
+    return &params_.emplace_back(name, s, std::move(v));
   }
 
   template <class Values>
@@ -301,6 +380,7 @@ class Transformer {
         const std::string p = "transformer.h." + std::to_string(i) + ".";
         Block& b = blocks_.emplace_back();
         b.first = linears_.size();
+        b.param_begin = params_.size();
         b.norm1 = add_param(values, p + "ln_1.weight", {d});
         b.norm1_bias = add_param(values, p + "ln_1.bias", {d});
         add_linear(values, p + "attn.c_attn", i, LinearRole::qkv, 0, 3 * d, d, true);
@@ -309,6 +389,7 @@ class Transformer {
         b.norm2_bias = add_param(values, p + "ln_2.bias", {d});
         add_linear(values, p + "mlp.c_fc", i, LinearRole::mlp_in, 2, ff, d, true);
         add_linear(values, p + "mlp.c_proj", i, LinearRole::mlp_out, 3, d, ff, true);
+        b.param_end = params_.size();
       }
       norm_f_ = add_param(values, "transformer.ln_f.weight", {d});
       norm_f_bias_ = add_param(values, "transformer.ln_f.bias", {d});
@@ -318,6 +399,7 @@ class Transformer {
         const std::string p = "model.layers." + std::to_string(i) + ".";
         Block& b = blocks_.emplace_back();
         b.first = linears_.size();
+        b.param_begin = params_.size();
         b.norm1 = add_param(values, p + "input_layernorm.weight", {d});
         add_linear(values, p + "self_attn.q_proj", i, LinearRole::q, 0, qd, d, c.qkv_bias);
         add_linear(values, p + "self_attn.k_proj", i, LinearRole::k, 0, kv, d, c.qkv_bias);
@@ -331,6 +413,7 @@ class Transformer {
         add_linear(values, p + "mlp.gate_proj", i, LinearRole::gate, 2, ff, d, false);
         add_linear(values, p + "mlp.up_proj", i, LinearRole::up, 2, ff, d, false);
         add_linear(values, p + "mlp.down_proj", i, LinearRole::mlp_out, 3, d, ff, false);
+        b.param_end = params_.size();
       }
       norm_f_ = add_param(values, "model.norm.weight", {d});
       if (!c.tied_head) lm_head_ = add_param(values, "lm_head.weight", {c.vocab, d});
@@ -379,6 +462,7 @@ class Transformer {
   std::deque<Parameter> params_;
   std::vector<LinearLayer> linears_;
   std::vector<Block> blocks_;
+  std::shared_ptr<const Checkpoint> source_;  ///< a streaming model's weights (null: all in memory)
   Parameter *wte_ = nullptr, *wpe_ = nullptr, *norm_f_ = nullptr, *norm_f_bias_ = nullptr, *lm_head_ = nullptr;
 };
 

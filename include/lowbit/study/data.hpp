@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -33,6 +34,7 @@
 #include "lowbit/nn/config.hpp"
 #include "lowbit/study/options.hpp"
 #include "lowbit/text/gpt2_bpe.hpp"
+#include "lowbit/text/tokenizer_json.hpp"
 #include "lowbit/io/safetensors.hpp"
 #include "lowbit/text/compact_vocab.hpp"
 #include "lowbit/text/llama2c_tokenizer.hpp"
@@ -192,17 +194,31 @@ inline StudyData load_study_data(const StudyOptions& o, const nn::TransformerCon
   }
   if (std::filesystem::exists(compact_vocab_path(model)))
     return load_python_docs_study_data(o, cfg, model, data_dir, ood_windows, seq_len);
-  lowbit::detail::check(cfg.arch == nn::Architecture::gpt2, "study data: no tokenizer for the Llama model in '",
-                        model.string(), "' (Hugging Face Llama tokenizers are not supported; use a llama2.c model "
-                        "with its tok512.bin / tokenizer.bin, or a GPT-2 model)");
-  const auto tok = text::Gpt2Tokenizer::from_dir(data_dir / "gpt2-bpe");
-  const auto valid = d.keep(tok.encode(text::wikitext_hf_join(text::load_wikitext2(data_dir, "wiki.valid.tokens"))));
-  const auto test = d.keep(tok.encode(text::wikitext_hf_join(text::load_wikitext2(data_dir, "wiki.test.raw"))));
+  // A Hugging Face folder's own tokenizer.json (Llama 2 / 3, Mistral, Qwen), else
+  // GPT-2's BPE for a GPT-2 folder.
+  std::function<std::vector<int>(const std::string&)> encode;
+  std::string tokenizer;
+  if (std::filesystem::exists(model / "tokenizer.json")) {
+    auto tj = std::make_shared<text::TokenizerJson>(text::TokenizerJson::load(model / "tokenizer.json"));
+    lowbit::detail::check(tj->vocab_size() <= cfg.vocab, "study data: '", (model / "tokenizer.json").string(),
+                          "' has ", tj->vocab_size(), " tokens, more than the model's vocabulary of ", cfg.vocab);
+    encode = [tj](const std::string& t) { return tj->encode(t); };
+    tokenizer = "the model's tokenizer.json";
+  } else {
+    lowbit::detail::check(cfg.arch == nn::Architecture::gpt2, "study data: no tokenizer for the Llama model in '",
+                          model.string(), "' (a Hugging Face folder needs its tokenizer.json; a llama2.c model "
+                          "its tok512.bin / tokenizer.bin)");
+    auto bpe = std::make_shared<text::Gpt2Tokenizer>(text::Gpt2Tokenizer::from_dir(data_dir / "gpt2-bpe"));
+    encode = [bpe](const std::string& t) { return bpe->encode(t); };
+    tokenizer = "GPT-2 BPE";
+  }
+  const auto valid = d.keep(encode(text::wikitext_hf_join(text::load_wikitext2(data_dir, "wiki.valid.tokens"))));
+  const auto test = d.keep(encode(text::wikitext_hf_join(text::load_wikitext2(data_dir, "wiki.test.raw"))));
   const auto [calib_part, select_part] = text::split_fraction(valid, 0.8);
   d.calibration = text::calibration_windows(calib_part, o.calib, seq_len, o.seed);
   d.validation = text::eval_windows(select_part, context);
   d.test = text::eval_windows(test, context);
-  d.description = "WikiText-2 (GPT-2 BPE): " + std::to_string(o.calib) + " calibration windows of " +
+  d.description = "WikiText-2 (" + tokenizer + "): " + std::to_string(o.calib) + " calibration windows of " +
                   std::to_string(seq_len) + " tokens from the first 80% of validation (seed " +
                   std::to_string(o.seed) + "), selection on its last 20%, test split in windows of " +
                   std::to_string(context);
