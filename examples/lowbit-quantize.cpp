@@ -19,6 +19,7 @@
 // Exit status: 0 done, 1 failed during the work, 2 bad flags or unreadable inputs
 // (before any work), 130 interrupted (no output file is left behind).
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -79,6 +80,8 @@ constexpr const char* usage =
     "                     the layers trained through the scheme's round-to-nearest on the\n"
     "                     calibration sequences, as lowbit-study's QAFT, then rtn)\n"
     "  --calib N          calibration sequences for imatrix, gptq and qaft (default 128)\n"
+    "  --seq-len T        tokens per calibration sequence (default: the model's context;\n"
+    "                     TinyStories stories are cut at T)\n"
     "  --lr LIST          QAFT learning rates; each is trained and the one with the lower\n"
     "                     NLL on the study's validation windows is written (default 1e-4,1e-3)\n"
     "  --epochs E         QAFT epochs over the calibration sequences (default 1)\n"
@@ -97,6 +100,7 @@ struct Options {
   std::string preset;  ///< a llama-quantize preset (Q4_K_M), or empty
   lowbit::nn::BlockMethod method = lowbit::nn::BlockMethod::rtn;
   long calib = 128;
+  long seq_len = 0;  ///< 0: the model's context
   std::vector<double> lrs = {1e-4, 1e-3};  ///< QAFT: the study's grid
   long epochs = 1;
   int threads = 0;  ///< 0: all cores
@@ -106,6 +110,16 @@ struct Options {
 
 [[noreturn]] void bad(const std::string& flag, const std::string& why) {
   throw lowbit::Error(flag + ": " + why);
+}
+
+/// The integer value `v` of `flag`, at least `min`.
+long integer_flag(const std::string& flag, const std::string& v, long min) {
+  char* end = nullptr;
+  errno = 0;
+  const long n = std::strtol(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno == ERANGE || n < min)
+    bad(flag + " " + v, "must be an integer of at least " + std::to_string(min));
+  return n;
 }
 
 /// --scheme with its --scheme-for overrides, which win over a preset's mixture.
@@ -150,10 +164,9 @@ Options parse(const std::vector<std::string>& args) {
     } else if (f == "--method") {
       o.method = lowbit::nn::parse_block_method(value(), "--method");
     } else if (f == "--calib") {
-      const std::string& v = value();
-      char* end = nullptr;
-      o.calib = std::strtol(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || o.calib <= 0) bad("--calib " + v, "must be a positive integer");
+      o.calib = integer_flag("--calib", value(), 1);
+    } else if (f == "--seq-len") {
+      o.seq_len = integer_flag("--seq-len", value(), 2);
     } else if (f == "--damp") {
       const std::string& v = value();
       char* end = nullptr;
@@ -219,8 +232,12 @@ lowbit::nn::GgufVocab vocab_of(const fs::path& model, const lowbit::nn::Transfor
   if (!fs::is_directory(model))
     return lowbit::nn::gguf_spm_vocab(
         lowbit::text::Llama2cTokenizer::load(lowbit::study::llama2c_tokenizer_path(model), c.vocab));
-  if (c.arch != lowbit::nn::Architecture::gpt2)
-    bad("--model " + model.string(), "is a Llama folder; its tokenizer.json cannot be written to GGUF yet");
+  if (c.arch != lowbit::nn::Architecture::gpt2) {
+    std::fprintf(stderr, "lowbit-quantize: note: %s is a Hugging Face Llama-family folder; its tokenizer.json is not "
+                 "written to GGUF yet, so the file has no vocabulary (tokenizer.ggml.model = no_vocab: llama.cpp "
+                 "loads it and runs it on token ids)\n", model.string().c_str());
+    return lowbit::nn::GgufVocab::none();
+  }
   const fs::path bpe = lowbit::io::data_dir(data) / "gpt2-bpe";
   if (!fs::exists(lowbit::study::compact_vocab_path(model))) return lowbit::nn::gguf_gpt2_vocab(bpe);
   const auto compact = lowbit::text::CompactVocab::load(lowbit::study::compact_vocab_path(model));
@@ -301,6 +318,7 @@ int main(int argc, char** argv) {
     if (o.method != lowbit::nn::BlockMethod::rtn) {
       lowbit::study::StudyOptions so;
       so.calib = o.calib;
+      so.seq_len = o.seq_len;
       data = lowbit::study::load_study_data(so, ck.config, o.model, lowbit::io::data_dir(o.data), 0);
     }
     return lowbit::cli::exit_ok;
@@ -379,6 +397,14 @@ int main(int argc, char** argv) {
         const auto report =
             lowbit::nn::quantize_gguf_blockwise(shared, plan, data.calibration, o.out, &vocab, model_name(o.model), bo);
         if (bar) bar->finish();
+        const double blocks = std::max(1, report.quantized_blocks);
+        std::fprintf(stderr, "lowbit-quantize: %d blocks quantized: widening %.1f s, calibration forward %.1f s"
+                     " (%.0f calibration tokens/s through the whole model), solves %.1f s (%.2f s per block), writing %.1f s\n",
+                     report.quantized_blocks, report.load_seconds, report.forward_seconds,
+                     report.forward_seconds > 0 ? static_cast<double>(report.calibration_tokens) * blocks /
+                                                      report.forward_seconds / shared->config.layers
+                                                : 0.0,
+                     report.solve_seconds, report.solve_seconds / blocks, report.write_seconds);
         if (report.resumed_blocks > 0)
           std::fprintf(stderr, "lowbit-quantize: resumed: %d finished blocks taken from %s\n", report.resumed_blocks,
                        bo.work_dir.string().c_str());

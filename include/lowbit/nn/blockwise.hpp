@@ -19,6 +19,7 @@
 #pragma once
 
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <cstring>
@@ -56,6 +57,11 @@ struct BlockwiseOptions {
 struct BlockwiseReport {
   int resumed_blocks = 0;    ///< taken from the work folder of an interrupted run
   int quantized_blocks = 0;  ///< quantized in this run
+  Index calibration_tokens = 0;
+  double load_seconds = 0;    ///< widening blocks from the checkpoint
+  double forward_seconds = 0; ///< calibration: the blocks' forward passes and Hessians
+  double solve_seconds = 0;   ///< encoding the layers (GPTQ's solves, RTN)
+  double write_seconds = 0;   ///< the GGUF file
 };
 
 namespace blockwise_detail {
@@ -200,6 +206,7 @@ inline BlockwiseReport quantize_gguf_blockwise(const std::shared_ptr<const Check
     if (o.progress) o.progress(done, layers.size());
   };
 
+  BlockwiseReport report;
   // The calibration windows' embeddings: only the embedding tables are loaded for it.
   std::optional<BlockCalibration> cal;
   if (calibrated) {
@@ -214,9 +221,11 @@ inline BlockwiseReport quantize_gguf_blockwise(const std::shared_ptr<const Check
     co.batch = o.batch;
     cal.emplace(model, calibration, co);
     model.unload(tables);
+    report.calibration_tokens = cal->tokens();
   }
 
-  BlockwiseReport report;
+  using clock = std::chrono::steady_clock;
+  const auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
   const auto spec = [&](const LinearLayer& l) -> const QuantSpec& { return plan.spec_for(model.config().arch, l.name); };
   for (int b = 0; b < model.config().layers; ++b) {
     const std::vector<autograd::Parameter*> params = model.block_parameters(b);
@@ -227,7 +236,11 @@ inline BlockwiseReport quantize_gguf_blockwise(const std::shared_ptr<const Check
       ++report.resumed_blocks;
       continue;
     }
+    auto t0 = clock::now();
     model.load(params);
+    report.load_seconds += since(t0);
+    t0 = clock::now();
+    double solving = 0;
     if (resumed) {
       // GPTQ's next block reads this one quantized; the imatrix's reads it as it was.
       const auto encoded = store.read(b);
@@ -244,7 +257,9 @@ inline BlockwiseReport quantize_gguf_blockwise(const std::shared_ptr<const Check
     } else {
       std::map<std::string, EncodedTensor> encoded;
       const auto encode = [&](const LinearLayer& l, const Hessian* h) {
+        const auto ts = clock::now();
         encoded[l.name] = block_detail::encode_layer(l, spec(l), o.method, h, o.gptq);
+        solving += since(ts);
         solved();
       };
       if (calibrated) {
@@ -256,6 +271,8 @@ inline BlockwiseReport quantize_gguf_blockwise(const std::shared_ptr<const Check
       store.write(b, encoded);
       ++report.quantized_blocks;
     }
+    report.solve_seconds += solving;
+    report.forward_seconds += since(t0) - solving;
     model.unload(params);
   }
 
@@ -276,7 +293,9 @@ inline BlockwiseReport quantize_gguf_blockwise(const std::shared_ptr<const Check
     lowbit::detail::check(e != cached.end(), "work folder: block ", it->second, " has no layer '", name, "'");
     return &e->second;
   });
+  const auto tw = clock::now();
   write_gguf(out, *ck, vocab, codec, model_name);
+  report.write_seconds = since(tw);
   store.remove();
   return report;
 }

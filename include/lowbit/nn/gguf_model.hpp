@@ -228,9 +228,19 @@ struct GgufVocab {
 
   [[nodiscard]] int size() const { return static_cast<int>(tokens.size()); }
 
+  /// llama.cpp's "no_vocab" model: no tokens in the file; llama.cpp sizes the
+  /// vocabulary from {arch}.vocab_size and runs the model on token ids.
+  static GgufVocab none() {
+    GgufVocab v;
+    v.model = "no_vocab";
+    return v;
+  }
+  [[nodiscard]] bool is_none() const { return model == "no_vocab"; }
+
   void set(io::GgufWriter& w) const {
     using io::GgufValue;
     w.set("tokenizer.ggml.model", GgufValue::string(model));
+    if (is_none()) return;
     if (!pre.empty()) w.set("tokenizer.ggml.pre", GgufValue::string(pre));
     w.set("tokenizer.ggml.tokens", GgufValue::strings(tokens));
     if (!scores.empty()) w.set("tokenizer.ggml.scores", GgufValue::f32s(scores));
@@ -413,8 +423,10 @@ inline void write_gguf(const std::filesystem::path& path, const Checkpoint& ck, 
   io::GgufWriter w;
   set_gguf_metadata(w, c, model_name);
   if (vocab != nullptr) {
-    lowbit::detail::check(vocab->size() == c.vocab, "GGUF export of '", ck.source, "': the tokenizer has ",
-                          vocab->size(), " tokens, the model ", c.vocab);
+    lowbit::detail::check(vocab->is_none() || vocab->size() == c.vocab, "GGUF export of '", ck.source,
+                          "': the tokenizer has ", vocab->size(), " tokens, the model ", c.vocab);
+    lowbit::detail::check(!vocab->is_none() || c.arch == Architecture::llama, "GGUF export of '", ck.source,
+                          "': a file without vocabulary needs llama.vocab_size (arch llama)");
     vocab->set(w);
   }
   const std::vector<std::string> names = gguf_tensor_order(c);
