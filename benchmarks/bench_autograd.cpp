@@ -1,6 +1,6 @@
 // Forward + backward of GPT-2-small-sized transformer blocks (d=768, 12 heads, T=256,
-// batch 1) through lowbit::autograd, next to one Eigen GEMM of the block's largest
-// shape in the same run. Model FLOPs = 3 × forward FLOPs (linear layers + attention
+// batch 1) through lowbit::autograd, next to GEMMs of the block's largest shape (and
+// 4096³) through lowbit and through OpenBLAS directly, in the same run. Model FLOPs = 3 × forward FLOPs (linear layers + attention
 // with the full T×T score product); PyTorch 1.13 figures come from
 // scripts/bench/torch_block.py on the same shapes and thread counts (docs/performance.md).
 #include <benchmark/benchmark.h>
@@ -90,24 +90,67 @@ void run_stack(benchmark::State& state, int layers) {
 void BM_Gpt2Block_FwdBwd(benchmark::State& state) { run_stack(state, 1); }
 void BM_Gpt2Stack12_FwdBwd(benchmark::State& state) { run_stack(state, 12); }
 
-// Reference in the same run: the block's biggest GEMM (fc: 256×768 · 768×3072) through
-// lowbit's gemm (Eigen kernels split over the same threads).
-void BM_Gemm_256x768x3072(benchmark::State& state) {
+// References in the same run: the block's biggest GEMM (fc: 256×768 · 768×3072) and a
+// 4096³ GEMM through lowbit's gemm (lowbit::blas: OpenBLAS one thread per pool
+// thread, or Eigen), and the same products through OpenBLAS called directly with its
+// own threads — the rate lowbit's gemm must keep (issue #16: ≥ 0.95×).
+std::vector<float>& gemm_operand(Index rows, Index cols, std::uint32_t seed) {
+  static std::deque<std::vector<float>> keep;
+  return keep.emplace_back(randn(rows * cols, 1.0f, seed));
+}
+
+void BM_Gemm(benchmark::State& state) {
   set_num_threads(static_cast<int>(state.range(0)));
-  const auto a = randn(kT * kDim, 1.0f, 1), b = randn(4 * kDim * kDim, 1.0f, 2);
-  std::vector<float> c(static_cast<std::size_t>(kT * 4 * kDim));
+  const Index m = state.range(1), n = state.range(2), k = state.range(3);
+  const auto& a = gemm_operand(m, k, 1);
+  const auto& b = gemm_operand(n, k, 2);
+  std::vector<float> c(static_cast<std::size_t>(m * n));
   for (auto _ : state) {
-    gemm<float>(kT, 4 * kDim, kDim, a.data(), kDim, Trans::no, b.data(), kDim, Trans::yes, c.data(), 4 * kDim);
+    gemm<float>(m, n, k, a.data(), k, Trans::no, b.data(), k, Trans::yes, c.data(), n);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["FLOP/s"] = benchmark::Counter(2.0 * kT * kDim * 4 * kDim * static_cast<double>(state.iterations()),
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * double(m) * double(n) * double(k) * static_cast<double>(state.iterations()),
                                                 benchmark::Counter::kIsRate);
 }
 
+#if defined(LOWBIT_HAS_BLAS)
+void BM_OpenBlasDirect(benchmark::State& state) {
+  const Index m = state.range(1), n = state.range(2), k = state.range(3);
+  const auto& a = gemm_operand(m, k, 1);
+  const auto& b = gemm_operand(n, k, 2);
+  std::vector<float> c(static_cast<std::size_t>(m * n));
+  lowbit::blas::gemm<float>(1, 1, 1, 1.0f, a.data(), 1, Trans::no, b.data(), 1, Trans::no, 0.0f, c.data(), 1);
+  openblas_set_num_threads(static_cast<int>(state.range(0)));  // after lowbit's first call set it to 1
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
+                static_cast<int>(k), 1.0f, a.data(), static_cast<int>(k), b.data(), static_cast<int>(k), 0.0f,
+                c.data(), static_cast<int>(n));
+    benchmark::DoNotOptimize(c.data());
+  }
+  openblas_set_num_threads(1);
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * double(m) * double(n) * double(k) * static_cast<double>(state.iterations()),
+                                                benchmark::Counter::kIsRate);
+}
+#endif
+
 }  // namespace
 
-BENCHMARK(BM_Gemm_256x768x3072)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+// Arguments: threads, m, n, k.
+#define LOWBIT_GEMM_SHAPES(b)                                                                          \
+  BENCHMARK(b)->Args({1, kT, 4 * kDim, kDim})->Args({2, kT, 4 * kDim, kDim})->Args({1, 4096, 4096, 4096}) \
+      ->Args({2, 4096, 4096, 4096})->ArgNames({"threads", "m", "n", "k"})->Unit(benchmark::kMillisecond)->UseRealTime()
+LOWBIT_GEMM_SHAPES(BM_Gemm);
+#if defined(LOWBIT_HAS_BLAS)
+LOWBIT_GEMM_SHAPES(BM_OpenBlasDirect);
+#endif
 BENCHMARK(BM_Gpt2Block_FwdBwd)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Gpt2Stack12_FwdBwd)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::AddCustomContext("blas", lowbit::blas::implementation);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

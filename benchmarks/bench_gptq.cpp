@@ -1,5 +1,7 @@
-// GPTQ solve time next to one Eigen GEMM W·H of the same size, and Hessian
-// accumulation throughput next to the GEMM rate. Single-threaded.
+// GPTQ solve time next to one GEMM W·H of the same size, and Hessian accumulation
+// throughput next to the SYRK and GEMM rates, all through lowbit::blas (OpenBLAS in
+// a default build, Eigen's kernels with LOWBIT_BLAS=none: `blas` in the context
+// says which). Single-threaded unless a benchmark's `threads` argument says otherwise.
 //
 //   build/dev/benchmarks/bench_gptq --benchmark_counters_tabular=true
 //
@@ -16,6 +18,8 @@
 
 #include <Eigen/Core>
 
+#include "lowbit/autograd/thread_pool.hpp"
+#include "lowbit/backend/blas.hpp"
 #include "lowbit/gptq.hpp"
 
 namespace {
@@ -42,12 +46,19 @@ lowbit::Hessian random_hessian(lowbit::Index cols, std::uint32_t seed) {
   return acc.hessian();
 }
 
+/// out = w·h (h column-major = its transpose row-major) through lowbit::blas.
+void gemm_wh(const RowMatrix& w, const Eigen::MatrixXf& h, RowMatrix& out) {
+  using lowbit::blas::Trans;
+  lowbit::blas::gemm<float>(w.rows(), h.cols(), w.cols(), 1.0f, w.data(), w.cols(), Trans::no, h.data(), h.rows(),
+                            Trans::yes, 0.0f, out.data(), out.cols());
+}
+
 double seconds_of_gemm(const RowMatrix& w, const Eigen::MatrixXf& h) {
   RowMatrix out(w.rows(), h.cols());
   double best = 1e30;
   for (int rep = 0; rep < 3; ++rep) {
     const auto t0 = std::chrono::steady_clock::now();
-    out.noalias() = w * h;
+    gemm_wh(w, h, out);
     benchmark::DoNotOptimize(out.data());
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
@@ -61,6 +72,7 @@ using Solver = lowbit::Gptq<lowbit::Int<4>, lowbit::PerTensor>;
 /// calls and repetitions. `reuse:0`: a fresh solver per benchmark run, so with one
 /// iteration per repetition every timed call is a first call.
 void BM_Gptq4bitPerTensor(benchmark::State& state) {
+  lowbit::autograd::set_num_threads(state.range(4));
   const lowbit::Index rows = state.range(0), cols = state.range(1);
   const RowMatrix w = random_matrix(rows, cols, 0.02f, 1);
   const lowbit::Hessian h = random_hessian(cols, 2);
@@ -90,7 +102,7 @@ void BM_GemmWH(benchmark::State& state) {
   const Eigen::MatrixXf h = random_matrix(cols, cols, 1.0f, 3);
   RowMatrix out(rows, cols);
   for (auto _ : state) {
-    out.noalias() = w * h;
+    gemm_wh(w, h, out);
     benchmark::DoNotOptimize(out.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(rows) * double(cols) * double(cols),
@@ -112,13 +124,28 @@ void BM_HessianAccumulate(benchmark::State& state) {
                                                  benchmark::Counter::kIs1000);
 }
 
-/// The machine's GEMM rate on the same operands: full XᵀX (2·tokens·n² flops).
-void BM_GemmXtX(benchmark::State& state) {
+/// The SYRK rate on the same operands (lower triangle of XᵀX, as counted above).
+void BM_SyrkXtX(benchmark::State& state) {
   const lowbit::Index n = state.range(0);
   const RowMatrix x = random_matrix(kSamples, n, 1.0f, 4);
-  Eigen::MatrixXf h(n, n);
+  Eigen::MatrixXf h = Eigen::MatrixXf::Zero(n, n);
   for (auto _ : state) {
-    h.noalias() = x.transpose() * x;
+    lowbit::blas::syrk_lower<float>(n, kSamples, 1.0f, x.data(), n, 0.0f, h.data(), n);
+    benchmark::DoNotOptimize(h.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(double(kSamples) * double(n) * double(n + 1),
+                                                 benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+
+/// The machine's GEMM rate on the same operands: full XᵀX (2·tokens·n² flops).
+void BM_GemmXtX(benchmark::State& state) {
+  using lowbit::blas::Trans;
+  const lowbit::Index n = state.range(0);
+  const RowMatrix x = random_matrix(kSamples, n, 1.0f, 4);
+  RowMatrix h(n, n);
+  for (auto _ : state) {
+    lowbit::blas::gemm<float>(n, n, kSamples, 1.0f, x.data(), n, Trans::yes, x.data(), n, Trans::no, 0.0f, h.data(), n);
     benchmark::DoNotOptimize(h.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(kSamples) * double(n) * double(n),
@@ -132,17 +159,18 @@ void BM_GemmXtX(benchmark::State& state) {
 // per repetition, 7 repetitions (report the median), with the solver's workspace
 // reused and fresh.
 BENCHMARK(BM_Gptq4bitPerTensor)
-    ->Args({768, 768, 0, 1})
-    ->Args({768, 3072, 0, 1})
-    ->Args({3072, 768, 0, 1})
-    ->Args({768, 768, 1, 1})
-    ->ArgNames({"rows", "cols", "eval", "reuse"})
+    ->Args({768, 768, 0, 1, 1})
+    ->Args({768, 3072, 0, 1, 1})
+    ->Args({3072, 768, 0, 1, 1})
+    ->Args({768, 768, 1, 1, 1})
+    ->ArgNames({"rows", "cols", "eval", "reuse", "threads"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_Gptq4bitPerTensor)
-    ->Args({4096, 4096, 0, 1})
-    ->Args({4096, 4096, 0, 0})
-    ->ArgNames({"rows", "cols", "eval", "reuse"})
+    ->Args({4096, 4096, 0, 1, 1})
+    ->Args({4096, 4096, 0, 0, 1})
+    ->Args({4096, 4096, 0, 1, 2})
+    ->ArgNames({"rows", "cols", "eval", "reuse", "threads"})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1)
     ->Repetitions(7)
@@ -157,10 +185,13 @@ BENCHMARK(BM_GemmWH)
     ->UseRealTime();
 BENCHMARK(BM_HessianAccumulate<float>)->Arg(768)->Arg(3072)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_HessianAccumulate<double>)->Arg(768)->Arg(3072)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SyrkXtX)->Arg(768)->Arg(3072)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_GemmXtX)->Arg(768)->Arg(3072)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 int main(int argc, char** argv) {
   Eigen::setNbThreads(1);
+  lowbit::autograd::set_num_threads(1);
+  benchmark::AddCustomContext("blas", lowbit::blas::implementation);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

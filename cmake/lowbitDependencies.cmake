@@ -14,3 +14,15 @@ if(TARGET xsimd AND NOT TARGET xtl)
     set_target_properties(xsimd PROPERTIES INTERFACE_LINK_LIBRARIES "${_lowbit_xsimd_libs}")
   endif()
 endif()
+
+# LOWBIT_BLAS_USED (openblas or none) is the resolved choice: set by the build's
+# LOWBIT_BLAS option, or by lowbitConfig.cmake for an installed package. OpenBLAS's
+# CMake package (as Debian ships it) only sets variables; lowbit::openblas wraps them.
+if(LOWBIT_BLAS_USED STREQUAL "openblas" AND NOT TARGET lowbit::openblas)
+  find_dependency(OpenBLAS CONFIG)
+  add_library(lowbit::openblas INTERFACE IMPORTED)
+  set_target_properties(lowbit::openblas PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES "${OpenBLAS_INCLUDE_DIRS}"
+    INTERFACE_LINK_LIBRARIES "${OpenBLAS_LIBRARIES}"
+    INTERFACE_COMPILE_DEFINITIONS LOWBIT_HAS_BLAS=1)
+endif()

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # python3.11-doc: the Python docs pretraining corpus (text/python_docs.hpp, issue #7).
-packages=(cmake make g++ libeigen3-dev libxsimd-dev doctest-dev libbenchmark-dev python3.11-doc "$@")
+# libopenblas-dev: the BLAS under lowbit::blas (LOWBIT_BLAS=auto picks it up; issue #16).
+packages=(cmake make g++ libeigen3-dev libxsimd-dev doctest-dev libbenchmark-dev libopenblas-dev python3.11-doc "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

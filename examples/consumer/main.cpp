@@ -12,5 +12,12 @@ int main() {
   t.dequantize(lowbit::MatrixView(back.data(), 2, 3));
   std::printf("lowbit %s: scales %g %g, first value %g -> %g\n", lowbit::version, t.params.scales[0],
               t.params.scales[1], w[0], back[0]);
-  return t.codes.size() == w.size() ? 0 : 1;
+  // One GEMM through lowbit::blas: links against the BLAS the package was built with.
+  const std::vector<float> a = {1, 2, 3, 4};  // 2x2
+  std::vector<float> c(4);
+  lowbit::blas::gemm<float>(2, 2, 2, 1.0f, a.data(), 2, lowbit::blas::Trans::no, a.data(), 2,
+                            lowbit::blas::Trans::yes, 0.0f, c.data(), 2);  // A·Aᵀ = [5 11; 11 25]
+  std::printf("blas %s: A*A^T = %g %g %g %g\n", lowbit::blas::implementation, c[0], c[1], c[2], c[3]);
+  const bool gemm_ok = c[0] == 5 && c[1] == 11 && c[2] == 11 && c[3] == 25;
+  return t.codes.size() == w.size() && gemm_ok ? 0 : 1;
 }

@@ -9,6 +9,7 @@ benchmark).  Usage: /usr/bin/python3 scripts/bench/torch_block.py [threads...]
 """
 
 import math
+import os
 import statistics
 import sys
 import time
@@ -57,12 +58,22 @@ def bench(layers, reps):
     return statistics.median(times)
 
 
+def loaded_blas():
+    """The BLAS libraries really mapped into this process (Debian's torch calls
+    libblas.so.3, whatever the alternatives system points it at: install
+    libopenblas0-pthread for the fair peer)."""
+    with open("/proc/self/maps") as f:
+        libs = {l.split()[-1] for l in f if "blas" in l or "lapack" in l}
+    return sorted(os.path.realpath(p) for p in libs)
+
+
 def main():
     threads = [int(a) for a in sys.argv[1:]] or [1, 2]
     print("torch", torch.__version__, torch.__config__.parallel_info().splitlines()[0:3])
+    print("BLAS loaded:", " ".join(loaded_blas()))
     for n in threads:
         torch.set_num_threads(n)
-        for layers, reps in ((1, 5), (12, 1)):  # few reps: this torch build is slow
+        for layers, reps in ((1, 9), (12, 3)):
             t = bench(layers, reps)
             print("threads=%d layers=%2d  %.1f ms  %.1f GFLOP/s" % (n, layers, t * 1e3, flops(layers) / t / 1e9))
 

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <algorithm>
+#include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstddef>
 #include <exception>
 #include <mutex>
@@ -101,16 +103,29 @@ class ThreadPool {
     std::exception_ptr error{};
   };
 
-  // All cores by default; where a process limit refuses some threads, the pool
-  // starts with fewer (one at worst) instead of failing, so that an explicit
-  // set_num_threads(1) still works afterwards.
+  // LOWBIT_THREADS, else all cores. Where a process limit refuses some threads, the
+  // pool starts with fewer (one at worst) instead of failing, so that an explicit
+  // set_num_threads(1) still works afterwards. The pool is the one thread setting:
+  // lowbit::blas keeps the BLAS itself at one thread per call (backend/blas.hpp).
   ThreadPool() {
-    const unsigned hw = std::thread::hardware_concurrency();
+    const int wanted = threads_from_environment();
     try {
-      set_num_threads(static_cast<int>(std::max(1u, hw)));
+      set_num_threads(wanted);
     } catch (const Error&) {
       // set_num_threads left the pool at one thread
     }
+  }
+
+  /// LOWBIT_THREADS when set (1 … 1024), else the hardware's thread count.
+  static int threads_from_environment() {
+    const char* env = std::getenv("LOWBIT_THREADS");
+    if (env == nullptr || *env == '\0') return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    char* end = nullptr;
+    errno = 0;
+    const long n = std::strtol(env, &end, 10);
+    lowbit::detail::check(errno == 0 && *end == '\0' && n >= 1 && n <= 1024,
+                          "LOWBIT_THREADS: expected a thread count from 1 to 1024, got '", env, "'");
+    return static_cast<int>(n);
   }
 
   void work(int index, std::size_t seen) {

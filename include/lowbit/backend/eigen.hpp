@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #endif
 
+#include "lowbit/backend/blas.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_view.hpp"
 #include "lowbit/quant/kernels.hpp"
@@ -31,37 +32,6 @@
 namespace lowbit::backend {
 
 namespace detail {
-
-/// In-place inverse of an upper-triangular matrix, recursively blocked so that
-/// almost all of its n³/3 flops run as triangular matrix products (TRMM):
-///   [A B; 0 C]⁻¹ = [A⁻¹  -A⁻¹·B·C⁻¹; 0  C⁻¹].
-/// Solving against a full identity would cost n³ instead.
-template <class Scalar>
-void invert_upper_in_place(::Eigen::Ref<::Eigen::Matrix<Scalar, ::Eigen::Dynamic, ::Eigen::Dynamic>> t) {
-  const Index n = t.rows();
-  if (n <= 48) {
-    // Back substitution for column j of the inverse; columns right to left so that
-    // the columns k < j still hold T when column j reads them.
-    for (Index j = n - 1; j >= 0; --j) {
-      t(j, j) = Scalar(1) / t(j, j);
-      for (Index i = j - 1; i >= 0; --i) {
-        Scalar s(0);
-        for (Index k = i + 1; k <= j; ++k) s += t(i, k) * t(k, j);
-        t(i, j) = -s / t(i, i);
-      }
-    }
-    return;
-  }
-  const Index h = n / 2;
-  auto a = t.topLeftCorner(h, h);
-  auto b = t.topRightCorner(h, n - h);
-  auto c = t.bottomRightCorner(n - h, n - h);
-  invert_upper_in_place<Scalar>(a);
-  invert_upper_in_place<Scalar>(c);
-  // B ← B·C⁻¹, then B ← -A⁻¹·B (both triangular products).
-  b = (b * c.template triangularView<::Eigen::Upper>()).eval();
-  b = -(a.template triangularView<::Eigen::Upper>() * b).eval();
-}
 
 /// dst = src between storage orders, 32 × 32 tiles at a time so that the strided
 /// side stays within a few pages (Eigen's plain assignment walks it element by element).
@@ -135,18 +105,19 @@ struct Eigen {
     /// x: tokens × n, row-major, i.e. Xᵀ as a column-major n × tokens matrix.
     void update(ConstMatrixView x, double alpha, double beta) {
       const Index n = h_.rows();
-      if (beta != 1.0) h_.template triangularView<::Eigen::Lower>() *= static_cast<Scalar>(beta);
       if constexpr (std::is_same_v<Scalar, float>) {
-        const ::Eigen::Map<const ::Eigen::MatrixXf> xt(x.data, n, x.rows);
-        h_.template selfadjointView<::Eigen::Lower>().rankUpdate(xt, static_cast<Scalar>(alpha));
+        blas::syrk_lower<float>(n, x.rows, static_cast<float>(alpha), x.data, x.cols, static_cast<float>(beta),
+                                h_.data(), n);
       } else {
         // Widen in slabs of tokens so that the double copy stays small.
         constexpr Index slab = 512;
         for (Index t0 = 0; t0 < x.rows; t0 += slab) {
           const Index k = std::min(slab, x.rows - t0);
-          const ::Eigen::Map<const ::Eigen::MatrixXf> xt(x.row(t0), n, k);
+          const ::Eigen::Map<const ::Eigen::MatrixXf, 0, ::Eigen::OuterStride<>> xt(x.row(t0), n, k,
+                                                                                   ::Eigen::OuterStride<>(x.cols));
           const Matrix wide = xt.template cast<Scalar>();
-          h_.template selfadjointView<::Eigen::Lower>().rankUpdate(wide, static_cast<Scalar>(alpha));
+          blas::syrk_lower<Scalar>(n, k, static_cast<Scalar>(alpha), wide.data(), n,
+                                   static_cast<Scalar>(t0 == 0 ? beta : 1.0), h_.data(), n);
         }
       }
     }
@@ -197,15 +168,13 @@ struct Eigen {
         float& x = m(d, d);
         x = (x == 0.0f ? 1.0f : x) + damp;
       }
-      ::Eigen::LLT<::Eigen::Ref<::Eigen::MatrixXf>, ::Eigen::Lower> llt(m);  // in place, lower triangle
-      if (llt.info() != ::Eigen::Success) {
+      if (!blas::cholesky_lower(n, m.data(), n)) {
         why = "Cholesky factorization failed: H is not positive definite";
         return false;
       }
       m.reverseInPlace();  // JL̃J: upper
       m.template triangularView<::Eigen::StrictlyLower>().setZero();
-      detail::invert_upper_in_place<float>(m);
-      if (!m.allFinite() || (m.diagonal().array() <= 0.0f).any()) {
+      if (!blas::invert_upper(n, m.data(), n) || !m.allFinite() || (m.diagonal().array() <= 0.0f).any()) {
         why = "inverse Cholesky factor is not finite: H is numerically singular";
         return false;
       }
@@ -259,7 +228,11 @@ struct Eigen {
     void trailing_update(Index i1, Index i2, const ::Eigen::MatrixXf& err) {
       const Index rest = n_ - i2;
       if (rest <= 0) return;
-      w().rightCols(rest).noalias() -= err * u().block(i1, i2, i2 - i1, rest);
+      // Row-major W[:, i2:] = W − Errᵀᵀ·(U's row-major transpose)ᵀ: err is column-major
+      // (rows × count), i.e. row-major count × rows; U column-major is Uᵀ row-major.
+      const float* ut = u_buf_.data() + i2 * n_ + i1;
+      blas::gemm<float>(rows_, rest, i2 - i1, -1.0f, err.data(), rows_, blas::Trans::yes, ut, n_, blas::Trans::yes,
+                        1.0f, w_buf_.data() + i2, n_);
     }
 
     [[nodiscard]] ::Eigen::Map<::Eigen::MatrixXf> u() { return {u_buf_.data(), n_, n_}; }
