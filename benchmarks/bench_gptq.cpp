@@ -97,6 +97,7 @@ void BM_Gptq4bitPerTensor(benchmark::State& state) {
 }
 
 void BM_GemmWH(benchmark::State& state) {
+  lowbit::autograd::set_num_threads(1);
   const lowbit::Index rows = state.range(0), cols = state.range(1);
   const RowMatrix w = random_matrix(rows, cols, 0.02f, 1);
   const Eigen::MatrixXf h = random_matrix(cols, cols, 1.0f, 3);
@@ -112,10 +113,14 @@ void BM_GemmWH(benchmark::State& state) {
 
 template <class Scalar>
 void BM_HessianAccumulate(benchmark::State& state) {
+  lowbit::autograd::set_num_threads(1);
   const lowbit::Index n = state.range(0);
   const RowMatrix x = random_matrix(kSamples, n, 1.0f, 4);
+  // One accumulator fed batch after batch, as calibration streams them (a fresh one
+  // per batch would time the first touch of its n² floats, not the accumulation).
+  lowbit::HessianAccumulator<Scalar> acc(n);
+  acc.add(lowbit::ConstMatrixView(x));
   for (auto _ : state) {
-    lowbit::HessianAccumulator<Scalar> acc(n);
     acc.add(lowbit::ConstMatrixView(x));
     benchmark::DoNotOptimize(&acc);
   }
@@ -126,6 +131,7 @@ void BM_HessianAccumulate(benchmark::State& state) {
 
 /// The SYRK rate on the same operands (lower triangle of XᵀX, as counted above).
 void BM_SyrkXtX(benchmark::State& state) {
+  lowbit::autograd::set_num_threads(1);
   const lowbit::Index n = state.range(0);
   const RowMatrix x = random_matrix(kSamples, n, 1.0f, 4);
   Eigen::MatrixXf h = Eigen::MatrixXf::Zero(n, n);
@@ -141,6 +147,7 @@ void BM_SyrkXtX(benchmark::State& state) {
 /// The machine's GEMM rate on the same operands: full XᵀX (2·tokens·n² flops).
 void BM_GemmXtX(benchmark::State& state) {
   using lowbit::blas::Trans;
+  lowbit::autograd::set_num_threads(1);
   const lowbit::Index n = state.range(0);
   const RowMatrix x = random_matrix(kSamples, n, 1.0f, 4);
   RowMatrix h(n, n);

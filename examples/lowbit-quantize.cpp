@@ -88,7 +88,7 @@ constexpr const char* usage =
     "  --data DIR         lowbit's data folder (default $LOWBIT_DATA or ../shared/data)\n"
     "  --damp P           GPTQ's percdamp (default 0.01)\n"
     "  --act-order        GPTQ in decreasing diag(H) order\n"
-    "  --threads N        worker threads (default: all cores)\n";
+    "  --threads N        worker threads, BLAS included (default: LOWBIT_THREADS, else all cores)\n";
 
 enum class Format { gguf, gptq };
 

@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from torch_threads import configurations, describe, set_threads
+
 D, H, T, B = 768, 12, 256, 1
 
 
@@ -58,24 +60,16 @@ def bench(layers, reps):
     return statistics.median(times)
 
 
-def loaded_blas():
-    """The BLAS libraries really mapped into this process (Debian's torch calls
-    libblas.so.3, whatever the alternatives system points it at: install
-    libopenblas0-pthread for the fair peer)."""
-    with open("/proc/self/maps") as f:
-        libs = {l.split()[-1] for l in f if "blas" in l or "lapack" in l}
-    return sorted(os.path.realpath(p) for p in libs)
-
-
 def main():
     threads = [int(a) for a in sys.argv[1:]] or [1, 2]
-    print("torch", torch.__version__, torch.__config__.parallel_info().splitlines()[0:3])
-    print("BLAS loaded:", " ".join(loaded_blas()))
+    print(describe())
     for n in threads:
-        torch.set_num_threads(n)
-        for layers, reps in ((1, 9), (12, 3)):
-            t = bench(layers, reps)
-            print("threads=%d layers=%2d  %.1f ms  %.1f GFLOP/s" % (n, layers, t * 1e3, flops(layers) / t / 1e9))
+        for torch_n, blas_n in configurations(n):
+            set_threads(torch_n, blas_n)
+            for layers, reps in ((1, 9), (12, 3)):
+                t = bench(layers, reps)
+                print("threads=%d (torch %d, OpenBLAS %d) layers=%2d  %.1f ms  %.1f GFLOP/s"
+                      % (n, torch_n, blas_n, layers, t * 1e3, flops(layers) / t / 1e9))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from torch_threads import configurations, describe, set_threads
+
 V, T, B = 21750, 128, 16
 
 
@@ -84,24 +86,17 @@ def bench(layers, d, h, steps=8):
     return statistics.median(times)
 
 
-def loaded_blas():
-    """The BLAS libraries really mapped into this process (Debian's torch calls
-    libblas.so.3, whatever the alternatives system points it at)."""
-    with open("/proc/self/maps") as f:
-        libs = {l.split()[-1] for l in f if "blas" in l or "lapack" in l}
-    return sorted(os.path.realpath(p) for p in libs)
-
-
 def main():
     threads = [int(a) for a in sys.argv[1:]] or [1, 2]
     shapes = [tuple(int(v) for v in s.split("x")) for s in os.environ.get("SHAPES", "4x256x4").split()]
-    blas = [l.strip() for l in torch.__config__.show().splitlines() if "BLAS" in l]
-    print("torch", torch.__version__, "|", "; ".join(blas), "| loaded:", " ".join(loaded_blas()))
+    print(describe())
     for n in threads:
-        torch.set_num_threads(n)
-        for layers, d, h in shapes:
-            t = bench(layers, d, h)
-            print("threads=%d layers=%d d=%d heads=%d  %.1f ms/step  %.0f tokens/s" % (n, layers, d, h, t * 1e3, B * T / t))
+        for torch_n, blas_n in configurations(n):
+            set_threads(torch_n, blas_n)
+            for layers, d, h in shapes:
+                t = bench(layers, d, h)
+                print("threads=%d (torch %d, OpenBLAS %d) layers=%d d=%d heads=%d  %.1f ms/step  %.0f tokens/s"
+                      % (n, torch_n, blas_n, layers, d, h, t * 1e3, B * T / t))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 // Engine behaviour: no_grad, arena reuse, frozen parameters, STE op, errors, schedules, threads.
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -186,6 +188,18 @@ TEST_CASE("engine: results do not depend on the thread count") {
       CHECK(results[t][i] == doctest::Approx(results[0][i]).epsilon(1e-4));
 }
 
+TEST_CASE("cross_entropy: SIMD exp passes agree with the scalar reference") {
+  const auto row = lowbit::test::uniform(1003, -30.0f, 12.0f, 16);
+  const auto n = static_cast<lowbit::Index>(row.size());
+  const float shift = 12.0f;
+  const float simd = detail::sum_exp<true>(row.data(), n, shift), ref = detail::sum_exp<false>(row.data(), n, shift);
+  CHECK(simd == doctest::Approx(ref).epsilon(1e-6));
+  std::vector<float> d_simd(row.size(), 0.25f), d_ref(row.size(), 0.25f);
+  detail::add_scaled_exp<true>(d_simd.data(), row.data(), n, shift, 0.5f);
+  detail::add_scaled_exp<false>(d_ref.data(), row.data(), n, shift, 0.5f);
+  for (std::size_t i = 0; i < row.size(); ++i) CHECK(d_simd[i] == doctest::Approx(d_ref[i]).epsilon(1e-6));
+}
+
 TEST_CASE("activations: SIMD GELU/SiLU kernels agree with the scalar reference") {
   const auto x = lowbit::test::uniform(1003, -9.0f, 9.0f, 14);
   const auto dy = gaussian(1003, 1.0f, 15);
@@ -204,4 +218,20 @@ TEST_CASE("activations: SIMD GELU/SiLU kernels agree with the scalar reference")
   };
   compare(std::type_identity<detail::GeluTanh<float>>{});
   compare(std::type_identity<detail::Silu<float>>{});
+}
+
+TEST_CASE("thread pool: LOWBIT_THREADS sets the default thread count, and a bad value is an error naming it") {
+  const char* old = std::getenv("LOWBIT_THREADS");
+  const std::string saved = old ? old : "";
+  ::setenv("LOWBIT_THREADS", "3", 1);
+  CHECK(ThreadPool::threads_from_environment() == 3);
+  for (const char* bad : {"0", "-2", "abc", "4x", "100000"}) {
+    ::setenv("LOWBIT_THREADS", bad, 1);
+    const std::string want = std::string("LOWBIT_THREADS: expected a thread count from 1 to 1024, got '") + bad + "'";
+    CHECK_THROWS_WITH_AS(ThreadPool::threads_from_environment(), doctest::Contains(want.c_str()), lowbit::Error);
+  }
+  ::setenv("LOWBIT_THREADS", "", 1);
+  CHECK(ThreadPool::threads_from_environment() >= 1);
+  if (old) ::setenv("LOWBIT_THREADS", saved.c_str(), 1);
+  else ::unsetenv("LOWBIT_THREADS");
 }

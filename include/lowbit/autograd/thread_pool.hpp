@@ -51,6 +51,18 @@ class ThreadPool {
   }
   [[nodiscard]] int num_threads() const { return threads_; }
 
+  /// LOWBIT_THREADS when set (1 … 1024), else the hardware's thread count.
+  static int threads_from_environment() {
+    const char* env = std::getenv("LOWBIT_THREADS");
+    if (env == nullptr || *env == '\0') return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    char* end = nullptr;
+    errno = 0;
+    const long n = std::strtol(env, &end, 10);
+    lowbit::detail::check(errno == 0 && *end == '\0' && n >= 1 && n <= 1024,
+                          "LOWBIT_THREADS: expected a thread count from 1 to 1024, got '", env, "'");
+    return static_cast<int>(n);
+  }
+
   /// f(begin, end, thread) for a split of [0, n) into at most num_threads() ranges whose
   /// sizes (except the last) are multiples of `grain`.
   template <class F>
@@ -116,17 +128,6 @@ class ThreadPool {
     }
   }
 
-  /// LOWBIT_THREADS when set (1 … 1024), else the hardware's thread count.
-  static int threads_from_environment() {
-    const char* env = std::getenv("LOWBIT_THREADS");
-    if (env == nullptr || *env == '\0') return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    char* end = nullptr;
-    errno = 0;
-    const long n = std::strtol(env, &end, 10);
-    lowbit::detail::check(errno == 0 && *end == '\0' && n >= 1 && n <= 1024,
-                          "LOWBIT_THREADS: expected a thread count from 1 to 1024, got '", env, "'");
-    return static_cast<int>(n);
-  }
 
   void work(int index, std::size_t seen) {
     inside_ = true;

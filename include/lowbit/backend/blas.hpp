@@ -203,10 +203,12 @@ template <class S>
 void gemm(Index m, Index n, Index k, S alpha, const S* a, Index lda, Trans ta, const S* b, Index ldb, Trans tb,
           S beta, S* c, Index ldc, bool parallel = true) {
   if (m == 0 || n == 0) return;
-  if (k == 0) {  // BLAS would do the same; Eigen's product of empty maps would not scale C
-    eigen::RowMap<S> cm(c, m, n, ::Eigen::OuterStride<>(ldc));
-    if (beta == S(0)) cm.setZero();
-    else cm *= beta;
+  if (k == 0) {  // C = β·C as BLAS defines it (Eigen's product of empty maps would not scale C)
+    for (Index r = 0; r < m; ++r) {
+      S* row = c + r * ldc;
+      if (beta == S(0)) std::fill(row, row + n, S(0));
+      else std::transform(row, row + n, row, [beta](S v) { return beta * v; });
+    }
     return;
   }
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);

@@ -75,7 +75,7 @@ inline const char* study_usage() {
          "  --qaft-epochs E        QAFT epochs (default 1)\n"
          "  --lr-grid LIST         QAFT learning rates (AdamW, no weight decay)\n"
          "  --lr-decay F           linear decay to F times the start rate (default 0.1)\n"
-         "  --threads N            worker threads (default: all cores)\n"
+         "  --threads N            worker threads, BLAS included (default: LOWBIT_THREADS, else all cores)\n"
          "  --landscape            radial loss profiles and segments\n"
          "  --directions K         random directions for --landscape (default 4)\n"
          "  --save                 write the quantized models (packed safetensors)\n"
