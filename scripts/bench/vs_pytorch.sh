@@ -18,5 +18,5 @@ for r in $(seq 1 "$rounds"); do
   "$build"/benchmarks/bench_pretrain --benchmark_filter='PretrainStep/4/256/4/128/16/' 2>/dev/null | grep '^BM_'
   /usr/bin/python3 scripts/bench/torch_pretrain.py 1 2 | grep -v '^torch' || true
 done
-/usr/bin/python3 scripts/bench/torch_block.py 1 | head -1
+/usr/bin/python3 -c 'import sys; sys.path.insert(0, "scripts/bench"); from torch_threads import describe; print(describe())'
 uptime
