@@ -5,6 +5,8 @@
 // scripts/bench/torch_block.py on the same shapes and thread counts (docs/performance.md).
 #include <benchmark/benchmark.h>
 
+#include "bench_main.hpp"
+
 #include <cstdint>
 #include <deque>
 #include <random>
@@ -147,10 +149,5 @@ BENCHMARK(BM_Gpt2Block_FwdBwd)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->U
 BENCHMARK(BM_Gpt2Stack12_FwdBwd)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
 int main(int argc, char** argv) {
-  benchmark::AddCustomContext("blas", lowbit::blas::implementation);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_benchmarks(argc, argv);
 }

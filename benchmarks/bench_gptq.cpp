@@ -11,6 +11,8 @@
 // update needs (a full XᵀX GEMM does 2·tokens·n²).
 #include <benchmark/benchmark.h>
 
+#include "bench_main.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -198,10 +200,5 @@ BENCHMARK(BM_GemmXtX)->Arg(768)->Arg(3072)->Arg(4096)->Unit(benchmark::kMillisec
 int main(int argc, char** argv) {
   Eigen::setNbThreads(1);
   lowbit::autograd::set_num_threads(1);
-  benchmark::AddCustomContext("blas", lowbit::blas::implementation);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_benchmarks(argc, argv);
 }

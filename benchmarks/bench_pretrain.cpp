@@ -9,6 +9,8 @@
 // (12 · layers · T · d / 2 for the causal half of QK and PV, forward + backward).
 #include <benchmark/benchmark.h>
 
+#include "bench_main.hpp"
+
 #include <Eigen/Dense>
 #include <cstdint>
 #include <random>
@@ -109,10 +111,5 @@ BENCHMARK(BM_ClassifierGemm)->Args({2048, 128, 2})->Args({2048, 256, 2})->Args({
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::AddCustomContext("blas", lowbit::blas::implementation);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_benchmarks(argc, argv);
 }

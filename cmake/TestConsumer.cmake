@@ -1,5 +1,6 @@
 # ctest script: install lowbit from LOWBIT_BINARY_DIR into a fresh prefix, then
-# configure, build and run examples/consumer against that prefix alone.
+# configure, build and run examples/consumer against that prefix alone; EXPECT_BLAS
+# (openblas or eigen): the lowbit::blas implementation the consumer must report.
 file(REMOVE_RECURSE ${WORK_DIR})
 set(prefix ${WORK_DIR}/prefix)
 execute_process(COMMAND ${CMAKE_COMMAND} --install ${LOWBIT_BINARY_DIR} --prefix ${prefix}
@@ -28,4 +29,8 @@ execute_process(COMMAND ${WORK_DIR}/build/consumer RESULT_VARIABLE rc OUTPUT_VAR
 message(STATUS "${out}")
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "the consumer failed (${rc})")
+endif()
+# The installed package hands its consumers the BLAS lowbit was built with.
+if(DEFINED EXPECT_BLAS AND NOT out MATCHES "blas ${EXPECT_BLAS}:")
+  message(FATAL_ERROR "the consumer's lowbit::blas is not ${EXPECT_BLAS}: ${out}")
 endif()

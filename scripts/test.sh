@@ -13,7 +13,10 @@ jobs=${LOWBIT_JOBS:-$(nproc)}
 cuda=OFF
 if [ "${LOWBIT_CUDA:-}" != OFF ] && [ -x /usr/local/cuda/bin/nvcc ]; then cuda=ON; fi
 # The readers' and quantizers' tests also run under ASan+UBSan (sanitized.*), and
-# every reader's fuzz target for 10 s (fuzz.*): docs/reliability.md.
+# every reader's fuzz target for 10 s (fuzz.*): docs/reliability.md. The BLAS-less
+# configuration (LOWBIT_BLAS=none) runs as eigen.*: tests/backend and tests/gptq, whose
+# GEMM, SYRK, Cholesky and triangular inverse go through lowbit::blas (the sanitized
+# subset is BLAS-less too); CMake's default adds tests/autograd, left out here for time.
 # llama.cpp (npm node-llama-cpp@3.21.1) judges lowbit's GGUF files (llama_cpp.*);
 # where it cannot be fetched that test says it skipped. LOWBIT_FETCH_LLAMA_CPP=0: no fetch.
 llama_cache=${LOWBIT_LLAMA_CPP_CACHE:-$HOME/.cache/lowbit/llama.cpp-3.21.1}
@@ -31,7 +34,8 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOWBIT_BUILD_TESTS=ON \
       -DLOWBIT_LLAMA_CPP_CACHE="$llama_cache" \
       -DLOWBIT_BUILD_BENCHMARKS=ON -DLOWBIT_BUILD_EXAMPLES=ON -DLOWBIT_CUDA=$cuda \
       -DCUDAToolkit_ROOT=/usr/local/cuda \
-      -DLOWBIT_SANITIZER_TESTS="${LOWBIT_SANITIZER_TESTS:-ON}" -DLOWBIT_SANITIZER_AREAS="core;io;quant"
+      -DLOWBIT_SANITIZER_TESTS="${LOWBIT_SANITIZER_TESTS:-ON}" -DLOWBIT_SANITIZER_AREAS="core;io;quant" \
+      -DLOWBIT_EIGEN_TEST_AREAS="${LOWBIT_EIGEN_TEST_AREAS:-backend;gptq}"
 cmake --build "$build" -j "$jobs"
 cd "$build"
 ctest --output-on-failure -j "$jobs"

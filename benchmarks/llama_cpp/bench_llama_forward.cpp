@@ -18,6 +18,8 @@
 // Built only where scripts/fixtures/fetch_llama_cpp.sh has fetched llama.cpp.
 #include <benchmark/benchmark.h>
 
+#include "../bench_main.hpp"
+
 #include <unistd.h>
 
 #include <cstdint>
@@ -167,13 +169,9 @@ BENCHMARK(BM_LlamaCppForward)
     ->UseRealTime();
 
 int main(int argc, char** argv) {
-  benchmark::AddCustomContext("blas", lowbit::blas::implementation);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   llama_backend_init();
   ggml_backend_load_all_from_path(LOWBIT_GGML_LIB_DIR);  // the CPU backend variants
-  benchmark::RunSpecifiedBenchmarks();
+  const int rc = bench::run_benchmarks(argc, argv);
   llama_backend_free();
-  benchmark::Shutdown();
-  return 0;
+  return rc;
 }
