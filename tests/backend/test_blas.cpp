@@ -140,8 +140,10 @@ TEST_CASE("blas: syrk_lower updates only the lower triangle, in float and double
 TEST_CASE("blas: cholesky_lower and invert_upper reproduce H and the identity; failures are reported") {
   const Index n = 150;  // above the Eigen fallback's 48-column base case: the blocked path runs
   const auto x = blas_gaussian(n * 2 * n, 7);
-  std::vector<float> h(static_cast<std::size_t>(n * n), 0.0f);
+  std::vector<float> h(static_cast<std::size_t>(n * n), std::nanf(""));  // beta = 0: C is not read
   lowbit::blas::syrk_lower<float>(n, 2 * n, 1.0f / float(n), x.data(), n, 0.0f, h.data(), n);
+  for (Index j = 0; j < n; ++j)  // the upper triangle is not written: mirror the lower one
+    for (Index i = 0; i < j; ++i) h[static_cast<std::size_t>(i + j * n)] = h[static_cast<std::size_t>(j + i * n)];
   for (Index d = 0; d < n; ++d) h[static_cast<std::size_t>(d * n + d)] += 0.1f;
   std::vector<float> l = h;
   REQUIRE(lowbit::blas::cholesky_lower(n, l.data(), n));

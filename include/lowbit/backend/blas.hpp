@@ -106,7 +106,8 @@ void gemm(Index m, Index n, Index k, S alpha, const S* a, Index lda, Trans ta, c
 template <class S>
 void syrk_lower(Index n, Index k, S alpha, const S* a, Index lda, S beta, S* c, Index ldc) {
   ColMap<S> cm(c, n, n, ::Eigen::OuterStride<>(ldc));
-  if (beta != S(1)) cm.template triangularView<::Eigen::Lower>() *= beta;
+  if (beta == S(0)) cm.template triangularView<::Eigen::Lower>().setZero();  // BLAS: C is not read
+  else if (beta != S(1)) cm.template triangularView<::Eigen::Lower>() *= beta;
   const ::Eigen::Map<const ColMat<S>, 0, ::Eigen::OuterStride<>> am(a, n, k, ::Eigen::OuterStride<>(lda));
   cm.template selfadjointView<::Eigen::Lower>().rankUpdate(am, alpha);
 }
