@@ -142,7 +142,7 @@ Options parse(const std::vector<std::string>& args) {
     } else if (flag == "--seed") {
       o.seed = static_cast<std::uint64_t>(parse_positive(flag, value(), true));
     } else if (flag == "--threads") {
-      o.threads = positive_int(1024);
+      o.threads = positive_int(lowbit::autograd::ThreadPool::max_threads);
     } else if (flag == "--run-dir") {
       o.run_dir = value();
     } else if (flag == "--resume") {

@@ -51,15 +51,18 @@ class ThreadPool {
   }
   [[nodiscard]] int num_threads() const { return threads_; }
 
-  /// LOWBIT_THREADS when set (1 … 1024), else the hardware's thread count.
+  /// The most threads any of lowbit's settings accepts (--threads, LOWBIT_THREADS).
+  static constexpr int max_threads = 1024;
+
+  /// LOWBIT_THREADS when set (1 … max_threads), else the hardware's thread count.
   static int threads_from_environment() {
     const char* env = std::getenv("LOWBIT_THREADS");
     if (env == nullptr || *env == '\0') return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     char* end = nullptr;
     errno = 0;
     const long n = std::strtol(env, &end, 10);
-    lowbit::detail::check(errno == 0 && *end == '\0' && n >= 1 && n <= 1024,
-                          "LOWBIT_THREADS: expected a thread count from 1 to 1024, got '", env, "'");
+    lowbit::detail::check(errno == 0 && *end == '\0' && n >= 1 && n <= max_threads,
+                          "LOWBIT_THREADS: expected a thread count from 1 to ", max_threads, ", got '", env, "'");
     return static_cast<int>(n);
   }
 

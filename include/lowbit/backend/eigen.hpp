@@ -17,7 +17,6 @@
 #include <utility>
 #include <vector>
 
-#include <Eigen/Cholesky>
 #include <Eigen/Core>
 
 #if defined(__linux__)
@@ -86,8 +85,8 @@ class BigBuffer {
 
 }  // namespace detail
 
-/// The default backend: Eigen on the CPU (multi-threaded if Eigen is, see
-/// Eigen::setNbThreads; the benchmarks pin it to one thread).
+/// The default backend: the CPU, its dense steps through lowbit::blas (OpenBLAS, or
+/// Eigen's kernels with LOWBIT_BLAS=none); the trailing GEMM splits over lowbit's pool.
 struct Eigen {
   static constexpr const char* name = "eigen";
 
@@ -228,8 +227,9 @@ struct Eigen {
     void trailing_update(Index i1, Index i2, const ::Eigen::MatrixXf& err) {
       const Index rest = n_ - i2;
       if (rest <= 0) return;
-      // Row-major W[:, i2:] = W − Errᵀᵀ·(U's row-major transpose)ᵀ: err is column-major
-      // (rows × count), i.e. row-major count × rows; U column-major is Uᵀ row-major.
+      // In row-major terms: err (column-major rows × count) is the transpose of a
+      // row-major count × rows matrix, and U's column-major block is the transpose of
+      // its row-major view, so both operands go in transposed.
       const float* ut = u_buf_.data() + i2 * n_ + i1;
       blas::gemm<float>(rows_, rest, i2 - i1, -1.0f, err.data(), rows_, blas::Trans::yes, ut, n_, blas::Trans::yes,
                         1.0f, w_buf_.data() + i2, n_);

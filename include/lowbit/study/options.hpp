@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "lowbit/autograd/thread_pool.hpp"
+
 #include "lowbit/core/error.hpp"
 #include "lowbit/quant/spec.hpp"
 
@@ -46,7 +48,7 @@ struct StudyOptions {
   std::vector<double> lr_grid = {1e-6, 1e-5, 1e-4, 1e-3};
   double lr_decay = 0.1;
   int threads = 0;  ///< 0: all cores
-  static constexpr long max_threads = 1024;
+  static constexpr long max_threads = autograd::ThreadPool::max_threads;
   bool quick = false;
   bool landscape = false;
   bool save = false;
