@@ -13,21 +13,28 @@ import re
 import sys
 
 line_re = re.compile(r"^(\S+)\s+(\d+) bytes\s+lowbit (\S+) \(float activations (\S+)\)\s+llama\.cpp (\S+)\s+diff (\S+)\s+(\S+)(.*)$")
+# the judge's check of the file above it: llama.cpp's own dequantization, scored in F32
+dequantized_re = re.compile(r"^dequantized: weights (.*?)\s+llama\.cpp (\S+)\s+lowbit (\S+)\s+diff (\S+)\s+(\S+)$")
 
 
 def parse(paths):
-    models, cur = {}, None
+    models, cur, last = {}, None, None
     for raw in (line for path in paths for line in open(path, encoding="utf-8")):
         raw = raw.strip()
         if raw.startswith("judge ") and raw.endswith(":"):
             cur = raw[len("judge "):-1].rsplit("/", 1)[-1]
             models.setdefault(cur, {})
             continue
+        m = dequantized_re.match(raw)
+        if m and last is not None:
+            last["dequantized"] = dict(same=m.group(1).startswith("="), llama=float(m.group(2)),
+                                       lowbit=float(m.group(3)), ok=m.group(5))
+            continue
         m = line_re.match(raw)
         if m and cur is not None:
             spec = m.group(1)
             typ, _, how = spec.partition("/")
-            models[cur][(typ, how or "rtn")] = dict(bytes=int(m.group(2)), lowbit=float(m.group(3)),
+            last = models[cur][(typ, how or "rtn")] = dict(bytes=int(m.group(2)), lowbit=float(m.group(3)),
                                                    plain=float(m.group(4)), llama=float(m.group(5)),
                                                    diff=float(m.group(6)), ok=m.group(7), same=m.group(8).strip())
     return models
@@ -66,6 +73,12 @@ def main():
             print(f"\nlowbit vs llama.cpp on the {len(diffs)} quantized files: |diff| mean {sum(diffs)/len(diffs):.1e}, "
                   f"max {max(diffs):.1e} with llama.cpp's activation rounding emulated; "
                   f"mean {sum(plain)/len(plain):.1e}, max {max(plain):.1e} with float activations.")
+        deq = [r["dequantized"] for r in rows.values() if "dequantized" in r]
+        if deq:
+            gaps = [abs(x["llama"] - x["lowbit"]) for x in deq]
+            print(f"\nThe same weights in F32 (each file dequantized by llama.cpp's quantizer, {len(deq)} files): "
+                  f"bit for bit lowbit's decoded weights in {sum(x['same'] for x in deq)}; llama.cpp − lowbit "
+                  f"|diff| mean {sum(gaps)/len(gaps):.1e}, max {max(gaps):.1e}.")
 
 
 if __name__ == "__main__":

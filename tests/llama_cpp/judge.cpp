@@ -24,8 +24,11 @@
 //
 // lowbit scores each file with its activations rounded as llama.cpp's CPU kernels
 // round them for each tensor's type, and GPT-2's GELU from ggml's float16 table
-// (nn/llama_cpp_rounding.hpp); the plain float32 score is printed beside it. Exits 1
-// if stories260K's f32 file's NLL in llama.cpp is not the study's 1.41965, if an f32
+// (nn/llama_cpp_rounding.hpp); the plain float32 score is printed beside it. Each
+// quantized file is also dequantized by llama.cpp itself (its quantizer asked for F32):
+// those weights must be lowbit's decoded weights bit for bit, and llama.cpp's NLL of
+// them lowbit's float32 score to 1e-4 ("dequantized:" lines). Exits 1 if stories260K's
+// f32 file's NLL in llama.cpp is not the study's 1.41965, if an f32 or dequantized
 // file's two NLLs differ by more than 1e-4, or a quantized file's by more than 1e-3.
 // Quantized files cannot be held to 1e-4: every layer re-rounds its inputs to 8 bits
 // (or F16), so a float difference of one ulp in a sum — lowbit and ggml add in
@@ -171,6 +174,19 @@ std::map<std::string, std::vector<float>> importance_matrix(const lowbit::nn::Ch
   return out;
 }
 
+/// `quantized` dequantized by llama.cpp itself into an F32 GGUF `out`: its quantizer,
+/// asked for F32 with requantizing allowed, widens every tensor with ggml's own
+/// to_float and copies the rest.
+void llama_cpp_dequantize(const fs::path& quantized, const fs::path& out) {
+  llama_model_quantize_params p = llama_model_quantize_default_params();
+  p.nthread = 1;
+  p.ftype = LLAMA_FTYPE_ALL_F32;
+  p.allow_requantize = true;
+  p.pure = true;
+  if (llama_model_quantize(quantized.c_str(), out.c_str(), &p) != 0)
+    throw std::runtime_error("llama_model_quantize could not dequantize " + quantized.string());
+}
+
 /// Names of the tensors whose bytes differ between two GGUF files (empty: identical data).
 std::string differing_tensors(const fs::path& a, const fs::path& b) {
   const lowbit::io::GgufFile fa = lowbit::io::GgufFile::open(a), fb = lowbit::io::GgufFile::open(b);
@@ -234,6 +250,31 @@ std::string finetune_file(const lowbit::nn::Checkpoint& ck, const lowbit::study:
 
 /// How closely lowbit (activations rounded as llama.cpp rounds them) must agree.
 double tolerance(const std::string& type) { return type == "f32" ? 1e-4 : 1e-3; }
+
+/// The same dequantized weights in both engines: llama.cpp's own dequantization of the
+/// quantized `file` must hold lowbit's decoded weights bit for bit, and llama.cpp's NLL
+/// of those weights (an F32 file: float activations on both sides, as lowbit's `plain`
+/// score) must equal lowbit's to 1e-4, as for an F32 export. What is left between
+/// `file`'s two scores is then llama.cpp's rounding of activations, not the weights.
+/// Prints one line; returns 1 on a failure.
+int check_dequantized(const fs::path& file, double plain, const Windows& test, int context,
+                      const lowbit::nn::GgufVocab& vocab, const std::string& name) {
+  fs::path theirs = file, ours = file;
+  theirs.replace_extension(".dequantized-by-llama.cpp.gguf");
+  ours.replace_extension(".dequantized-by-lowbit.gguf");
+  llama_cpp_dequantize(file, theirs);
+  lowbit::nn::write_gguf(ours, lowbit::nn::load_gguf(file), &vocab, {}, name);
+  const std::string differ = differing_tensors(ours, theirs);
+  const double nll = llama_cpp_nll(theirs, test, context);
+  const bool ok = differ.empty() && std::fabs(nll - plain) <= tolerance("f32");
+  std::printf("  dequantized: weights %s  llama.cpp %.6f  lowbit %.6f  diff %+.2e  %s\n",
+              differ.empty() ? "= llama.cpp's" : ("differ from llama.cpp's:" + differ).c_str(), nll, plain,
+              nll - plain, ok ? "ok" : "MISMATCH");
+  std::fflush(stdout);
+  fs::remove(theirs);
+  fs::remove(ours);
+  return ok ? 0 : 1;
+}
 
 void quiet(ggml_log_level level, const char* text, void*) {
   if (level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
@@ -323,6 +364,7 @@ int main(int argc, char** argv) {
                   agree && f32_ok ? "ok" : "MISMATCH", same.c_str());
       std::fflush(stdout);
       failures += agree && f32_ok ? 0 : 1;
+      if (type != "f32") failures += check_dequantized(file, plain, d.test, ck.config.context, vocab, name);
     }
     llama_backend_free();
     return failures == 0 ? 0 : 1;
