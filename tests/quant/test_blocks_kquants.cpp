@@ -3,10 +3,12 @@
 // importance vector, dequantize bits, and the grid/codes split reproducing them.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "lowbit/io/safetensors.hpp"
@@ -177,4 +179,77 @@ TEST_CASE("k-quants: set_codes_row refuses a code outside levels(t) and leaves t
     CHECK_THROWS_AS(op.set_codes(row.data(), codes.data(), f.n), Error);
     CHECK(std::memcmp(row.data(), f.expected("quantized", 0), f.row_bytes) == 0);
   }
+}
+
+namespace {
+
+/// Rows that exercise every branch of the affine search: Gaussian and heavy-tailed
+/// weights, one-signed sub-blocks (the minimum clamped to 0, or the positive offset
+/// refitted), constant and all-zero sub-blocks (the early return), exact ties on the
+/// rounding grid, and magnitudes from 1e-30 to 1e15 (sums of squares stay finite).
+std::vector<float> search_cases(Index super_blocks, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  std::vector<float> x(static_cast<std::size_t>(256 * super_blocks));
+  for (std::size_t s = 0; s < x.size(); s += 16) {  // a kind per 16 weights (q2_k's sub-block)
+    const int kind = static_cast<int>(rng() % 9);
+    const float scale = std::pow(10.0f, static_cast<float>(static_cast<int>(rng() % 46) - 30));
+    for (std::size_t i = s; i < s + 16; ++i) {
+      const float g = normal(rng);
+      switch (kind) {
+        case 0: x[i] = g; break;
+        case 1: x[i] = g * g * g * scale; break;
+        case 2: x[i] = uniform(rng) * scale; break;
+        case 3: x[i] = -uniform(rng) * scale; break;
+        case 4: x[i] = 0.0f; break;
+        case 5: x[i] = -0.75f * scale; break;
+        case 6: x[i] = 0.5f * static_cast<float>(static_cast<int>(rng() % 9) - 4); break;
+        case 7: x[i] = 0.02f + 0.001f * uniform(rng); break;
+        default: x[i] = (i % 16 == 3 ? 40.0f : 0.01f) * g; break;
+      }
+    }
+  }
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("k-quants: the SIMD affine searches equal the scalar reference, bit for bit") {
+  std::mt19937 rng(11);
+  const blocks::impl::ref::AffineSearch searches[] = {
+      {-1.f, 0.1f, 20, false}, {-0.5f, 0.1f, 15, false}, {-0.5f, 0.1f, 15, true}, {-0.9f, 0.05f, 36, false}, {0, 0, 0, false}};
+  for (const auto& s : searches)
+    for (const int count : {1, 7, 8, 16, 17, 40, 64}) {
+      const std::vector<float> x = search_cases((32 * count + 255) / 256, rng);
+      for (const auto rule : {blocks::impl::SearchWeights::rms_plus_abs, blocks::impl::SearchWeights::abs}) {
+        std::vector<std::uint8_t> L(32 * count), L_ref(32 * count);
+        std::vector<float> sc(count), m(count), sc_ref(count), m_ref(count);
+        blocks::impl::affine_searches<32>(x.data(), count, 15, s, rule, L.data(), sc.data(), m.data());
+        blocks::impl::affine_searches_ref<32>(x.data(), count, 15, s, rule, L_ref.data(), sc_ref.data(), m_ref.data());
+        CHECK(L == L_ref);
+        CHECK(same_bits(sc, sc_ref));
+        CHECK(same_bits(m, m_ref));
+      }
+    }
+}
+
+TEST_CASE("k-quants: q2_k, q4_k and q5_k without importance write their scalar references' bytes") {
+  using Quantize = void (*)(const float*, std::uint8_t*, Index, const float*);
+  using Reference = void (*)(const float*, std::uint8_t*, Index);
+  const std::tuple<BlockType, Quantize, Reference> pairs[] = {
+      {BlockType::q2_k, quantize_row_q2_k, quantize_row_q2_k_scalar},
+      {BlockType::q4_k, quantize_row_q4_k, quantize_row_q4_k_scalar},
+      {BlockType::q5_k, quantize_row_q5_k, quantize_row_q5_k_scalar}};
+  std::mt19937 rng(5);
+  for (const auto& [type, quantize, reference] : pairs)
+    for (const Index super_blocks : {1, 2, 3, 16, 17, 33}) {  // chunks of 16, lanes across super-blocks
+      const std::vector<float> x = search_cases(super_blocks, rng);
+      const Index n = 256 * super_blocks;
+      std::vector<std::uint8_t> got(blocks::row_bytes(type, n)), want(got.size());
+      quantize(x.data(), got.data(), n, nullptr);
+      reference(x.data(), want.data(), n);
+      CAPTURE(info(type).name);
+      CAPTURE(super_blocks);
+      CHECK(got == want);
+    }
 }

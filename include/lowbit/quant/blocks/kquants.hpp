@@ -11,6 +11,9 @@
 // grid and set_codes_row writes its codes back without touching the scales.
 // dequantize_row_* decodes through an xsimd path; dequantize_row_*_scalar is the
 // reference beside it, equal bit for bit (one multiply, one subtract per weight).
+// Likewise quantize_row_q2_k/q4_k/q5_k without importance run their sub-block
+// searches one per SIMD lane (search_simd.hpp); quantize_row_*_scalar is the
+// reference, the same bytes.
 //
 // Block layouts (byte offsets; f16 little-endian):
 //   q2_k  84 B: scales[16] (4-bit scale | 4-bit min << 4) @0, qs[64] @16, d @80, dmin @82
@@ -34,6 +37,7 @@
 #include "lowbit/quant/blocks/grid.hpp"
 #include "lowbit/quant/blocks/ref_math.hpp"
 #include "lowbit/quant/blocks/search.hpp"
+#include "lowbit/quant/blocks/search_simd.hpp"
 #include "lowbit/quant/blocks/simd_decode.hpp"
 
 namespace lowbit::blocks {
@@ -256,13 +260,12 @@ struct Q6K {
 /// q2_k without importance: per 16 weights a |x|-weighted min/max search (least
 /// absolute deviation), then scales and minima quantized to 4 bits against the
 /// largest of each.
-inline void encode_q2k_ref(const float* x, std::uint8_t* b) {
-  std::uint8_t L[qk_k];
-  float w[16], scales[16], mins[16];
+inline constexpr ref::AffineSearch q2k_search{-0.5f, 0.1f, 15, true};
+
+/// encode_q2k_ref after its searches (codes L, scales and -minima of the 16 sub-blocks).
+inline void finish_q2k_ref(const float* x, const float* scales, const float* mins, std::uint8_t* L, std::uint8_t* b) {
   float max_scale = 0, max_min = 0;
   for (int j = 0; j < 16; ++j) {
-    for (int l = 0; l < 16; ++l) w[l] = std::fabs(x[16 * j + l]);
-    scales[j] = ref::affine_search(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], {-0.5f, 0.1f, 15, true});
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
@@ -290,6 +293,13 @@ inline void encode_q2k_ref(const float* x, std::uint8_t* b) {
   }
   requantize_affine(x, 16, d, dmin, sc, m, 3, L);
   Q2K::write_codes(b, L);
+}
+
+inline void encode_q2k_ref(const float* x, std::uint8_t* b) {
+  std::uint8_t L[qk_k];
+  float scales[16], mins[16];
+  affine_searches_ref<16>(x, 16, 3, q2k_search, SearchWeights::abs, L, scales, mins);
+  finish_q2k_ref(x, scales, mins, L, b);
 }
 
 /// q2_k with importance: qw·sqrt(σ² + x²)-weighted squared-error searches, and the
@@ -381,18 +391,14 @@ void finish_k4(const float* x, const std::uint8_t* ls, const std::uint8_t* lm, f
 
 /// q4_k/q5_k without importance: per 32 weights a (rms + |x|)-weighted min/max
 /// search, then scales and minima quantized to 6 bits against the largest of each.
+inline constexpr ref::AffineSearch q4k_search{-1.f, 0.1f, 20, false}, q5k_search{-0.5f, 0.1f, 15, false};
+
+/// encode_k4_ref after its searches (codes L, scales and -minima of the 8 sub-blocks).
 template <class T>
-void encode_k4_ref(const float* x, std::uint8_t* b, int nmax, ref::AffineSearch search) {
-  std::uint8_t L[qk_k], ls[8], lm[8];
-  float w[32], scales[8], mins[8];
+void finish_k4_ref(const float* x, const float* scales, const float* mins, int nmax, std::uint8_t* L, std::uint8_t* b) {
+  std::uint8_t ls[8], lm[8];
   float max_scale = 0, max_min = 0;
   for (int j = 0; j < 8; ++j) {
-    const float* xj = x + 32 * j;
-    float sum_x2 = 0;
-    for (int l = 0; l < 32; ++l) sum_x2 += xj[l] * xj[l];
-    const float av_x = std::sqrt(sum_x2 / 32);
-    for (int l = 0; l < 32; ++l) w[l] = av_x + std::fabs(xj[l]);
-    scales[j] = ref::affine_search(32, nmax, xj, w, L + 32 * j, &mins[j], search);
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
@@ -404,6 +410,14 @@ void encode_k4_ref(const float* x, std::uint8_t* b, int nmax, ref::AffineSearch 
     lm[j] = std::min<std::uint8_t>(63, static_cast<std::uint8_t>(ref::nearest_int(inv_min * mins[j])));
   }
   finish_k4<T>(x, ls, lm, max_scale / 63.f, max_min / 63.f, nmax, L, b);
+}
+
+template <class T>
+void encode_k4_ref(const float* x, std::uint8_t* b, int nmax, ref::AffineSearch search) {
+  std::uint8_t L[qk_k];
+  float scales[8], mins[8];
+  affine_searches_ref<32>(x, 8, nmax, search, SearchWeights::rms_plus_abs, L, scales, mins);
+  finish_k4_ref<T>(x, scales, mins, nmax, L, b);
 }
 
 /// q4_k/q5_k with importance: qw·sqrt(σ² + x²)-weighted searches, then scales and
@@ -469,6 +483,26 @@ template <class T, class Encode>
 void quantize_row(const float* x, std::uint8_t* out, Index n, const float* importance, Encode encode) {
   const Index nb = super_blocks(T::type, n);
   for (Index i = 0; i < nb; ++i) encode(x + qk_k * i, importance ? importance + qk_k * i : nullptr, out + T::bytes * i);
+}
+
+/// A row of super-blocks of an encoder without importance whose sub-blocks of N
+/// weights each run an affine search: the searches of up to 16 super-blocks at a time
+/// through affine_searches (SIMD lanes across sub-blocks), then
+/// finish(x, scales, neg_mins, L, out) per super-block. Same bytes as the reference.
+template <class T, int N, class Finish>
+void quantize_row_searched(const float* x, std::uint8_t* out, Index n, int nmax, ref::AffineSearch s,
+                           SearchWeights rule, Finish finish) {
+  constexpr int per = qk_k / N;
+  constexpr Index chunk = 16;
+  const Index nb = super_blocks(T::type, n);
+  std::uint8_t L[qk_k * chunk];
+  float scales[per * chunk], mins[per * chunk];
+  for (Index i = 0; i < nb; i += chunk) {
+    const Index c = std::min(chunk, nb - i);
+    affine_searches<N>(x + qk_k * i, static_cast<int>(c) * per, nmax, s, rule, L, scales, mins);
+    for (Index k = 0; k < c; ++k)
+      finish(x + qk_k * (i + k), scales + per * k, mins + per * k, L + qk_k * k, out + T::bytes * (i + k));
+  }
 }
 
 /// Decodes as ggml does: each weight is scale·level - min of its sub-block's grid.
@@ -635,6 +669,9 @@ inline void dequantize_q6k_simd(const std::uint8_t* in, float* y, Index n) {
 // the code bytes of the row, and is an Error (row untouched) for a code >= levels(t).size().
 
 inline void quantize_row_q2_k(const float* x, std::uint8_t* out, Index n, const float* importance) {
+  using namespace impl::kquant;
+  if (importance == nullptr)
+    return quantize_row_searched<Q2K, 16>(x, out, n, 3, q2k_search, impl::SearchWeights::abs, finish_q2k_ref);
   impl::kquant::quantize_row<impl::kquant::Q2K>(
       x, out, n, importance, [](const float* xb, const float* qw, std::uint8_t* b) {
         qw ? impl::kquant::encode_q2k_importance(xb, qw, b) : impl::kquant::encode_q2k_ref(xb, b);
@@ -647,18 +684,47 @@ inline void quantize_row_q3_k(const float* x, std::uint8_t* out, Index n, const 
       });
 }
 inline void quantize_row_q4_k(const float* x, std::uint8_t* out, Index n, const float* importance) {
-  impl::kquant::quantize_row<impl::kquant::Q4K>(
-      x, out, n, importance, [](const float* xb, const float* qw, std::uint8_t* b) {
-        qw ? impl::kquant::encode_k4_importance<impl::kquant::Q4K>(xb, qw, b, 15, false)
-           : impl::kquant::encode_k4_ref<impl::kquant::Q4K>(xb, b, 15, {-1.f, 0.1f, 20, false});
-      });
+  using namespace impl::kquant;
+  if (importance == nullptr)
+    return quantize_row_searched<Q4K, 32>(
+        x, out, n, 15, q4k_search, impl::SearchWeights::rms_plus_abs,
+        [](const float* xb, const float* sc, const float* m, std::uint8_t* L, std::uint8_t* b) {
+          finish_k4_ref<Q4K>(xb, sc, m, 15, L, b);
+        });
+  quantize_row<Q4K>(x, out, n, importance, [](const float* xb, const float* qw, std::uint8_t* b) {
+    encode_k4_importance<Q4K>(xb, qw, b, 15, false);
+  });
 }
 inline void quantize_row_q5_k(const float* x, std::uint8_t* out, Index n, const float* importance) {
-  impl::kquant::quantize_row<impl::kquant::Q5K>(
-      x, out, n, importance, [](const float* xb, const float* qw, std::uint8_t* b) {
-        qw ? impl::kquant::encode_k4_importance<impl::kquant::Q5K>(xb, qw, b, 31, true)
-           : impl::kquant::encode_k4_ref<impl::kquant::Q5K>(xb, b, 31, {-0.5f, 0.1f, 15, false});
-      });
+  using namespace impl::kquant;
+  if (importance == nullptr)
+    return quantize_row_searched<Q5K, 32>(
+        x, out, n, 31, q5k_search, impl::SearchWeights::rms_plus_abs,
+        [](const float* xb, const float* sc, const float* m, std::uint8_t* L, std::uint8_t* b) {
+          finish_k4_ref<Q5K>(xb, sc, m, 31, L, b);
+        });
+  quantize_row<Q5K>(x, out, n, importance, [](const float* xb, const float* qw, std::uint8_t* b) {
+    encode_k4_importance<Q5K>(xb, qw, b, 31, true);
+  });
+}
+
+/// The scalar references of the three encoders above without importance (tests).
+inline void quantize_row_q2_k_scalar(const float* x, std::uint8_t* out, Index n) {
+  impl::kquant::quantize_row<impl::kquant::Q2K>(x, out, n, nullptr, [](const float* xb, const float*, std::uint8_t* b) {
+    impl::kquant::encode_q2k_ref(xb, b);
+  });
+}
+inline void quantize_row_q4_k_scalar(const float* x, std::uint8_t* out, Index n) {
+  using namespace impl::kquant;
+  quantize_row<Q4K>(x, out, n, nullptr, [](const float* xb, const float*, std::uint8_t* b) {
+    encode_k4_ref<Q4K>(xb, b, 15, q4k_search);
+  });
+}
+inline void quantize_row_q5_k_scalar(const float* x, std::uint8_t* out, Index n) {
+  using namespace impl::kquant;
+  quantize_row<Q5K>(x, out, n, nullptr, [](const float* xb, const float*, std::uint8_t* b) {
+    encode_k4_ref<Q5K>(xb, b, 31, q5k_search);
+  });
 }
 inline void quantize_row_q6_k(const float* x, std::uint8_t* out, Index n, const float* importance) {
   impl::kquant::quantize_row<impl::kquant::Q6K>(x, out, n, importance, impl::kquant::encode_q6k);
