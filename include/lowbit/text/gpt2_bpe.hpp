@@ -25,6 +25,7 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/io/file.hpp"
 #include "lowbit/io/json.hpp"
+#include "lowbit/text/piece_cache.hpp"
 #include "lowbit/text/utf8.hpp"
 
 namespace lowbit::text {
@@ -148,19 +149,16 @@ class Gpt2Tokenizer {
   [[nodiscard]] std::vector<int> encode(std::string_view text) const {
     std::vector<int> out;
     out.reserve(text.size() / 4 + 16);
-    std::unordered_map<std::string_view, std::pair<std::uint32_t, std::uint32_t>> cache;
-    std::vector<int> cached;  // ids of cached pieces, back to back
+    PieceCache cache;
     std::vector<int> word;
     pretokenize(text, [&](std::string_view piece) {
-      if (const auto it = cache.find(piece); it != cache.end()) {
-        out.insert(out.end(), cached.begin() + it->second.first,
-                   cached.begin() + it->second.first + it->second.second);
+      std::span<const int> hit;
+      if (cache.find(piece, hit)) {
+        out.insert(out.end(), hit.begin(), hit.end());
         return;
       }
       bpe(piece, word);
-      cache.emplace(piece, std::pair<std::uint32_t, std::uint32_t>(static_cast<std::uint32_t>(cached.size()),
-                                                                  static_cast<std::uint32_t>(word.size())));
-      cached.insert(cached.end(), word.begin(), word.end());
+      cache.insert(piece, word);
       out.insert(out.end(), word.begin(), word.end());
     });
     return out;

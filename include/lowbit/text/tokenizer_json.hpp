@@ -36,6 +36,7 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/io/file.hpp"
 #include "lowbit/io/json.hpp"
+#include "lowbit/text/piece_cache.hpp"
 #include "lowbit/text/gpt2_bpe.hpp"
 #include "lowbit/text/nfc.hpp"
 #include "lowbit/text/utf8.hpp"
@@ -265,8 +266,8 @@ class TokenizerJson {
   };
   struct Workspace {
     std::vector<int> out;
-    std::unordered_map<std::string_view, std::pair<std::uint32_t, std::uint32_t>> cache;
-    std::vector<int> cached, ids;
+    PieceCache cache;
+    std::vector<int> ids;
     std::vector<std::uint32_t> pos;
   };
 
@@ -312,6 +313,7 @@ class TokenizerJson {
                                         (vocab && vocab->is_object() ? vocab->size() : 0));
     load_pre_tokenizer(root.find("pre_tokenizer"));
     load_model(need(root, "model", "model"));
+    words_independent_ = !byte_level_ && words_are_independent();
     if (const io::Json* a = root.find("added_tokens"); a && !a->is_null()) load_added(*a);
     load_normalizer(root.find("normalizer"), "normalizer");
     load_decoder(root.find("decoder"), "decoder");
@@ -608,13 +610,42 @@ class TokenizerJson {
     const std::size_t first = w.out.size();
     const auto by_bytes = [&](std::string_view piece) {
       if (byte_level_regex_) pretokenize(piece, [&](std::string_view p) { encode_cached(p, w); });
+      else if (words_independent_) by_words(piece, w);
       else encode_cached(piece, w);
     };
     if (split_ == tokenizer_json_detail::SplitRegex::none) by_bytes(section);
     else tokenizer_json_detail::split_llama3_style(section, split_ == tokenizer_json_detail::SplitRegex::llama3 ? 3 : 1, by_bytes);
     if (fuse_unk_ && unk_ >= 0) fuse_unknowns(w.out, first);
     // The cache holds views into `normalized`, which dies here.
-    if (!norm_.empty()) w.cache.clear(), w.cached.clear();
+    if (!norm_.empty()) w.cache.clear();
+  }
+
+  // SentencePiece's word mark "▁" (U+2581) in UTF-8.
+  static constexpr std::string_view word_mark = "\xE2\x96\x81";
+
+  // Whether no vocabulary token holds a word mark right after another character. Then
+  // no merge can join across the start of a word (a mark after a non-mark), so BPE
+  // over a whole section equals BPE over its words one at a time, in the same merge
+  // order within each — and words repeat, so the piece cache serves them. Without a
+  // pre-tokenizer (Llama 2, Mistral) a section is otherwise a whole document.
+  [[nodiscard]] bool words_are_independent() const {
+    for (const auto& entry : ids_) {
+      const std::string_view t = entry.first;
+      for (std::size_t p = t.find(word_mark, 1); p != std::string_view::npos; p = t.find(word_mark, p + 1))
+        if (!t.substr(0, p).ends_with(word_mark)) return false;
+    }
+    return true;
+  }
+
+  // A section cut before each word mark that follows a non-mark (words_are_independent).
+  void by_words(std::string_view piece, Workspace& w) const {
+    std::size_t start = 0;
+    for (std::size_t p = piece.find(word_mark, 1); p != std::string_view::npos; p = piece.find(word_mark, p + 1)) {
+      if (piece.substr(0, p).ends_with(word_mark)) continue;  // inside a run of marks
+      encode_cached(piece.substr(start, p - start), w);
+      start = p;
+    }
+    encode_cached(piece.substr(start), w);
   }
 
   void fuse_unknowns(std::vector<int>& out, std::size_t first) const {
@@ -625,17 +656,14 @@ class TokenizerJson {
   }
 
   void encode_cached(std::string_view piece, Workspace& w) const {
-    if (const auto it = w.cache.find(piece); it != w.cache.end()) {
-      const auto b = w.cached.begin() + it->second.first;
-      w.out.insert(w.out.end(), b, b + it->second.second);
+    std::span<const int> hit;
+    if (w.cache.find(piece, hit)) {
+      w.out.insert(w.out.end(), hit.begin(), hit.end());
       return;
     }
     const std::size_t before = w.out.size();
     encode_piece(piece, w);
-    if (piece.size() >= 256) return;  // long pieces rarely repeat
-    w.cache.emplace(piece, std::pair<std::uint32_t, std::uint32_t>(static_cast<std::uint32_t>(w.cached.size()),
-                                                                  static_cast<std::uint32_t>(w.out.size() - before)));
-    w.cached.insert(w.cached.end(), w.out.begin() + static_cast<std::ptrdiff_t>(before), w.out.end());
+    w.cache.insert(piece, std::span<const int>(w.out).subspan(before));
   }
 
   // One pre-token: its symbols (bytes, or code points for a SentencePiece-style
@@ -652,7 +680,7 @@ class TokenizerJson {
       const auto it = ids_.find(piece.substr(i, len));
       w.ids.push_back(it == ids_.end() ? -1 : it->second);
     }
-    if (w.ids.size() <= 48) bpe_small(w.ids, w.pos);
+    if (w.ids.size() <= small_word) bpe_small(w.ids, w.pos);
     else bpe_heap(w.ids, w.pos);
     for (std::size_t k = 0; k < w.ids.size(); ++k) {
       if (w.ids[k] >= 0) { w.out.push_back(w.ids[k]); continue; }
@@ -676,17 +704,28 @@ class TokenizerJson {
   }
 
   // BPE as the reference does it: repeatedly merge the adjacent pair with the lowest
-  // (rank, start position), one pair at a time. Quadratic; for short words.
+  // (rank, start position), one pair at a time. Quadratic scans; for short words
+  // (at most small_word symbols). Each pair's merge is looked up once and kept: a
+  // merge changes only the pairs on either side of it, and the lookups (a hash table
+  // of hundreds of thousands of merges) are what costs, not the scans.
+  static constexpr std::size_t small_word = 48;
   void bpe_small(std::vector<int>& ids, std::vector<std::uint32_t>& pos) const {
-    while (ids.size() > 1) {
+    std::array<const Merge*, small_word> pair{};  // pair[k]: the merge of ids[k], ids[k+1]
+    std::size_t n = ids.size();
+    for (std::size_t k = 0; k + 1 < n; ++k) pair[k] = merge_of(ids[k], ids[k + 1]);
+    while (n > 1) {
       const Merge* best = nullptr;
       std::size_t at = 0;
-      for (std::size_t k = 0; k + 1 < ids.size(); ++k)
-        if (const Merge* m = merge_of(ids[k], ids[k + 1]); m && (!best || m->rank < best->rank)) best = m, at = k;
-      if (!best) return;
+      for (std::size_t k = 0; k + 1 < n; ++k)
+        if (pair[k] && (!best || pair[k]->rank < best->rank)) best = pair[k], at = k;
+      if (!best) break;
       ids[at] = best->id;
       ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(at) + 1);
       pos.erase(pos.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+      --n;
+      for (std::size_t k = at + 1; k + 1 < n; ++k) pair[k] = pair[k + 1];
+      if (at > 0) pair[at - 1] = merge_of(ids[at - 1], ids[at]);
+      if (at + 1 < n) pair[at] = merge_of(ids[at], ids[at + 1]);
     }
   }
 
@@ -834,6 +873,7 @@ class TokenizerJson {
   std::vector<DecStep> dec_;
   tokenizer_json_detail::SplitRegex split_ = tokenizer_json_detail::SplitRegex::none;
   bool byte_level_ = false, byte_level_regex_ = false, byte_fallback_ = false, fuse_unk_ = false, ignore_merges_ = false;
+  bool words_independent_ = false;  // words_are_independent(), for SentencePiece-style vocabularies
   int unk_ = -1;
   std::int64_t max_id_ = 0;
 };
