@@ -25,6 +25,7 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/io/file.hpp"
 #include "lowbit/io/json.hpp"
+#include "lowbit/text/merge_table.hpp"
 #include "lowbit/text/piece_cache.hpp"
 #include "lowbit/text/utf8.hpp"
 
@@ -179,12 +180,12 @@ class Gpt2Tokenizer {
       std::uint32_t best_rank = UINT32_MAX;
       int best_a = -1, best_b = -1, merged = -1;
       for (std::size_t k = 0; k + 1 < word.size(); ++k) {
-        const auto it = merges_.find(pair_key(word[k], word[k + 1]));
-        if (it != merges_.end() && it->second.rank < best_rank) {
-          best_rank = it->second.rank;
+        const MergeTable::Merge* m = merges_.find(word[k], word[k + 1]);
+        if (m != nullptr && m->rank < best_rank) {
+          best_rank = m->rank;
           best_a = word[k];
           best_b = word[k + 1];
-          merged = it->second.id;
+          merged = m->id;
         }
       }
       if (merged < 0) break;
@@ -202,13 +203,6 @@ class Gpt2Tokenizer {
   }
 
  private:
-  struct Merge {
-    std::uint32_t rank;
-    int id;
-  };
-  static std::uint64_t pair_key(int a, int b) {
-    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) | static_cast<std::uint32_t>(b);
-  }
 
 
   // Byte-mapped token text → raw bytes.
@@ -276,7 +270,7 @@ class Gpt2Tokenizer {
       const auto ia = ids_.find(a), ib = ids_.find(b), im = ids_.find(a + b);
       detail::check(ia != ids_.end() && ib != ids_.end() && im != ids_.end(), "GPT-2 tokenizer '", file,
                     "' line ", line_no, ": merge \"", line, "\" uses or makes a token missing from the vocabulary");
-      detail::check(merges_.emplace(pair_key(ia->second, ib->second), Merge{rank, im->second}).second,
+      detail::check(merges_.insert(ia->second, ib->second, {rank, im->second}),
                     "GPT-2 tokenizer '", file, "' line ", line_no, ": merge \"", line, "\" is repeated");
       ++rank;
     }
@@ -287,7 +281,7 @@ class Gpt2Tokenizer {
   std::unordered_map<std::string, int> ids_;       // bytes → id
   std::unordered_map<char32_t, std::uint8_t> char_byte_;
   std::array<int, 256> byte_id_{};
-  std::unordered_map<std::uint64_t, Merge> merges_;
+  MergeTable merges_;
 };
 
 }  // namespace lowbit::text

@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "lowbit/text/token_index.hpp"
+
 namespace lowbit::text {
 
 class PieceCache {
@@ -62,12 +64,7 @@ class PieceCache {
     std::uint32_t size = 0, first = 0, count = 0;
   };
 
-  /// FNV-1a, 64-bit: pieces are a few bytes, so a byte loop beats block hashes' setup.
-  static std::uint64_t hash(std::string_view s) {
-    std::uint64_t h = 14695981039346656037ull;
-    for (const char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-    return h ^ (h >> 29);  // the low bits pick the slot: fold the high ones in
-  }
+  static std::uint64_t hash(std::string_view s) { return piece_hash(s); }
 
   [[nodiscard]] std::size_t mask() const { return slots_.size() - 1; }
 

@@ -38,7 +38,9 @@
 #include "lowbit/io/json.hpp"
 #include "lowbit/text/piece_cache.hpp"
 #include "lowbit/text/gpt2_bpe.hpp"
+#include "lowbit/text/merge_table.hpp"
 #include "lowbit/text/nfc.hpp"
+#include "lowbit/text/token_index.hpp"
 #include "lowbit/text/utf8.hpp"
 
 namespace lowbit::text {
@@ -212,7 +214,7 @@ class TokenizerJson {
     if (const auto it = added_ids_.find(token); it != added_ids_.end()) return it->second;
     std::string bytes(token);
     if (byte_level_ && !unmap(token, bytes)) return std::nullopt;
-    if (const auto it = ids_.find(bytes); it != ids_.end()) return it->second;
+    if (const int id = ids_.find(bytes); id >= 0) return id;
     return std::nullopt;
   }
   /// Whether the id is one of the file's added_tokens (special or not).
@@ -249,10 +251,7 @@ class TokenizerJson {
   }
 
  private:
-  struct Merge {
-    std::uint32_t rank;
-    int id;
-  };
+  using Merge = MergeTable::Merge;
   enum class Norm { prepend, replace, nfc };
   struct NormStep {
     Norm kind;
@@ -404,7 +403,7 @@ class TokenizerJson {
       if (byte_level_)
         check(unmap(tok, bytes), "model.vocab", "token \"", tok, "\" holds a character outside the byte-level alphabet");
       check(written.emplace(tok, static_cast<int>(id)).second, "model.vocab", "token \"", tok, "\" is repeated");
-      check(ids_.emplace(bytes, static_cast<int>(id)).second, "model.vocab", "two tokens have the bytes of \"", tok, "\"");
+      check(ids_.insert(bytes, static_cast<int>(id)), "model.vocab", "two tokens have the bytes of \"", tok, "\"");
       set_token(static_cast<int>(id), std::move(bytes), "model.vocab");
     }
   }
@@ -444,7 +443,7 @@ class TokenizerJson {
       const auto ia = written.find(a), ib = written.find(b), im = written.find(a + b);
       check(ia != written.end() && ib != written.end(), field, "\"", a, "\" + \"", b, "\" names a token not in model.vocab");
       check(im != written.end(), field, "the merge result \"", a + b, "\" is not in model.vocab");
-      check(merges_.emplace(pair_key(ia->second, ib->second), Merge{static_cast<std::uint32_t>(r), im->second}).second,
+      check(merges_.insert(ia->second, ib->second, {static_cast<std::uint32_t>(r), im->second}),
             field, "\"", a, "\" + \"", b, "\" is repeated");
     }
   }
@@ -456,8 +455,8 @@ class TokenizerJson {
       char name[8];
       std::snprintf(name, sizeof name, "<0x%02X>", b);
       const std::string key = byte_level_ ? std::string(1, static_cast<char>(b)) : std::string(name);
-      if (const auto it = ids_.find(key); it != ids_.end()) byte_id_[static_cast<std::size_t>(b)] = it->second;
-      else check(!byte_level_, "model.vocab", "no token for byte ", b, " in a byte-level vocabulary");
+      byte_id_[static_cast<std::size_t>(b)] = ids_.find(key);
+      check(byte_id_[static_cast<std::size_t>(b)] >= 0 || !byte_level_, "model.vocab", "no token for byte ", b, " in a byte-level vocabulary");
     }
   }
 
@@ -486,8 +485,8 @@ class TokenizerJson {
     const bool mappable = !byte_level_ || unmap(content, as_model);
     check(!in_model || (mappable && tokens_[i] == as_model), field, "id ", id,
           " is a model.vocab token with other text than \"", content, "\"");
-    if (const auto it = ids_.find(as_model); mappable && it != ids_.end())
-      check(it->second == id, field, "\"", content, "\" is model.vocab token ", it->second, ", not ", id);
+    if (const int other = ids_.find(as_model); mappable && other >= 0)
+      check(other == id, field, "\"", content, "\" is model.vocab token ", other, ", not ", id);
     check(added_ids_.emplace(content, id).second, field, "\"", content, "\" is repeated");
     if (!in_model) set_token(id, content, field);
     added_[i] = true;
@@ -572,14 +571,7 @@ class TokenizerJson {
   }
 
   // ---- encoding -----------------------------------------------------------------
-  static std::uint64_t pair_key(int a, int b) {
-    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) | static_cast<std::uint32_t>(b);
-  }
-  const Merge* merge_of(int a, int b) const {
-    if (a < 0 || b < 0) return nullptr;
-    const auto it = merges_.find(pair_key(a, b));
-    return it == merges_.end() ? nullptr : &it->second;
-  }
+  const Merge* merge_of(int a, int b) const { return merges_.find(a, b); }
 
   // Calls f(section, -1) for text between added tokens and f(content, id) for each
   // added token: leftmost, then longest match, like the reference's DictionarySplitter.
@@ -629,12 +621,12 @@ class TokenizerJson {
   // order within each — and words repeat, so the piece cache serves them. Without a
   // pre-tokenizer (Llama 2, Mistral) a section is otherwise a whole document.
   [[nodiscard]] bool words_are_independent() const {
-    for (const auto& entry : ids_) {
-      const std::string_view t = entry.first;
+    bool independent = true;
+    ids_.for_each_token([&](std::string_view t) {
       for (std::size_t p = t.find(word_mark, 1); p != std::string_view::npos; p = t.find(word_mark, p + 1))
-        if (!t.substr(0, p).ends_with(word_mark)) return false;
-    }
-    return true;
+        if (!t.substr(0, p).ends_with(word_mark)) independent = false;
+    });
+    return independent;
   }
 
   // A section cut before each word mark that follows a non-mark (words_are_independent).
@@ -670,15 +662,14 @@ class TokenizerJson {
   // vocabulary; -1 for a code point the vocabulary lacks), BPE, then fallbacks.
   void encode_piece(std::string_view piece, Workspace& w) const {
     if (ignore_merges_)
-      if (const auto it = ids_.find(piece); it != ids_.end()) return w.out.push_back(it->second);
+      if (const int id = ids_.find(piece); id >= 0) return w.out.push_back(id);
     w.ids.clear();
     w.pos.clear();
     for (std::size_t i = 0, len = 1; i < piece.size(); i += len) {
       w.pos.push_back(static_cast<std::uint32_t>(i));
       if (byte_level_) { w.ids.push_back(byte_id_[static_cast<unsigned char>(piece[i])]); continue; }
       decode_utf8(piece, i, len);
-      const auto it = ids_.find(piece.substr(i, len));
-      w.ids.push_back(it == ids_.end() ? -1 : it->second);
+      w.ids.push_back(ids_.find(piece.substr(i, len)));
     }
     if (w.ids.size() <= small_word) bpe_small(w.ids, w.pos);
     else bpe_heap(w.ids, w.pos);
@@ -864,10 +855,10 @@ class TokenizerJson {
   std::string file_;
   std::vector<std::string> tokens_;  // id → text (raw bytes for a byte-level vocabulary)
   std::vector<bool> has_id_, added_;
-  tokenizer_json_detail::IdMap ids_;        // model vocabulary, by raw bytes
+  TokenIndex ids_;                          // model vocabulary, by raw bytes
   tokenizer_json_detail::IdMap added_ids_;  // added tokens, by content
   std::array<std::vector<std::string>, 256> added_by_first_;  // longest first
-  std::unordered_map<std::uint64_t, Merge> merges_;
+  MergeTable merges_;
   std::array<int, 256> byte_id_{};
   std::vector<NormStep> norm_;
   std::vector<DecStep> dec_;
