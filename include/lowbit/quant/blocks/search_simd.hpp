@@ -9,7 +9,7 @@
 // by weight, no fused multiply-add (xsimd's operator* and operator+ are separate
 // instructions; the project builds with -ffp-contract=off), llama.cpp's nearest_int
 // by the same bit trick, and every data-dependent branch of the scalar code taken as
-// a per-lane select. tests/quant/test_block_search_simd.cpp holds the two to equal
+// a per-lane select. tests/quant/test_blocks_kquants.cpp holds the two to equal
 // bytes on random and degenerate sub-blocks.
 #pragma once
 
