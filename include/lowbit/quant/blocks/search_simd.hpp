@@ -32,6 +32,10 @@ inline lanes_i nearest_int(lanes_f v) {
   return (bits & lanes_i(0x007FFFFF)) - lanes_i(0x00400000);
 }
 
+/// -v as the scalar code's unary minus: the sign bit flipped. (xsimd 8's AVX-512
+/// negation is 0 - v, which makes -(+0) +0 where the scalar -0.0f is -0.)
+inline lanes_f negate(lanes_f v) { return xsimd::bitwise_xor(v, lanes_f(-0.0f)); }
+
 /// clamp(nearest_int(v), 0, nmax) as a float, as ref::affine_search's level().
 inline lanes_f level(lanes_f v, lanes_i nmax) {
   return xsimd::to_float(xsimd::min(xsimd::max(nearest_int(v), lanes_i(0)), nmax));
@@ -94,7 +98,7 @@ void affine_search_lanes(const lanes_f* x, const lanes_f* w, int nmax, ref::Affi
   }
   for (int i = 0; i < N; ++i) L[i] = xsimd::select(flat, lanes_f(0.0f), L[i]);
   scale_out = xsimd::select(flat, lanes_f(0.0f), scale);
-  neg_min_out = -xsimd::select(flat, first_min, min);  // a negation, as the scalar -min (-0 stays -0)
+  neg_min_out = negate(xsimd::select(flat, first_min, min));  // as the scalar -min: +0 becomes -0
 }
 
 }  // namespace lowbit::blocks::impl::simd
