@@ -113,9 +113,11 @@ void BM_GemmWH(benchmark::State& state) {
                                                  benchmark::Counter::kIs1000);
 }
 
+/// Args: n, threads (the accumulation's SYRK is cut into column panels spread over
+/// the pool: backend/blas.hpp).
 template <class Scalar>
 void BM_HessianAccumulate(benchmark::State& state) {
-  lowbit::autograd::set_num_threads(1);
+  lowbit::autograd::set_num_threads(static_cast<int>(state.range(1)));
   const lowbit::Index n = state.range(0);
   const RowMatrix x = random_matrix(kSamples, n, 1.0f, 4);
   // One accumulator fed batch after batch, as calibration streams them (a fresh one
@@ -131,14 +133,15 @@ void BM_HessianAccumulate(benchmark::State& state) {
                                                  benchmark::Counter::kIs1000);
 }
 
-/// The SYRK rate on the same operands (lower triangle of XᵀX, as counted above).
+/// The SYRK rate on the same operands (lower triangle of XᵀX, as counted above): one
+/// call of the BLAS's own SYRK (Eigen's in a BLAS-less build), one thread.
 void BM_SyrkXtX(benchmark::State& state) {
   lowbit::autograd::set_num_threads(1);
   const lowbit::Index n = state.range(0);
   const RowMatrix x = random_matrix(kSamples, n, 1.0f, 4);
   Eigen::MatrixXf h = Eigen::MatrixXf::Zero(n, n);
   for (auto _ : state) {
-    lowbit::blas::syrk_lower<float>(n, kSamples, 1.0f, x.data(), n, 0.0f, h.data(), n);
+    lowbit::blas::detail::syrk_here<float>(n, kSamples, 1.0f, x.data(), n, 0.0f, h.data(), n);
     benchmark::DoNotOptimize(h.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(double(kSamples) * double(n) * double(n + 1),
@@ -192,8 +195,12 @@ BENCHMARK(BM_GemmWH)
     ->ArgNames({"rows", "cols"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
-BENCHMARK(BM_HessianAccumulate<float>)->Arg(768)->Arg(3072)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_HessianAccumulate<double>)->Arg(768)->Arg(3072)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_HessianAccumulate<float>)
+    ->ArgsProduct({{768, 3072, 4096}, {1, 2}})
+    ->ArgNames({"n", "threads"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_HessianAccumulate<double>)->Args({768, 1})->Args({3072, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SyrkXtX)->Arg(768)->Arg(3072)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_GemmXtX)->Arg(768)->Arg(3072)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
 

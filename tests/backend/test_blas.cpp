@@ -137,6 +137,40 @@ TEST_CASE("blas: syrk_lower updates only the lower triangle, in float and double
     }
 }
 
+TEST_CASE("blas: syrk_lower in column panels matches a double reference; its result does not depend on the thread count") {
+  // n above one panel (~512 columns): a diagonal SYRK and a GEMM below it per panel,
+  // spread over the pool; an odd n leaves a narrower last panel.
+  const Index n = 1100, k = 64, lda = n + 3;
+  const auto a = blas_gaussian(lda * k, 11);
+  const auto run = [&](int threads, bool parallel) {
+    std::vector<float> c(static_cast<std::size_t>(n * n), 3.0f);
+    const int saved = lowbit::autograd::num_threads();
+    lowbit::autograd::set_num_threads(threads);
+    lowbit::blas::syrk_lower<float>(n, k, 0.25f, a.data(), lda, 0.5f, c.data(), n, parallel);
+    lowbit::autograd::set_num_threads(saved);
+    return c;
+  };
+  const auto one = run(1, true), two = run(2, true), three = run(3, true), serial = run(2, false);
+  CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
+  CHECK(std::memcmp(one.data(), three.data(), one.size() * sizeof(float)) == 0);
+  CHECK(std::memcmp(one.data(), serial.data(), one.size() * sizeof(float)) == 0);
+  double worst = 0.0;
+  int untouched_upper = 0;
+  for (Index j = 0; j < n; ++j)
+    for (Index i = 0; i < n; ++i) {
+      const auto at = static_cast<std::size_t>(i + j * n);
+      if (i < j) {
+        untouched_upper += one[at] == 3.0f;
+        continue;
+      }
+      double s = 0.0;
+      for (Index p = 0; p < k; ++p) s += double(a[static_cast<std::size_t>(i + p * lda)]) * a[static_cast<std::size_t>(j + p * lda)];
+      worst = std::max(worst, std::abs(one[at] - (0.25 * s + 1.5)) / (1.0 + std::abs(0.25 * s + 1.5)));
+    }
+  CHECK(untouched_upper == n * (n - 1) / 2);
+  CHECK(worst < 1e-5);
+}
+
 TEST_CASE("blas: cholesky_lower and invert_upper reproduce H and the identity; failures are reported") {
   const Index n = 150;  // above the Eigen fallback's 48-column base case: the blocked path runs
   const auto x = blas_gaussian(n * 2 * n, 7);

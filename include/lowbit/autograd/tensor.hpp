@@ -235,10 +235,7 @@ class BasicGraph {
 
   /// A new uninitialised tensor of `shape` in the arena.
   TensorImpl<S>* make(const Shape& shape) {
-    TensorImpl<S>* t = nullptr;
-    if (impls_used_ < impls_.size()) t = &impls_[impls_used_];
-    else t = &impls_.emplace_back();
-    ++impls_used_;
+    TensorImpl<S>* t = next_impl();
     *t = TensorImpl<S>{shape, arena_.alloc<S>(static_cast<std::size_t>(shape.numel())), nullptr, false};
     return t;
   }
@@ -253,6 +250,16 @@ class BasicGraph {
                           " values for shape ", shape);
     TensorImpl<S>* t = make(shape);
     std::copy(values.begin(), values.end(), t->data);
+    return BasicTensor<S>(t);
+  }
+  /// Tensor over the caller's `values`, not copied (no gradient): for inputs too big
+  /// to copy every step. They must stay alive and unchanged while the graph uses the
+  /// tensor; ops never write their inputs.
+  BasicTensor<S> view(const Shape& shape, std::span<const S> values) {
+    lowbit::detail::check(static_cast<Index>(values.size()) == shape.numel(), "view: ", values.size(),
+                          " values for shape ", shape);
+    TensorImpl<S>* t = next_impl();
+    *t = TensorImpl<S>{shape, const_cast<S*>(values.data()), nullptr, false};
     return BasicTensor<S>(t);
   }
   /// Tensor holding a copy of `values` that backward() gives a gradient (an input to check).
@@ -315,6 +322,13 @@ class BasicGraph {
     std::array<TensorImpl<S>*, 4> inputs{};
     detail::BackwardFn fn;
   };
+
+  /// A tensor slot: reused after clear(); a deque, so slots never move.
+  TensorImpl<S>* next_impl() {
+    TensorImpl<S>* t = impls_used_ < impls_.size() ? &impls_[impls_used_] : &impls_.emplace_back();
+    ++impls_used_;
+    return t;
+  }
 
   void ensure_grad(TensorImpl<S>* t) {
     if (t->grad == nullptr) t->grad = arena_.zeros<S>(static_cast<std::size_t>(t->shape.numel()));

@@ -231,14 +231,15 @@ void gemm(Index m, Index n, Index k, S alpha, const S* a, Index lda, Trans ta, c
     });
 }
 
-/// Lower triangle of C[n×n] = α·A·Aᵀ + β·C, column-major, A n×k (SYRK), on the calling thread.
+namespace detail {
+
+/// One SYRK call on the calling thread: the BLAS when there is one, else Eigen.
 template <class S>
-void syrk_lower(Index n, Index k, S alpha, const S* a, Index lda, S beta, S* c, Index ldc) {
-  if (n == 0) return;
+void syrk_here(Index n, Index k, S alpha, const S* a, Index lda, S beta, S* c, Index ldc) {
 #if defined(LOWBIT_HAS_BLAS)
-  detail::use_one_blas_thread();
-  const int in = detail::blas_int(n, "n"), ik = detail::blas_int(k, "k");
-  const int ia = detail::blas_int(lda, "lda"), ic = detail::blas_int(ldc, "ldc");
+  use_one_blas_thread();
+  const int in = blas_int(n, "n"), ik = blas_int(k, "k");
+  const int ia = blas_int(lda, "lda"), ic = blas_int(ldc, "ldc");
   if constexpr (std::is_same_v<S, float>)
     cblas_ssyrk(CblasColMajor, CblasLower, CblasNoTrans, in, ik, alpha, a, ia, beta, c, ic);
   else
@@ -246,6 +247,55 @@ void syrk_lower(Index n, Index k, S alpha, const S* a, Index lda, S beta, S* c, 
 #else
   eigen::syrk_lower<S>(n, k, alpha, a, lda, beta, c, ldc);
 #endif
+}
+
+/// The column panels syrk_lower cuts C's lower triangle into: an even count of
+/// about 512 columns each, a multiple of 16 wide. They depend on n alone, never on
+/// the thread count, so the result does not either.
+struct SyrkPanels {
+  Index width = 0, count = 0;
+  explicit SyrkPanels(Index n) {
+    const Index pairs = (n + 1023) / 1024;
+    width = ((n + 2 * pairs - 1) / (2 * pairs) + 15) / 16 * 16;
+    count = (n + width - 1) / width;
+  }
+  /// Panel i of parallel_for's order: 0, last, 1, last-1, … — consecutive pairs carry
+  /// equal work (a panel's work falls linearly with its position), so the
+  /// pool's contiguous shares are balanced.
+  [[nodiscard]] Index zigzag(Index i) const { return i % 2 == 0 ? i / 2 : count - 1 - i / 2; }
+};
+
+}  // namespace detail
+
+/// Lower triangle of C[n×n] = α·A·Aᵀ + β·C, column-major, A n×k (SYRK). Hessian
+/// accumulation's one big product: above one panel it is cut into column panels,
+/// each a SYRK on its diagonal block and a GEMM below it, spread over lowbit's pool
+/// (`parallel = false`: all on the calling thread). The cut depends on n alone.
+template <class S>
+void syrk_lower(Index n, Index k, S alpha, const S* a, Index lda, S beta, S* c, Index ldc, bool parallel = true) {
+  if (n == 0) return;
+  const detail::SyrkPanels panels(n);
+  if (panels.count <= 1) {
+    detail::syrk_here<S>(n, k, alpha, a, lda, beta, c, ldc);
+    return;
+  }
+  const auto panel = [&](Index p) {
+    const Index c0 = p * panels.width, c1 = std::min(n, c0 + panels.width);
+    detail::syrk_here<S>(c1 - c0, k, alpha, a + c0, lda, beta, c + c0 + c0 * ldc, ldc);
+    if (c1 == n) return;
+    // C[c1:n, c0:c1] (column-major) is, row-major, the (c1-c0) × (n-c1) matrix
+    // A[c0:c1,:]·A[c1:n,:]ᵀ; A's column-major rows are row-major columns.
+    detail::gemm_here<S>(c1 - c0, n - c1, k, alpha, a + c0, lda, Trans::yes, a + c1, lda, Trans::no, beta,
+                         c + c1 + c0 * ldc, ldc);
+  };
+  const double flops = static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(k);
+  if (!parallel || flops < 4e6 || autograd::num_threads() == 1) {
+    for (Index p = 0; p < panels.count; ++p) panel(p);
+    return;
+  }
+  autograd::parallel_for(panels.count, 1, [&](Index i0, Index i1, int) {
+    for (Index i = i0; i < i1; ++i) panel(panels.zigzag(i));
+  });
 }
 
 /// In place: the lower triangle of A[n×n] (column-major) becomes L, A = L·Lᵀ (POTRF);

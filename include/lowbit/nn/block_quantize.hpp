@@ -215,7 +215,9 @@ inline EncodedTensor encode_layer(const LinearLayer& l, const QuantSpec& spec, B
   e.ggml_type = static_cast<std::uint32_t>(blocks::info(fit.block).ggml_type);
   if (method == BlockMethod::gptq) {
     lowbit::detail::check(h != nullptr, "quantize_to_blocks: GPTQ needs calibration data");
-    SolveResult r = SpecGptq<>(fit, gptq).quantize(wv, *h, l.name);
+    GptqOptions options = gptq;
+    options.evaluate = false;  // the layer errors are not reported here: skip their two GEMMs and an RTN pass
+    SolveResult r = SpecGptq<>(fit, options).quantize(wv, *h, l.name);
     lowbit::detail::check(r.info() == ::Eigen::Success, r.message);
     e.bytes = std::move(r.block_data);
   } else {

@@ -203,21 +203,24 @@ class BlockCalibration {
     Index input_width = 0;
   };
 
+  // The saved state goes into a step as views (no copy: it is up to 90 MB a chunk);
+  // keep() copies back only what the step made anew (a stage that passes x through
+  // returns the view itself, and assigning a vector from itself is undefined).
   autograd::Tensor x_of(autograd::Graph& g, std::size_t c) const {
-    return g.constant({chunks_[c].batch(), chunks_[c].seq, model_.config().dim}, std::span<const float>(saved_[c].x));
+    return g.view({chunks_[c].batch(), chunks_[c].seq, model_.config().dim}, std::span<const float>(saved_[c].x));
   }
   autograd::Tensor input_of(autograd::Graph& g, std::size_t c) const {
-    return g.constant({chunks_[c].batch(), chunks_[c].seq, saved_[c].input_width},
-                      std::span<const float>(saved_[c].input));
+    return g.view({chunks_[c].batch(), chunks_[c].seq, saved_[c].input_width}, std::span<const float>(saved_[c].input));
   }
   void keep(std::size_t c, const Transformer::BlockState& st) {
-    saved_[c].x.assign(st.x.values().begin(), st.x.values().end());
+    Saved& s = saved_[c];
+    if (st.x.data() != s.x.data()) s.x.assign(st.x.values().begin(), st.x.values().end());
     if (!st.input.defined()) {
-      saved_[c].input.clear();  // capacity kept: the next block refills it
+      s.input.clear();  // capacity kept: the next block refills it
       return;
     }
-    saved_[c].input.assign(st.input.values().begin(), st.input.values().end());
-    saved_[c].input_width = st.input.dim(2);
+    if (st.input.data() != s.input.data()) s.input.assign(st.input.values().begin(), st.input.values().end());
+    s.input_width = st.input.dim(2);
   }
   /// Runs stage `stage` of block b on chunk c's saved state.
   void step(autograd::Graph& g, int b, std::size_t c, int stage) {
