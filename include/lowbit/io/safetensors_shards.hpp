@@ -36,8 +36,15 @@ class SafetensorsShards {
     }
     detail::check(std::filesystem::exists(index, ec), "model folder '", dir.string(),
                   "' has neither model.safetensors nor model.safetensors.index.json");
-    s.source_ = index.string();
-    s.open_index(dir, index);
+    return from_index(dir, read_file(index), index.string());
+  }
+
+  /// The shards in `dir` that an index's text names (`label`: the index's path, for
+  /// messages), checked as open_folder checks them. The fuzz target's entry point.
+  static SafetensorsShards from_index(const std::filesystem::path& dir, std::string_view json, std::string label) {
+    SafetensorsShards s;
+    s.source_ = std::move(label);
+    s.open_index(dir, Json::parse(json, s.source_));
     return s;
   }
 
@@ -85,28 +92,29 @@ class SafetensorsShards {
                   f.tensors().size(), " tensors but the index lists ", listed.size(), " in it");
   }
 
-  void open_index(const std::filesystem::path& dir, const std::filesystem::path& index) {
-    const Json j = Json::parse(read_file(index), index.string());
-    detail::check(j.is_object(), "'", index.string(), "' is not a JSON object");
+  void open_index(const std::filesystem::path& dir, const Json& j) {
+    const std::string& index = source_;
+    detail::check(j.is_object(), "'", index, "' is not a JSON object");
     const Json* map = j.find("weight_map");
-    detail::check(map && map->is_object(), "'", index.string(), "': 'weight_map' is missing or not an object");
-    detail::check(map->size() > 0, "'", index.string(), "': 'weight_map' is empty");
+    detail::check(map && map->is_object(), "'", index, "': 'weight_map' is missing or not an object");
+    detail::check(map->size() > 0, "'", index, "': 'weight_map' is empty");
     std::map<std::string, std::vector<std::string>> by_file;  // shard file → its tensors
     for (std::size_t i = 0; i < map->size(); ++i) {
       const std::string& name = map->keys()[i];
       const Json& file = map->value_at(i);
-      detail::check(file.is_string(), "'", index.string(), "': weight_map['", name, "'] is not a file name");
+      detail::check(file.is_string(), "'", index, "': weight_map['", name, "'] is not a file name");
       const std::string& f = file.as_string();
       // A shard is a file beside the index: no folders, nothing outside the checkpoint.
-      detail::check(!f.empty() && f.find('/') == std::string::npos && f.find('\\') == std::string::npos &&
+      // (A NUL would end the name the system sees early, naming another file.)
+      detail::check(!f.empty() && f.find_first_of(std::string_view("/\\\0", 3)) == std::string::npos &&
                         f != "." && f != "..",
-                    "'", index.string(), "': weight_map['", name, "'] = '", f,
+                    "'", index, "': weight_map['", name, "'] = '", f,
                     "' is not a plain file name in the model folder");
       by_file[f].push_back(name);
     }
     for (const auto& [file, names] : by_file) {
       std::error_code ec;
-      detail::check(std::filesystem::is_regular_file(dir / file, ec), "'", index.string(), "' names shard '", file,
+      detail::check(std::filesystem::is_regular_file(dir / file, ec), "'", index, "' names shard '", file,
                     "', which is not in '", dir.string(), "'");
     }
     for (const auto& [file, names] : by_file) add_shard(dir / file);
