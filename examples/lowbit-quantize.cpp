@@ -35,6 +35,7 @@
 #include <lowbit/io/file.hpp>
 #include <lowbit/nn/block_quantize.hpp>
 #include <lowbit/nn/blockwise.hpp>
+#include <lowbit/nn/blockwise_gptq.hpp>
 #include <lowbit/nn/gptq_export.hpp>
 #include <lowbit/nn/llama_cpp_presets.hpp>
 #include <lowbit/autograd/thread_pool.hpp>
@@ -59,8 +60,12 @@ constexpr const char* usage =
     "usage: lowbit-quantize --model PATH --scheme SPEC --out FILE.gguf|DIR [options]\n"
     "\n"
     "  --model PATH       a llama2.c checkpoint (.bin) with its tokenizer (tok<N>.bin or\n"
-    "                     tokenizer.bin) beside it, or a GPT-2 folder (config.json +\n"
-    "                     model.safetensors; lowbit's pd-* carry compact_vocab.json)\n"
+    "                     tokenizer.bin) beside it, or a Hugging Face folder: config.json,\n"
+    "                     model.safetensors or shards + model.safetensors.index.json, F32,\n"
+    "                     F16 or BF16, Llama family (tokenizer.json, tokenizer_config.json)\n"
+    "                     or GPT-2 (lowbit's pd-* carry compact_vocab.json). rtn, imatrix\n"
+    "                     and gptq run block by block, one block widened at a time; an\n"
+    "                     interrupted run resumes from OUT.blocks/ with the same command\n"
     "  --scheme SPEC      GGUF: a llama.cpp type, q8_0 q6_k q5_k q5_1 q5_0 q4_k q4_1 q4_0 q3_k\n"
     "                     q2_k tq2_0 iq4_nl mxfp4 (rows that are not whole blocks take\n"
     "                     llama.cpp's fallback, or F16), or a llama-quantize preset with its\n"
@@ -232,10 +237,11 @@ lowbit::nn::GgufVocab vocab_of(const fs::path& model, const lowbit::nn::Transfor
   if (!fs::is_directory(model))
     return lowbit::nn::gguf_spm_vocab(
         lowbit::text::Llama2cTokenizer::load(lowbit::study::llama2c_tokenizer_path(model), c.vocab));
+  if (fs::exists(model / "tokenizer.json")) return lowbit::nn::gguf_hf_folder_vocab(model, c.vocab);
   if (c.arch != lowbit::nn::Architecture::gpt2) {
-    std::fprintf(stderr, "lowbit-quantize: note: %s is a Hugging Face Llama-family folder; its tokenizer.json is not "
-                 "written to GGUF yet, so the file has no vocabulary (tokenizer.ggml.model = no_vocab: llama.cpp "
-                 "loads it and runs it on token ids)\n", model.string().c_str());
+    std::fprintf(stderr, "lowbit-quantize: note: %s has no tokenizer.json, so the file has no vocabulary "
+                 "(tokenizer.ggml.model = no_vocab: llama.cpp loads it and runs it on token ids)\n",
+                 model.string().c_str());
     return lowbit::nn::GgufVocab::none();
   }
   const fs::path bpe = lowbit::io::data_dir(data) / "gpt2-bpe";
@@ -286,6 +292,21 @@ std::pair<std::unique_ptr<lowbit::nn::Transformer>, Encoded> best_qaft(const Opt
 }
 
 /// "pd-1m" for models/pd-1m/, "stories260K" for stories260K.bin.
+/// The block-by-block run's timing line (and where a resumed run's blocks came from).
+void print_report(const lowbit::nn::BlockwiseReport& report, int layers, const fs::path& work_dir) {
+  const double blocks = std::max(1, report.quantized_blocks);
+  std::fprintf(stderr, "lowbit-quantize: %d blocks quantized: widening %.1f s, calibration forward %.1f s"
+               " (%.0f calibration tokens/s through the whole model), solves %.1f s (%.2f s per block), writing %.1f s\n",
+               report.quantized_blocks, report.load_seconds, report.forward_seconds,
+               report.forward_seconds > 0
+                   ? static_cast<double>(report.calibration_tokens) * blocks / report.forward_seconds / layers
+                   : 0.0,
+               report.solve_seconds, report.solve_seconds / blocks, report.write_seconds);
+  if (report.resumed_blocks > 0)
+    std::fprintf(stderr, "lowbit-quantize: resumed: %d finished blocks taken from %s\n", report.resumed_blocks,
+                 work_dir.string().c_str());
+}
+
 std::string model_name(const fs::path& model) {
   const fs::path p = model.has_filename() ? model : model.parent_path();
   return fs::is_directory(p) ? p.filename().string() : p.stem().string();
@@ -330,9 +351,9 @@ int main(int argc, char** argv) {
     try {
       if (o.threads > 0) lowbit::autograd::set_num_threads(o.threads);
       const bool qaft = o.method == lowbit::nn::BlockMethod::qaft;
-      // GGUF by RTN, imatrix or GPTQ streams block by block; the rest holds the model.
+      // RTN, imatrix and GPTQ stream block by block; QAFT trains the whole model.
       std::unique_ptr<lowbit::nn::Transformer> model;
-      if (o.format != Format::gguf || qaft) model = std::make_unique<lowbit::nn::Transformer>(ck);
+      if (qaft) model = std::make_unique<lowbit::nn::Transformer>(ck);
       // A bar with rate and ETA on a terminal, a plain line every 10 s in logs.
       std::optional<lowbit::study::Progress> bar;
       const std::string what = "lowbit-quantize: " + std::string(lowbit::nn::block_method_name(o.method)) + " " +
@@ -357,11 +378,36 @@ int main(int argc, char** argv) {
         if (bar) bar->finish();
         bar.reset();
       };
+      const auto blockwise_options = [&] {
+        lowbit::nn::BlockwiseOptions bo;
+        bo.method = o.method;
+        bo.gptq = o.gptq;
+        bo.progress = progress;
+        bo.work_dir = work_dir_of(o.out);
+        blockwise_out = o.out;
+        return bo;
+      };
+      lowbit::nn::GptqWriteOptions wo;
+      wo.model_name_or_path = model_name(o.model);
+      const auto kept_float = [](const std::vector<std::string>& names) {
+        for (const auto& name : names)
+          std::fprintf(stderr, "lowbit-quantize: %s: a dimension is not a multiple of 32 (QuantLinear's packing); "
+                       "kept as float16\n", name.c_str());
+      };
+      if (o.format == Format::gptq && !qaft) {  // block by block: one block widened at a time, resumable
+        const auto shared = std::make_shared<const lowbit::nn::Checkpoint>(std::move(ck));
+        const auto r =
+            lowbit::nn::quantize_gptq_checkpoint_blockwise(shared, o.scheme, data.calibration, o.out, wo, blockwise_options());
+        if (bar) bar->finish();
+        print_report(r.report, shared->config.layers, work_dir_of(o.out));
+        kept_float(r.kept_float);
+        std::fprintf(stderr, "lowbit-quantize: wrote the GPTQ checkpoint %s (%zu quantized layers)\n",
+                     o.out.string().c_str(), r.quantized_layers);
+        return lowbit::cli::exit_ok;
+      }
       if (o.format == Format::gptq) {
-        const auto method = o.method == lowbit::nn::BlockMethod::gptq ? lowbit::nn::GptqExportMethod::gptq
-                                                                      : lowbit::nn::GptqExportMethod::rtn;
         lowbit::nn::GptqExport ex;
-        if (qaft) {
+        {
           std::tie(model, ex) = best_qaft<lowbit::nn::GptqExport>(o, ck, data, [&](lowbit::nn::Transformer& m, double lr) {
             qaft_train(m, lr, [&](lowbit::nn::Transformer& t, const lowbit::study::QaftOptions& q, const auto& steps) {
               lowbit::study::qaft_train(t, data.calibration, lowbit::nn::gptq_checkpoint_quantizers(t, o.scheme), q,
@@ -369,16 +415,10 @@ int main(int argc, char** argv) {
             });
             return lowbit::nn::quantize_for_gptq_checkpoint(m, o.scheme, lowbit::nn::GptqExportMethod::rtn);
           });
-        } else {
-          ex = lowbit::nn::quantize_for_gptq_checkpoint(*model, o.scheme, method, data.calibration, o.gptq, progress);
         }
         if (stop_requested) throw Interrupted{};
         if (bar) bar->finish();
-        for (const auto& name : ex.kept_float)
-          std::fprintf(stderr, "lowbit-quantize: %s: a dimension is not a multiple of 32 (QuantLinear's packing); "
-                       "kept as float16\n", name.c_str());
-        lowbit::nn::GptqWriteOptions wo;
-        wo.model_name_or_path = model_name(o.model);
+        kept_float(ex.kept_float);
         lowbit::nn::write_gptq_checkpoint(o.out, *model, ex, wo);
         std::fprintf(stderr, "lowbit-quantize: wrote the GPTQ checkpoint %s (%zu quantized layers)\n",
                      o.out.string().c_str(), ex.layers.size());
@@ -388,26 +428,10 @@ int main(int argc, char** argv) {
       if (!qaft) {  // block by block: one block widened at a time, resumable
         const auto shared = std::make_shared<const lowbit::nn::Checkpoint>(std::move(ck));
         report_fallbacks(lowbit::nn::Transformer::streaming(shared), plan);
-        lowbit::nn::BlockwiseOptions bo;
-        bo.method = o.method;
-        bo.gptq = o.gptq;
-        bo.progress = progress;
-        bo.work_dir = work_dir_of(o.out);
-        blockwise_out = o.out;
-        const auto report =
-            lowbit::nn::quantize_gguf_blockwise(shared, plan, data.calibration, o.out, &vocab, model_name(o.model), bo);
+        const auto report = lowbit::nn::quantize_gguf_blockwise(shared, plan, data.calibration, o.out, &vocab,
+                                                                model_name(o.model), blockwise_options());
         if (bar) bar->finish();
-        const double blocks = std::max(1, report.quantized_blocks);
-        std::fprintf(stderr, "lowbit-quantize: %d blocks quantized: widening %.1f s, calibration forward %.1f s"
-                     " (%.0f calibration tokens/s through the whole model), solves %.1f s (%.2f s per block), writing %.1f s\n",
-                     report.quantized_blocks, report.load_seconds, report.forward_seconds,
-                     report.forward_seconds > 0 ? static_cast<double>(report.calibration_tokens) * blocks /
-                                                      report.forward_seconds / shared->config.layers
-                                                : 0.0,
-                     report.solve_seconds, report.solve_seconds / blocks, report.write_seconds);
-        if (report.resumed_blocks > 0)
-          std::fprintf(stderr, "lowbit-quantize: resumed: %d finished blocks taken from %s\n", report.resumed_blocks,
-                       bo.work_dir.string().c_str());
+        print_report(report, shared->config.layers, work_dir_of(o.out));
         std::fprintf(stderr, "lowbit-quantize: wrote %s (%ju bytes)\n", o.out.string().c_str(),
                      static_cast<std::uintmax_t>(fs::file_size(o.out)));
         return lowbit::cli::exit_ok;

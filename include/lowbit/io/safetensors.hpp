@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -330,19 +331,19 @@ class SafetensorsWriter {
  public:
   /// Adds raw little-endian bytes (copied).
   void add(std::string name, DType dtype, std::vector<std::int64_t> shape, std::span<const std::uint8_t> data) {
-    detail::check(!name.empty(), "SafetensorsWriter: empty tensor name");
-    detail::check(name != "__metadata__", "SafetensorsWriter: '__metadata__' cannot name a tensor");
-    for (const auto& t : tensors_)
-      detail::check(t.name != name, "SafetensorsWriter: tensor '", name, "' added twice");
-    std::uint64_t numel = 1;
-    for (auto d : shape) {
-      detail::check(d >= 0, "SafetensorsWriter: tensor '", name, "' has negative dimension ", d);
-      numel *= static_cast<std::uint64_t>(d);
-    }
-    detail::check(numel * dtype_size(dtype) == data.size(), "SafetensorsWriter: tensor '", name, "' of dtype ",
-                  dtype_name(dtype), " and ", numel, " elements needs ", numel * dtype_size(dtype),
-                  " bytes, got ", data.size());
-    tensors_.push_back({std::move(name), dtype, std::move(shape), {data.begin(), data.end()}});
+    const std::uint64_t n = checked_bytes(name, dtype, shape);
+    detail::check(n == data.size(), "SafetensorsWriter: tensor '", name, "' of dtype ", dtype_name(dtype), " needs ",
+                  n, " bytes, got ", data.size());
+    tensors_.push_back({std::move(name), dtype, std::move(shape), {data.begin(), data.end()}, n, {}});
+  }
+  /// Writes one deferred tensor's bytes into the span it is given (its exact size).
+  using Fill = std::function<void(std::span<std::uint8_t>)>;
+  /// Adds a tensor whose bytes `fill` produces only when the file is written: write()
+  /// then holds one such tensor in memory at a time, so a file bigger than RAM (a
+  /// model written from its shards and a work folder) streams to disk.
+  void add_deferred(std::string name, DType dtype, std::vector<std::int64_t> shape, Fill fill) {
+    const std::uint64_t n = checked_bytes(name, dtype, shape);
+    tensors_.push_back({std::move(name), dtype, std::move(shape), {}, n, std::move(fill)});
   }
   void add_f32(std::string name, std::vector<std::int64_t> shape, std::span<const float> v) {
     add(std::move(name), DType::F32, std::move(shape),
@@ -363,12 +364,68 @@ class SafetensorsWriter {
 
   /// The complete file's bytes.
   [[nodiscard]] std::string serialize() const {
+    const auto order = layout();
+    std::string out = head(order);
+    std::vector<std::uint8_t> buffer;
+    for (const Entry* t : order) {
+      const auto b = bytes_of(*t, buffer);
+      out.append(reinterpret_cast<const char*>(b.data()), b.size());
+    }
+    return out;
+  }
+
+  /// Writes atomically (temporary file + rename); a failure leaves `path` as it was.
+  /// Deferred tensors are produced one at a time, straight into the file.
+  void write(const std::filesystem::path& path) const {
+    const auto order = layout();
+    AtomicFile out(path);
+    out.write(head(order));
+    std::vector<std::uint8_t> buffer;
+    for (const Entry* t : order) {
+      const auto b = bytes_of(*t, buffer);
+      out.write(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
+    }
+    out.commit();
+  }
+
+ private:
+  struct Entry {
+    std::string name;
+    DType dtype;
+    std::vector<std::int64_t> shape;
+    std::vector<std::uint8_t> data;  // empty for a deferred tensor
+    std::uint64_t size = 0;          // bytes
+    Fill fill;                       // set for a deferred tensor
+  };
+
+  /// The tensor's byte count, after checking its name and shape.
+  [[nodiscard]] std::uint64_t checked_bytes(const std::string& name, DType dtype,
+                                            const std::vector<std::int64_t>& shape) const {
+    detail::check(!name.empty(), "SafetensorsWriter: empty tensor name");
+    detail::check(name != "__metadata__", "SafetensorsWriter: '__metadata__' cannot name a tensor");
+    for (const auto& t : tensors_)
+      detail::check(t.name != name, "SafetensorsWriter: tensor '", name, "' added twice");
+    std::uint64_t numel = 1;
+    for (auto d : shape) {
+      detail::check(d >= 0, "SafetensorsWriter: tensor '", name, "' has negative dimension ", d);
+      numel *= static_cast<std::uint64_t>(d);
+    }
+    return numel * dtype_size(dtype);
+  }
+
+  /// Tensors by element size (largest first), then by name.
+  [[nodiscard]] std::vector<const Entry*> layout() const {
     std::vector<const Entry*> order;
     for (const auto& t : tensors_) order.push_back(&t);
     std::stable_sort(order.begin(), order.end(), [](const Entry* a, const Entry* b) {
       const auto sa = dtype_size(a->dtype), sb = dtype_size(b->dtype);
       return sa != sb ? sa > sb : a->name < b->name;
     });
+    return order;
+  }
+
+  /// The header's length (8 bytes, little-endian) and the header, padded with spaces.
+  [[nodiscard]] std::string head(const std::vector<const Entry*>& order) const {
     Json root = Json::object();
     if (!metadata_.empty()) {
       Json m = Json::object();
@@ -384,32 +441,27 @@ class SafetensorsWriter {
       e.set("shape", std::move(shape));
       Json offs = Json::array();
       offs.push_back(Json::number_u64(offset));
-      offs.push_back(Json::number_u64(offset + t->data.size()));
+      offs.push_back(Json::number_u64(offset + t->size));
       e.set("data_offsets", std::move(offs));
       root.set(t->name, std::move(e));
-      offset += t->data.size();
+      offset += t->size;
     }
     std::string header = root.dump();
     header.append((8 - header.size() % 8) % 8, ' ');
     std::string out(8, '\0');
     const std::uint64_t n = header.size();
     std::memcpy(out.data(), &n, 8);
-    out += header;
-    out.reserve(out.size() + offset);
-    for (const Entry* t : order) out.append(reinterpret_cast<const char*>(t->data.data()), t->data.size());
-    return out;
+    return out + header;
   }
 
-  /// Writes atomically (temporary file + rename); a failure leaves `path` as it was.
-  void write(const std::filesystem::path& path) const { write_file_atomic(path, serialize()); }
+  /// A tensor's bytes: its own, or what its fill writes into `buffer`.
+  static std::span<const std::uint8_t> bytes_of(const Entry& t, std::vector<std::uint8_t>& buffer) {
+    if (!t.fill) return t.data;
+    buffer.assign(t.size, 0);
+    t.fill(buffer);
+    return buffer;
+  }
 
- private:
-  struct Entry {
-    std::string name;
-    DType dtype;
-    std::vector<std::int64_t> shape;
-    std::vector<std::uint8_t> data;
-  };
   std::vector<Entry> tensors_;
   std::map<std::string, std::string> metadata_;
 };

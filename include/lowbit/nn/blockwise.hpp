@@ -67,8 +67,8 @@ struct BlockwiseReport {
 namespace blockwise_detail {
 
 /// What a work folder's blocks depend on: a folder made by another run is refused.
-inline io::Json run_manifest(const Checkpoint& ck, const BlockPlan& plan, const BlockwiseOptions& o,
-                             const std::vector<std::span<const int>>& calibration) {
+inline io::Json run_manifest(const Checkpoint& ck, std::string_view output, const std::string& plan,
+                             const BlockwiseOptions& o, const std::vector<std::span<const int>>& calibration) {
   std::uint64_t h = fnv1a64_offset_basis;
   for (const auto& w : calibration) {
     h = fnv1a64(std::string_view(reinterpret_cast<const char*>(w.data()), w.size() * sizeof(int)), h);
@@ -78,8 +78,9 @@ inline io::Json run_manifest(const Checkpoint& ck, const BlockPlan& plan, const 
   j.set("lowbit_blockwise", io::Json::number(std::int64_t{1}));
   j.set("model", io::Json::string(ck.source));
   j.set("blocks", io::Json::number(static_cast<std::int64_t>(ck.config.layers)));
+  j.set("output", io::Json::string(std::string(output)));
   j.set("method", io::Json::string(std::string(block_method_name(o.method))));
-  j.set("plan", io::Json::string(plan.str()));
+  j.set("plan", io::Json::string(plan));
   const bool calibrated = o.method != BlockMethod::rtn;
   j.set("calibration", io::Json::string(calibrated ? hex64(h) + " (" + std::to_string(calibration.size()) +
                                                          " windows, batch " + std::to_string(o.batch) + ")"
@@ -119,16 +120,21 @@ class BlockStore {
     std::error_code ec;
     return std::filesystem::exists(file(block), ec);
   }
+  /// A block's file, written atomically: a block is in the folder whole or not at all.
+  void write(int block, const io::SafetensorsWriter& w) const { w.write(file(block)); }
+  [[nodiscard]] io::SafetensorsFile open(int block) const { return io::SafetensorsFile::open(file(block)); }
+
+  /// GGUF's encoded layers: each layer's bytes as a U8 tensor, its ggml type in the metadata.
   void write(int block, const std::map<std::string, EncodedTensor>& layers) const {
     io::SafetensorsWriter w;
     for (const auto& [name, e] : layers) {
       w.add(name, io::DType::U8, {static_cast<std::int64_t>(e.bytes.size())}, e.bytes);
       w.set_metadata(name, std::to_string(e.ggml_type));
     }
-    w.write(file(block));  // atomically: a block is in the folder whole or not at all
+    write(block, w);
   }
   [[nodiscard]] std::map<std::string, EncodedTensor> read(int block) const {
-    const auto f = io::SafetensorsFile::open(file(block));
+    const auto f = open(block);
     std::map<std::string, EncodedTensor> out;
     for (const auto& t : f.tensors()) {
       const auto it = f.metadata().find(t.name);
@@ -182,24 +188,29 @@ inline void decode_into(const EncodedTensor& e, std::span<float> w, Index rows, 
 
 }  // namespace blockwise_detail
 
-/// Quantizes the checkpoint block by block into the GGUF `out` (see the header).
-/// `calibration`: the windows imatrix and GPTQ need (ignored by rtn).
-inline BlockwiseReport quantize_gguf_blockwise(const std::shared_ptr<const Checkpoint>& ck, const BlockPlan& plan,
-                                               const std::vector<std::span<const int>>& calibration,
-                                               const std::filesystem::path& out, const GgufVocab* vocab = nullptr,
-                                               std::string_view model_name = "lowbit",
-                                               const BlockwiseOptions& o = {}) {
-  using blockwise_detail::BlockStore;
-  lowbit::detail::check(o.method != BlockMethod::qaft, "block-by-block quantization: QAFT trains the whole model; "
-                        "quantize it in memory (quantize_to_blocks after study::qaft_to_blocks)");
-  check_gguf_writable(ck->config);
-  Transformer model = Transformer::streaming(ck);
+/// What the block-by-block driver does with a block's layers, for one output format.
+struct BlockSink {
+  /// Encodes a layer of the block being quantized (Hessian null for RTN), leaving in
+  /// its weights what the format stores: the next block's calibration reads them.
+  std::function<void(const LinearLayer&, const Hessian*)> encode;
+  /// Writes the block's encoded layers into the work folder.
+  std::function<void(int block)> save;
+  /// A block the work folder already holds: puts what it stores back into the
+  /// model's weights where the next block's calibration needs them (GPTQ), and checks
+  /// that it holds every layer.
+  std::function<void(int block)> restore;
+};
+
+/// Quantizes every block of the streaming `model` in order (see the header): widens
+/// it, calibrates and encodes its layers through `sink` (or restores it from the work
+/// folder), passes the calibration state through it, frees it.
+inline BlockwiseReport run_blocks(Transformer& model, const std::vector<std::span<const int>>& calibration,
+                                  const BlockwiseOptions& o, const blockwise_detail::BlockStore& store,
+                                  const BlockSink& sink) {
+  const auto& layers = model.linear_layers();
   const bool calibrated = o.method != BlockMethod::rtn;
   lowbit::detail::check(!calibrated || !calibration.empty(), "block-by-block quantization: ",
                         block_method_name(o.method), " needs calibration windows");
-  const BlockStore store(o.work_dir.empty() ? std::filesystem::path(out.string() + ".blocks") : o.work_dir,
-                         blockwise_detail::run_manifest(*ck, plan, o, calibration));
-  const auto& layers = model.linear_layers();
   std::size_t done = 0;
   const auto solved = [&] {
     ++done;
@@ -226,13 +237,15 @@ inline BlockwiseReport quantize_gguf_blockwise(const std::shared_ptr<const Check
 
   using clock = std::chrono::steady_clock;
   const auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
-  const auto spec = [&](const LinearLayer& l) -> const QuantSpec& { return plan.spec_for(model.config().arch, l.name); };
   for (int b = 0; b < model.config().layers; ++b) {
     const std::vector<autograd::Parameter*> params = model.block_parameters(b);
-    const bool resumed = store.has(b);
-    if (resumed && !calibrated) {  // nothing to pass through: the file is all we need
+    const auto in_block = [&] {
       for (const auto& l : layers)
         if (l.block == b) solved();
+    };
+    const bool resumed = store.has(b);
+    if (resumed && !calibrated) {  // nothing to pass through: the file is all we need
+      in_block();
       ++report.resumed_blocks;
       continue;
     }
@@ -242,23 +255,14 @@ inline BlockwiseReport quantize_gguf_blockwise(const std::shared_ptr<const Check
     t0 = clock::now();
     double solving = 0;
     if (resumed) {
-      // GPTQ's next block reads this one quantized; the imatrix's reads it as it was.
-      const auto encoded = store.read(b);
-      for (const auto& l : layers) {
-        if (l.block != b) continue;
-        const auto it = encoded.find(l.name);
-        lowbit::detail::check(it != encoded.end(), "work folder: block ", b, " has no layer '", l.name, "'");
-        if (o.method == BlockMethod::gptq)
-          blockwise_detail::decode_into(it->second, l.weight->values(), l.out_features(), l.in_features(), l.name);
-        solved();
-      }
+      sink.restore(b);
+      in_block();
       cal->pass_block(b);
       ++report.resumed_blocks;
     } else {
-      std::map<std::string, EncodedTensor> encoded;
       const auto encode = [&](const LinearLayer& l, const Hessian* h) {
         const auto ts = clock::now();
-        encoded[l.name] = block_detail::encode_layer(l, spec(l), o.method, h, o.gptq);
+        sink.encode(l, h);
         solving += since(ts);
         solved();
       };
@@ -268,13 +272,55 @@ inline BlockwiseReport quantize_gguf_blockwise(const std::shared_ptr<const Check
         for (const auto& l : layers)
           if (l.block == b) encode(l, nullptr);
       }
-      store.write(b, encoded);
+      sink.save(b);
       ++report.quantized_blocks;
     }
     report.solve_seconds += solving;
     report.forward_seconds += since(t0) - solving;
     model.unload(params);
   }
+  return report;
+}
+
+/// Quantizes the checkpoint block by block into the GGUF `out` (see the header).
+/// `calibration`: the windows imatrix and GPTQ need (ignored by rtn).
+inline BlockwiseReport quantize_gguf_blockwise(const std::shared_ptr<const Checkpoint>& ck, const BlockPlan& plan,
+                                               const std::vector<std::span<const int>>& calibration,
+                                               const std::filesystem::path& out, const GgufVocab* vocab = nullptr,
+                                               std::string_view model_name = "lowbit",
+                                               const BlockwiseOptions& o = {}) {
+  using blockwise_detail::BlockStore;
+  lowbit::detail::check(o.method != BlockMethod::qaft, "block-by-block quantization: QAFT trains the whole model; "
+                        "quantize it in memory (quantize_to_blocks after study::qaft_to_blocks)");
+  check_gguf_writable(ck->config);
+  Transformer model = Transformer::streaming(ck);
+  const BlockStore store(o.work_dir.empty() ? std::filesystem::path(out.string() + ".blocks") : o.work_dir,
+                         blockwise_detail::run_manifest(*ck, "gguf", plan.str(), o, calibration));
+  const auto& layers = model.linear_layers();
+  const auto spec = [&](const LinearLayer& l) -> const QuantSpec& { return plan.spec_for(model.config().arch, l.name); };
+  std::map<std::string, EncodedTensor> encoded;  // the block being quantized
+  BlockSink sink;
+  sink.encode = [&](const LinearLayer& l, const Hessian* h) {
+    encoded[l.name] = block_detail::encode_layer(l, spec(l), o.method, h, o.gptq);
+  };
+  sink.save = [&](int b) {
+    store.write(b, encoded);
+    encoded.clear();
+  };
+  sink.restore = [&](int b) {
+    // GPTQ's next block reads this one quantized; the imatrix's reads it as it was.
+    const auto stored = store.read(b);
+    for (const auto& l : layers) {
+      if (l.block != b) continue;
+      const auto it = stored.find(l.name);
+      lowbit::detail::check(it != stored.end(), "work folder: block ", b, " has no layer '", l.name, "'");
+      if (o.method == BlockMethod::gptq)
+        blockwise_detail::decode_into(it->second, l.weight->values(), l.out_features(), l.in_features(), l.name);
+    }
+  };
+  BlockwiseReport report = run_blocks(model, calibration, o, store, sink);
+  using clock = std::chrono::steady_clock;
+  const auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
 
   // The file: the blocks' layers from the work folder, every other tensor from the
   // checkpoint by llama.cpp's round-to-nearest, one tensor in memory at a time.

@@ -16,13 +16,7 @@
 // transposes the Hugging Face tensors into it); the fused c_attn is attn_qkv. The
 // position embedding is never quantized (llama-quantize leaves position_embd alone).
 //
-// Vocabularies (GgufVocab). A llama2.c / SentencePiece vocabulary is written as
-// tokenizer.ggml.model "llama" the way llama.cpp's convert-llama2c-to-ggml does. GPT-2's
-// byte-level BPE is tokenizer.ggml.model "gpt2" with its merges; a compact vocabulary
-// (text::CompactVocab) keeps GPT-2's token texts for its ids, every GPT-2 merge, and
-// its unknown token as an "unknown" token. llama.cpp's tokenizer then gives lowbit's
-// ids for any text whose GPT-2 tokens are all in the compact vocabulary; a GPT-2 token
-// outside it is one unknown id in lowbit and its bytes' tokens in llama.cpp.
+// Vocabularies: nn/gguf_vocab.hpp.
 #pragma once
 
 #include <algorithm>
@@ -44,10 +38,9 @@
 #include "lowbit/io/json.hpp"
 #include "lowbit/nn/checkpoint.hpp"
 #include "lowbit/nn/config.hpp"
+#include "lowbit/nn/gguf_vocab.hpp"
 #include "lowbit/nn/rope_rows.hpp"
 #include "lowbit/quant/spec.hpp"
-#include "lowbit/text/compact_vocab.hpp"
-#include "lowbit/text/llama2c_tokenizer.hpp"
 
 namespace lowbit::nn {
 
@@ -210,133 +203,6 @@ inline void set_gguf_metadata(io::GgufWriter& w, const TransformerConfig& c, std
   u32("vocab_size", c.vocab);
   w.set(a + ".attention.layer_norm_rms_epsilon", GgufValue::f32(c.norm_eps));
   w.set(a + ".rope.freq_base", GgufValue::f32(c.rope_theta));
-}
-
-/// llama.cpp's token types (llama_token_type).
-enum class GgufTokenType : std::int32_t { normal = 1, unknown = 2, control = 3, user_defined = 4, unused = 5, byte = 6 };
-
-/// A tokenizer as GGUF metadata (tokenizer.ggml.*): what llama.cpp's tokenizer reads.
-struct GgufVocab {
-  std::string model;                 ///< "llama" (SentencePiece) or "gpt2" (byte-level BPE)
-  std::string pre;                   ///< pre-tokenizer ("gpt-2"), empty for SentencePiece
-  std::vector<std::string> tokens;   ///< one text per id
-  std::vector<float> scores;         ///< SentencePiece only
-  std::vector<std::int32_t> types;   ///< GgufTokenType per id
-  std::vector<std::string> merges;   ///< BPE only, "a b" in rank order
-  std::optional<std::uint32_t> unk, bos, eos;
-  bool add_bos = true;
-
-  [[nodiscard]] int size() const { return static_cast<int>(tokens.size()); }
-
-  /// llama.cpp's "no_vocab" model: no tokens in the file; llama.cpp sizes the
-  /// vocabulary from {arch}.vocab_size and runs the model on token ids.
-  static GgufVocab none() {
-    GgufVocab v;
-    v.model = "no_vocab";
-    return v;
-  }
-  [[nodiscard]] bool is_none() const { return model == "no_vocab"; }
-
-  void set(io::GgufWriter& w) const {
-    using io::GgufValue;
-    w.set("tokenizer.ggml.model", GgufValue::string(model));
-    if (is_none()) return;
-    if (!pre.empty()) w.set("tokenizer.ggml.pre", GgufValue::string(pre));
-    w.set("tokenizer.ggml.tokens", GgufValue::strings(tokens));
-    if (!scores.empty()) w.set("tokenizer.ggml.scores", GgufValue::f32s(scores));
-    w.set("tokenizer.ggml.token_type", GgufValue::i32s(types));
-    if (!merges.empty()) w.set("tokenizer.ggml.merges", GgufValue::strings(merges));
-    if (unk) w.set("tokenizer.ggml.unknown_token_id", GgufValue::u32(*unk));
-    if (bos) w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(*bos));
-    if (eos) w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(*eos));
-    w.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(add_bos));
-  }
-};
-
-/// A llama2.c / SentencePiece vocabulary (see the header): ids 0, 1, 2 are <unk>
-/// (unknown), <s> and </s> (control), "<0xXX>" pieces are byte tokens, the rest
-/// normal, spaces escaped as U+2581, scores kept.
-inline GgufVocab gguf_spm_vocab(const text::Llama2cTokenizer& tok) {
-  GgufVocab v;
-  v.model = "llama";
-  for (int id = 0; id < tok.vocab_size(); ++id) {
-    std::string p = tok.piece(id);
-    GgufTokenType t = GgufTokenType::normal;
-    if (id == 0) {
-      p = "<unk>";
-      t = GgufTokenType::unknown;
-    } else if (id == 1 || id == 2) {
-      p = id == 1 ? "<s>" : "</s>";
-      t = GgufTokenType::control;
-    } else if (p.empty()) {
-      t = GgufTokenType::control;
-    } else if (p.size() == 6 && p.starts_with("<0x") && p.back() == '>') {
-      t = GgufTokenType::byte;
-    } else {
-      std::string escaped;
-      for (const char ch : p) escaped += ch == ' ' ? std::string("\xe2\x96\x81") : std::string(1, ch);
-      p = std::move(escaped);
-    }
-    v.tokens.push_back(std::move(p));
-    v.scores.push_back(tok.score(id));
-    v.types.push_back(static_cast<std::int32_t>(t));
-  }
-  v.unk = 0;
-  v.bos = 1;
-  v.eos = 2;
-  return v;
-}
-
-/// GPT-2's byte-level BPE from `dir` (encoder.json + vocab.bpe, or vocab.json +
-/// merges.txt, as text::Gpt2Tokenizer reads them), over a compact vocabulary's ids
-/// when `compact` is given (see the header). <|endoftext|> is BOS and EOS (control).
-inline GgufVocab gguf_gpt2_vocab(const std::filesystem::path& dir, const text::CompactVocab* compact = nullptr) {
-  namespace fs = std::filesystem;
-  const bool openai = fs::exists(dir / "encoder.json");
-  const fs::path vocab_path = dir / (openai ? "encoder.json" : "vocab.json");
-  const fs::path merges_path = dir / (openai ? "vocab.bpe" : "merges.txt");
-  const io::Json j = io::Json::parse(io::read_file(vocab_path), vocab_path.string());
-  lowbit::detail::check(j.is_object(), "GPT-2 vocabulary '", vocab_path.string(), "': expected an object of token → id");
-  std::vector<std::string> text(j.size());
-  for (std::size_t i = 0; i < j.size(); ++i) {
-    const io::Json& id = j.value_at(i);
-    lowbit::detail::check(id.is_number() && id.as_int64() >= 0 && id.as_int64() < static_cast<std::int64_t>(j.size()),
-                          "GPT-2 vocabulary '", vocab_path.string(), "': token \"", j.keys()[i],
-                          "\" has no id in [0, ", j.size(), ")");
-    text[static_cast<std::size_t>(id.as_int64())] = j.keys()[i];
-  }
-  GgufVocab v;
-  v.model = "gpt2";
-  v.pre = "gpt-2";
-  v.add_bos = false;
-  const auto add = [&](const std::string& t) {
-    const bool special = t.size() > 4 && t.starts_with("<|") && t.ends_with("|>");
-    v.tokens.push_back(t);
-    v.types.push_back(static_cast<std::int32_t>(special ? GgufTokenType::control : GgufTokenType::normal));
-    if (t == "<|endoftext|>") v.bos = v.eos = static_cast<std::uint32_t>(v.tokens.size() - 1);
-  };
-  if (compact == nullptr) {
-    for (const auto& t : text) add(t);
-  } else {
-    lowbit::detail::check(compact->gpt2_vocab_size() == static_cast<int>(text.size()), "GPT-2 vocabulary '",
-                          vocab_path.string(), "' has ", text.size(), " tokens, the compact vocabulary maps ",
-                          compact->gpt2_vocab_size());
-    for (const int id : compact->gpt2_ids()) add(text[static_cast<std::size_t>(id)]);
-    v.tokens.emplace_back("<unk>");  // not a GPT-2 text: byte-mapped GPT-2 tokens never hold '<unk>'
-    v.types.push_back(static_cast<std::int32_t>(GgufTokenType::unknown));
-    v.unk = static_cast<std::uint32_t>(compact->unk_id());
-  }
-  const std::string merges = io::read_file(merges_path);
-  for (std::size_t p = 0; p < merges.size();) {
-    std::size_t e = merges.find('\n', p);
-    if (e == std::string::npos) e = merges.size();
-    std::string line = merges.substr(p, e - p);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty() && !(p == 0 && line.starts_with("#version"))) v.merges.push_back(std::move(line));
-    p = e + 1;
-  }
-  lowbit::detail::check(!v.merges.empty(), "GPT-2 merges '", merges_path.string(), "': no merges");
-  return v;
 }
 
 /// F32 and F16 tensor bytes (little-endian), the two float types the exporters write.

@@ -141,16 +141,24 @@ inline std::string block_prefix(const TransformerConfig& c, int b) {
   return p;
 }
 
+/// The weight names of the linears `ex` quantized.
+inline std::set<std::string> quantized_names(const GptqExport& ex) {
+  std::set<std::string> out;
+  for (const auto& [name, layer] : ex.layers) out.insert(name);
+  return out;
+}
+
 /// modules_in_block_to_quantize for a model some of whose linears stay float: the
 /// quantized ones, by stage, relative to their block; the same in every block.
-inline std::vector<std::vector<std::string>> quantized_modules(const Transformer& model, const GptqExport& ex) {
+inline std::vector<std::vector<std::string>> quantized_modules(const Transformer& model, const GptqExport& ex,
+                                                               const std::set<std::string>& quantized) {
   if (ex.kept_float.empty()) return {};
   std::vector<std::vector<std::string>> first;
   for (int b = 0; b < model.config().layers; ++b) {
     std::map<int, std::vector<std::string>> by_stage;
     const std::string prefix = block_prefix(model.config(), b);
     for (const LinearLayer& l : model.linear_layers()) {
-      if (l.block != b || !ex.layers.count(l.name)) continue;
+      if (l.block != b || !quantized.count(l.name)) continue;
       lowbit::detail::check(l.name.starts_with(prefix) && l.name.ends_with(".weight"), "GPTQ checkpoint: layer '",
                             l.name, "' is not named '", prefix, "….weight'");
       by_stage[l.stage].push_back(l.name.substr(prefix.size(), l.name.size() - prefix.size() - 7));
@@ -167,7 +175,7 @@ inline std::vector<std::vector<std::string>> quantized_modules(const Transformer
 }
 
 inline io::GptqQuantizeConfig quantize_config(const Transformer& model, const GptqExport& ex,
-                                              const GptqWriteOptions& options) {
+                                              const std::set<std::string>& quantized, const GptqWriteOptions& options) {
   io::GptqQuantizeConfig q;
   q.bits = ex.spec.bits;
   q.group_size = ex.spec.granularity == ScaleLayout::Kind::group ? static_cast<int>(ex.spec.group_size) : -1;
@@ -178,8 +186,13 @@ inline io::GptqQuantizeConfig quantize_config(const Transformer& model, const Gp
   q.true_sequential = ex.true_sequential;
   q.model_name_or_path = options.model_name_or_path;
   q.model_file_base_name = "model";
-  q.modules_in_block_to_quantize = quantized_modules(model, ex);
+  q.modules_in_block_to_quantize = quantized_modules(model, ex, quantized);
   return q;
+}
+
+/// "model.layers.0.self_attn.q_proj" for "model.layers.0.self_attn.q_proj.weight".
+inline std::string module_of(const std::string& weight) {
+  return weight.substr(0, weight.size() - std::string_view(".weight").size());
 }
 
 /// The weight the packed layer stands for must be the one lowbit has in the model:
@@ -196,6 +209,33 @@ inline void check_model_holds(const LinearLayer& l, const std::vector<float>& de
     lowbit::detail::check(expect[k] == decoded[k], "GPTQ checkpoint: weight '", l.name, "' holds ", expect[k],
                           " at flat index ", k, " but its codes decode to ", decoded[k],
                           ": the model changed after it was quantized");
+}
+
+/// Layer `l`'s integer form packed as QuantLinear stores it, checked to decode to
+/// the weights the model now holds.
+inline io::GptqLinear packed_layer(const LinearLayer& l, const GptqLayer& layer, const TransformerConfig& c) {
+  const GptqLayer hf = hf_rows(c, l.name, layer);
+  io::GptqLinear packed = io::pack_gptq_linear(module_of(l.name), hf.params, hf.codes, hf.group_index);
+  check_model_holds(l, io::dequantize_gptq_linear(packed), l.name, c);
+  return packed;
+}
+
+/// config.json with quantization_config, quantize_config.json and the weights'
+/// file, each atomically, config.json last (a folder with one is complete).
+inline void write_files(const std::filesystem::path& dir, const TransformerConfig& c, const io::GptqQuantizeConfig& qc,
+                        const io::SafetensorsWriter& weights, const GptqWriteOptions& options) {
+  io::Json cfg = config_to_hf_json(c);
+  cfg.set("torch_dtype", io::Json::string(options.dtype == SaveDType::f32    ? "float32"
+                                          : options.dtype == SaveDType::bf16 ? "bfloat16"
+                                                                             : "float16"));
+  cfg.set("quantization_config", qc.to_json());
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  lowbit::detail::check(std::filesystem::is_directory(dir), "GPTQ checkpoint: cannot create the output folder '",
+                        dir.string(), "'", ec ? ": " + ec.message() : std::string());
+  weights.write(dir / "model.safetensors");
+  io::write_file_atomic(dir / "quantize_config.json", qc.to_json().dump() + "\n");
+  io::write_file_atomic(dir / "config.json", cfg.dump() + "\n");
 }
 
 }  // namespace gptq_export_detail
@@ -271,7 +311,8 @@ inline void write_gptq_checkpoint(const std::filesystem::path& dir, Transformer&
                layer.group_index == gptq_export_detail::natural_groups(layer.params.layout)),
           "GPTQ checkpoint: layer '", name, "' has a reordered g_idx but desc_act (act-order) is off");
   }
-  const io::GptqQuantizeConfig qc = gptq_export_detail::quantize_config(model, ex, options);
+  const io::GptqQuantizeConfig qc =
+      gptq_export_detail::quantize_config(model, ex, gptq_export_detail::quantized_names(ex), options);
 
   io::SafetensorsWriter out;
   out.set_metadata("format", "pt");
@@ -280,37 +321,15 @@ inline void write_gptq_checkpoint(const std::filesystem::path& dir, Transformer&
     const auto it = ex.layers.find(name);
     if (it != ex.layers.end()) {
       const LinearLayer& l = model.linear(name);
-      const std::string module = name.substr(0, name.size() - std::string_view(".weight").size());
-      const GptqLayer hf = gptq_export_detail::hf_rows(c, name, it->second);
-      const io::GptqLinear packed = io::pack_gptq_linear(module, hf.params, hf.codes, hf.group_index);
-      gptq_export_detail::check_model_holds(l, io::dequantize_gptq_linear(packed), name, c);
-      io::add_gptq_linear(out, module, packed);
+      io::add_gptq_linear(out, gptq_export_detail::module_of(name), gptq_export_detail::packed_layer(l, it->second, c));
       continue;
     }
     const auto& s = p->shape();
     std::vector<std::int64_t> shape(s.dims.begin(), s.dims.begin() + s.ndim);
     std::vector<float> moved;
-    const std::span<const float> values = hf_layout(c, name, shape, p->values(), moved);
-    switch (options.dtype) {
-      case SaveDType::f32: out.add_f32(name, shape, values); break;
-      case SaveDType::f16: out.add_f16(name, shape, values); break;
-      case SaveDType::bf16: out.add_bf16(name, shape, values); break;
-    }
+    add_as(out, name, shape, hf_layout(c, name, shape, p->values(), moved), options.dtype);
   }
-  io::Json cfg = config_to_hf_json(c);
-  cfg.set("torch_dtype", io::Json::string(options.dtype == SaveDType::f32    ? "float32"
-                                          : options.dtype == SaveDType::bf16 ? "bfloat16"
-                                                                             : "float16"));
-  cfg.set("quantization_config", qc.to_json());
-  const std::string model_bytes = out.serialize();
-
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  check(std::filesystem::is_directory(dir), "write_gptq_checkpoint: cannot create the output folder '", dir.string(),
-        "'", ec ? ": " + ec.message() : std::string());
-  io::write_file_atomic(dir / "model.safetensors", model_bytes);
-  io::write_file_atomic(dir / "quantize_config.json", qc.to_json().dump() + "\n");
-  io::write_file_atomic(dir / "config.json", cfg.dump() + "\n");
+  gptq_export_detail::write_files(dir, c, qc, out, options);
 }
 
 /// The GPTQ config of a folder: config.json's quantization_config, cross-checked

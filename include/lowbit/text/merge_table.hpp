@@ -47,6 +47,13 @@ class MergeTable {
 
   [[nodiscard]] std::size_t size() const { return size_; }
 
+  /// f(a, b, merge) for every rule, in no particular order.
+  template <class F>
+  void for_each(F&& f) const {
+    for (const Slot& s : slots_)
+      if (s.key != empty) f(static_cast<int>(s.key >> 32), static_cast<int>(s.key & 0xFFFFFFFFu), s.merge);
+  }
+
  private:
   struct Slot {
     std::uint64_t key;

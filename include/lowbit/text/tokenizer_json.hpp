@@ -250,6 +250,69 @@ class TokenizerJson {
     return run_decoder(std::move(toks), ids);
   }
 
+  // ---- what a converter (GGUF's tokenizer.ggml.*) needs ------------------------
+  /// Whether tokens are byte-level (GPT-2's byte-to-character alphabet).
+  [[nodiscard]] bool byte_level() const { return byte_level_; }
+  /// The Split pre-tokenizer's pattern (none for SentencePiece-style vocabularies).
+  [[nodiscard]] tokenizer_json_detail::SplitRegex split() const { return split_; }
+  /// Whether an id has a token (a file may leave gaps).
+  [[nodiscard]] bool has_token(int id) const {
+    return id >= 0 && id < vocab_size() && has_id_[static_cast<std::size_t>(id)];
+  }
+  /// An id's text as the file writes it: an added token's content, else the
+  /// model.vocab key (byte-level characters for a byte-level vocabulary).
+  [[nodiscard]] std::string written_token(int id) const {
+    detail::check(has_token(id), "tokenizer.json '", file_, "': no token has id ", id);
+    const std::string& t = tokens_[static_cast<std::size_t>(id)];
+    if (!byte_level_ || !in_model_[static_cast<std::size_t>(id)]) return t;
+    const auto alphabet = text::byte_level_alphabet();
+    std::string out;
+    for (const char c : t) tokenizer_json_detail::append_utf8(out, alphabet[static_cast<unsigned char>(c)]);
+    return out;
+  }
+  /// Whether an added token is marked "special" (control tokens, which a model's
+  /// text never spells); false for other ids.
+  [[nodiscard]] bool is_special(int id) const { return is_added(id) && special_[static_cast<std::size_t>(id)]; }
+  /// The merge rules as (left id, right id), lowest rank first.
+  [[nodiscard]] std::vector<std::pair<int, int>> merge_pairs() const {
+    std::vector<std::pair<std::uint32_t, std::pair<int, int>>> ranked;
+    ranked.reserve(merges_.size());
+    merges_.for_each([&](int a, int b, const Merge& m) { ranked.push_back({m.rank, {a, b}}); });
+    std::sort(ranked.begin(), ranked.end());
+    std::vector<std::pair<int, int>> out;
+    out.reserve(ranked.size());
+    for (const auto& r : ranked) out.push_back(r.second);
+    return out;
+  }
+  /// The token the merge rule (a, b) makes; -1 if there is no such rule.
+  [[nodiscard]] int merge_result(int a, int b) const {
+    const Merge* m = merges_.find(a, b);
+    return m ? m->id : -1;
+  }
+  /// Whether the id is a byte-fallback token <0xNN> of a SentencePiece-style vocabulary.
+  [[nodiscard]] bool is_byte_token(int id) const {
+    return !byte_level_ && id >= 0 && std::find(byte_id_.begin(), byte_id_.end(), id) != byte_id_.end();
+  }
+  /// model.ignore_merges: a pre-token that is a whole vocabulary entry is that token.
+  [[nodiscard]] bool ignore_merges() const { return ignore_merges_; }
+  /// A ByteLevel pre-tokenizer with its own GPT-2 regex (use_regex).
+  [[nodiscard]] bool byte_level_regex() const { return byte_level_regex_; }
+  /// Whether the normalizer is SentencePiece's as Hugging Face writes it: Prepend "▁",
+  /// then Replace " " → "▁", nothing else.
+  [[nodiscard]] bool spm_normalizer() const {
+    return norm_.size() == 2 && norm_[0].kind == Norm::prepend && norm_[0].a == word_mark &&
+           norm_[1].kind == Norm::replace && norm_[1].a == " " && norm_[1].b == word_mark;
+  }
+  /// Whether the normalizer is NFC alone (Qwen): llama.cpp leaves it to its caller.
+  [[nodiscard]] bool nfc_normalizer() const { return norm_.size() == 1 && norm_[0].kind == Norm::nfc; }
+  /// model.unk_token's id, if it has one.
+  [[nodiscard]] std::optional<int> unk_id() const { return unk_ >= 0 ? std::optional<int>(unk_) : std::nullopt; }
+  /// The special token the post-processor puts before / after a single sequence
+  /// (a TemplateProcessing, possibly inside a Sequence), if it does: what the
+  /// tokenizer adds as BOS / EOS unless tokenizer_config.json says otherwise.
+  [[nodiscard]] std::optional<int> template_bos() const { return template_bos_; }
+  [[nodiscard]] std::optional<int> template_eos() const { return template_eos_; }
+
  private:
   using Merge = MergeTable::Merge;
   enum class Norm { prepend, replace, nfc };
@@ -316,6 +379,42 @@ class TokenizerJson {
     if (const io::Json* a = root.find("added_tokens"); a && !a->is_null()) load_added(*a);
     load_normalizer(root.find("normalizer"), "normalizer");
     load_decoder(root.find("decoder"), "decoder");
+    load_post_processor(root.find("post_processor"), "post_processor");
+  }
+
+  // Only what BOS / EOS need: the special tokens a TemplateProcessing puts around a
+  // single sequence. encode() never applies the post-processor, so other kinds are
+  // no concern of its ids.
+  void load_post_processor(const io::Json* p, const std::string& field) {
+    if (!p || !p->is_object()) return;
+    const io::Json* type = p->find("type");
+    if (!type || !type->is_string()) return;
+    if (type->as_string() == "Sequence") {
+      const io::Json* list = p->find("processors");
+      if (list && list->is_array())
+        for (std::size_t i = 0; i < list->size(); ++i)
+          load_post_processor(&(*list)[i], field + ".processors[" + std::to_string(i) + "]");
+      return;
+    }
+    if (type->as_string() != "TemplateProcessing") return;
+    const io::Json& single = need(*p, "single", field);
+    check(single.is_array() && single.size() > 0, field + ".single", "is not a non-empty array");
+    const auto special_at = [&](std::size_t k) -> std::optional<int> {
+      const io::Json* st = single[k].is_object() ? single[k].find("SpecialToken") : nullptr;
+      if (!st) return std::nullopt;
+      const std::string name = str(need(*st, "id", field + ".single"), field + ".single[].SpecialToken.id");
+      const io::Json* specials = p->find("special_tokens");
+      const io::Json* entry = specials && specials->is_object() ? specials->find(name) : nullptr;
+      const io::Json* ids = entry && entry->is_object() ? entry->find("ids") : nullptr;
+      check(ids && ids->is_array() && ids->size() == 1, field + ".special_tokens", "\"", name,
+            "\" has no entry with exactly one id");
+      const std::int64_t id = id_of((*ids)[0], field + ".special_tokens");
+      check(has_token(static_cast<int>(id)), field + ".special_tokens", "\"", name, "\" has id ", id,
+            ", which no token has");
+      return static_cast<int>(id);
+    };
+    template_bos_ = special_at(0);
+    if (single.size() > 1) template_eos_ = special_at(single.size() - 1);
   }
 
   void load_pre_tokenizer(const io::Json* p) {
@@ -405,6 +504,7 @@ class TokenizerJson {
       check(written.emplace(tok, static_cast<int>(id)).second, "model.vocab", "token \"", tok, "\" is repeated");
       check(ids_.insert(bytes, static_cast<int>(id)), "model.vocab", "two tokens have the bytes of \"", tok, "\"");
       set_token(static_cast<int>(id), std::move(bytes), "model.vocab");
+      in_model_[static_cast<std::size_t>(id)] = true;
     }
   }
 
@@ -414,6 +514,8 @@ class TokenizerJson {
       tokens_.resize(i + 1);
       has_id_.resize(i + 1, false);
       added_.resize(i + 1, false);
+      in_model_.resize(i + 1, false);
+      special_.resize(i + 1, false);
     }
     check(!has_id_[i], field, "id ", id, " is given twice");
     has_id_[i] = true;
@@ -475,6 +577,7 @@ class TokenizerJson {
       for (const char* key : {"lstrip", "rstrip", "single_word", "normalized"})
         check(!flag(t, key, field, false), field + "." + key, "only false is supported");
       add_token(static_cast<int>(id), content, field);
+      special_[static_cast<std::size_t>(id)] = flag(t, "special", field, false);
     }
   }
 
@@ -855,6 +958,8 @@ class TokenizerJson {
   std::string file_;
   std::vector<std::string> tokens_;  // id → text (raw bytes for a byte-level vocabulary)
   std::vector<bool> has_id_, added_;
+  std::vector<bool> in_model_, special_;  // a model.vocab token; an added token marked special
+  std::optional<int> template_bos_, template_eos_;
   TokenIndex ids_;                          // model vocabulary, by raw bytes
   tokenizer_json_detail::IdMap added_ids_;  // added tokens, by content
   std::array<std::vector<std::string>, 256> added_by_first_;  // longest first

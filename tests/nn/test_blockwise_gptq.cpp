@@ -1,0 +1,106 @@
+// A GPTQ checkpoint block by block (nn/blockwise_gptq.hpp): the folder is the
+// in-memory path's (quantize_for_gptq_checkpoint + write_gptq_checkpoint) byte for
+// byte, for GPTQ and RTN, on a sharded BF16 checkpoint some of whose linears stay
+// float; an interrupted run resumes after its last finished block.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lowbit/io/file.hpp"
+#include "lowbit/nn/blockwise_gptq.hpp"
+#include "lowbit/nn/checkpoint.hpp"
+#include "../support/temp_dir.hpp"
+
+namespace {
+
+namespace bg_fs = std::filesystem;
+namespace bg_nn = lowbit::nn;
+
+const bg_fs::path kBgMistral = bg_fs::path(LOWBIT_FIXTURE_DIR) / "models" / "mistral_tiny";
+
+std::vector<std::vector<int>> bg_windows(int vocab) {
+  std::vector<std::vector<int>> w(6);
+  std::uint64_t state = 777;
+  for (auto& t : w)
+    for (int j = 0; j < 40; ++j) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      t.push_back(static_cast<int>((state >> 33) % static_cast<std::uint64_t>(vocab)));
+    }
+  return w;
+}
+
+void bg_same_folder(const bg_fs::path& a, const bg_fs::path& b) {
+  for (const char* f : {"model.safetensors", "config.json", "quantize_config.json"}) {
+    CAPTURE(f);
+    CHECK(lowbit::io::read_file(a / f) == lowbit::io::read_file(b / f));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("blockwise: a GPTQ checkpoint block by block is the in-memory path's folder, byte for byte") {
+  const auto ck = std::make_shared<const bg_nn::Checkpoint>(bg_nn::load_checkpoint(kBgMistral));
+  const auto ids = bg_windows(ck->config.vocab);
+  const std::vector<std::span<const int>> spans(ids.begin(), ids.end());
+  const auto spec = lowbit::QuantSpec::parse("int4:g32:gptq:f16");
+  const bg_fs::path dir = lowbit::test::temp_dir("blockwise_gptq");
+  for (const auto method : {bg_nn::BlockMethod::rtn, bg_nn::BlockMethod::gptq}) {
+    CAPTURE(bg_nn::block_method_name(method));
+    bg_nn::Transformer m(bg_nn::load_checkpoint(kBgMistral));
+    const auto ex = bg_nn::quantize_for_gptq_checkpoint(
+        m, spec, method == bg_nn::BlockMethod::gptq ? bg_nn::GptqExportMethod::gptq : bg_nn::GptqExportMethod::rtn,
+        spans);
+    bg_nn::write_gptq_checkpoint(dir / "a", m, ex);
+    bg_nn::BlockwiseOptions o;
+    o.method = method;
+    const auto r = bg_nn::quantize_gptq_checkpoint_blockwise(ck, spec, spans, dir / "b", {}, o);
+    CHECK(r.report.quantized_blocks == ck->config.layers);
+    CHECK(r.quantized_layers == ex.layers.size());
+    CHECK(r.kept_float == ex.kept_float);  // MLP width 172: not a multiple of 32
+    CHECK(r.kept_float.size() == 6);
+    bg_same_folder(dir / "a", dir / "b");
+    CHECK_FALSE(bg_fs::exists(dir / "b.blocks"));
+  }
+  bg_nn::BlockwiseOptions imatrix;
+  imatrix.method = bg_nn::BlockMethod::rtn_imatrix;
+  CHECK_THROWS_WITH_AS((void)bg_nn::quantize_gptq_checkpoint_blockwise(ck, spec, spans, dir / "c", {}, imatrix),
+                       doctest::Contains("method imatrix does not write one block by block"), lowbit::Error);
+  bg_fs::remove_all(dir);
+}
+
+TEST_CASE("blockwise: an interrupted GPTQ checkpoint resumes after its last finished block") {
+  const auto ck = std::make_shared<const bg_nn::Checkpoint>(bg_nn::load_checkpoint(kBgMistral));
+  const auto ids = bg_windows(ck->config.vocab);
+  const std::vector<std::span<const int>> spans(ids.begin(), ids.end());
+  const auto spec = lowbit::QuantSpec::parse("int4:g32:gptq:f16");
+  const bg_fs::path dir = lowbit::test::temp_dir("blockwise_gptq_resume");
+  bg_nn::BlockwiseOptions o;
+  o.method = bg_nn::BlockMethod::gptq;
+  (void)bg_nn::quantize_gptq_checkpoint_blockwise(ck, spec, spans, dir / "a", {}, o);
+  struct Stop {};
+  bg_nn::BlockwiseOptions stopping = o;
+  stopping.progress = [](std::size_t done, std::size_t) {
+    if (done == 8) throw Stop{};  // the second block's first layer
+  };
+  CHECK_THROWS_AS((void)bg_nn::quantize_gptq_checkpoint_blockwise(ck, spec, spans, dir / "b", {}, stopping), Stop);
+  CHECK_FALSE(bg_fs::exists(dir / "b" / "config.json"));
+  CHECK(bg_fs::exists(dir / "b.blocks" / "block-00000.safetensors"));
+  // A GGUF run's folder is not this run's.
+  CHECK_THROWS_WITH_AS((void)bg_nn::quantize_gguf_blockwise(ck, bg_nn::BlockPlan(lowbit::QuantSpec::parse("q4_0")),
+                                                            spans, dir / "b.gguf", nullptr, "x",
+                                                            [&] {
+                                                              bg_nn::BlockwiseOptions g = o;
+                                                              g.work_dir = dir / "b.blocks";
+                                                              return g;
+                                                            }()),
+                       doctest::Contains("holds blocks of another run (output"), lowbit::Error);
+  const auto r = bg_nn::quantize_gptq_checkpoint_blockwise(ck, spec, spans, dir / "b", {}, o);
+  CHECK(r.report.resumed_blocks == 1);
+  CHECK(r.report.quantized_blocks == ck->config.layers - 1);
+  bg_same_folder(dir / "a", dir / "b");
+  bg_fs::remove_all(dir);
+}
