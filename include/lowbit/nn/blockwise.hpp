@@ -1,4 +1,6 @@
-// Quantizing a model block by block in bounded memory, into a GGUF llama.cpp runs.
+// Quantizing a model block by block in bounded memory: the driver (run_blocks, which
+// an output format feeds through a BlockSink) and the GGUF llama.cpp runs; a GPTQ
+// checkpoint goes the same way (nn/blockwise_gptq.hpp).
 //
 // The model is a streaming Transformer over a Checkpoint whose tensors stay in their
 // (memory-mapped) files. Calibration proceeds as GPTQ's sequential procedure does:
