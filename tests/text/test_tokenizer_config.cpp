@@ -9,9 +9,11 @@
 #include <filesystem>
 #include <string>
 
+#include "lowbit/io/file.hpp"
 #include "lowbit/nn/gguf_vocab.hpp"
 #include "lowbit/text/tokenizer_config.hpp"
 #include "lowbit/text/tokenizer_json.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace {
 
@@ -104,6 +106,28 @@ TEST_CASE("tokenizer_config: special tokens from the post-processor, overridden 
   cfg = TokenizerConfig::from_string(R"({"add_eos_token": true})", "cfg");
   CHECK_THROWS_WITH_AS((void)lowbit::text::special_tokens(tok, &cfg),
                        doctest::Contains("add_eos_token is true but there is no eos_token"), lowbit::Error);
+}
+
+TEST_CASE("tokenizer_config: a folder's config.json fills the ids tokenizer_config.json leaves out") {
+  const auto tok = TokenizerJson::from_string(tc_spm_json(), "spm");
+  const std::filesystem::path dir = lowbit::test::temp_dir("tokenizer_config_folder");
+  lowbit::io::write_file_atomic(dir / "tokenizer_config.json", R"({"bos_token": "<s>", "add_bos_token": true})");
+  // A list of EOS ids (as Llama 3.1 writes) names no one token; pad_token_id does.
+  lowbit::io::write_file_atomic(dir / "config.json", R"({"eos_token_id": [2, 0], "pad_token_id": 0, "bos_token_id": 2})");
+  auto cfg = TokenizerConfig::from_folder(dir);
+  auto s = lowbit::text::special_tokens(tok, &cfg);
+  CHECK(s.bos == 1);  // tokenizer_config.json's bos_token wins over config.json's id
+  CHECK(!s.eos);      // the template adds none, tokenizer_config.json names none, the list is skipped
+  CHECK(s.pad == 0);
+  CHECK(s.add_bos);
+  lowbit::io::write_file_atomic(dir / "config.json", R"({"eos_token_id": 99})");
+  cfg = TokenizerConfig::from_folder(dir);
+  CHECK_THROWS_WITH_AS((void)lowbit::text::special_tokens(tok, &cfg),
+                       doctest::Contains("eos_token_id 99 is not a token id of the tokenizer"), lowbit::Error);
+  lowbit::io::write_file_atomic(dir / "config.json", R"({"eos_token_id": "2"})");
+  CHECK_THROWS_WITH_AS((void)TokenizerConfig::from_folder(dir), doctest::Contains("eos_token_id is not a token id"),
+                       lowbit::Error);
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("gguf vocab: a SentencePiece-style tokenizer.json, scored by its merge ranks") {

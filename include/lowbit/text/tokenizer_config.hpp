@@ -54,7 +54,9 @@ struct TokenizerConfig {
     if (!root.is_object()) return c;  // the model loader reports a malformed config.json
     const auto id = [&](const char* key) -> std::optional<int> {
       const io::Json* v = root.find(key);
-      if (!v || v->is_null()) return std::nullopt;
+      // A list (Llama 3.1's eos_token_id: every id that ends generation) names no one
+      // token: left to tokenizer_config.json, as convert_hf_to_gguf.py does.
+      if (!v || v->is_null() || v->is_array()) return std::nullopt;
       lowbit::detail::check(v->is_number() && v->as_int64() >= 0 && v->as_int64() < (std::int64_t{1} << 31), "'",
                             mc.string(), "': ", key, " is not a token id");
       return static_cast<int>(v->as_int64());
