@@ -78,8 +78,7 @@ inline GptqBlockwiseResult quantize_gptq_checkpoint_blockwise(const std::shared_
     for (const LinearLayer& l : model.linear_layers()) {
       if (l.block != b || !quantized.count(l.name)) continue;
       std::vector<float> w = io::dequantize_gptq_linear(io::read_gptq_linear(f, g::module_of(l.name), spec.bits, group));
-      const bool qk = l.name.ends_with("q_proj.weight") || l.name.ends_with("k_proj.weight");
-      if (c.arch == Architecture::llama && c.rope_style == autograd::RopeStyle::interleaved && qk)
+      if (hf_rope_rows_differ(c, l.name))
         w = permute_rope_rows<float>(w, l.out_features(), l.in_features(), c.head_dim(), RopeRows::to_interleaved);
       lowbit::detail::check(w.size() == l.weight->values().size(), "work folder: block ", b, ": layer '", l.name,
                             "' holds ", w.size(), " weights");

@@ -121,8 +121,7 @@ std::vector<T> rope_rows(const std::vector<T>& v, Index rows, Index head_dim) {
 
 /// Layer `name`'s integer form in the Hugging Face file's row order.
 inline GptqLayer hf_rows(const TransformerConfig& c, const std::string& name, const GptqLayer& l) {
-  const bool qk = name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight");
-  if (c.arch != Architecture::llama || c.rope_style != autograd::RopeStyle::interleaved || !qk) return l;
+  if (!hf_rope_rows_differ(c, name)) return l;
   GptqLayer out = l;
   const Index rows = l.params.layout.rows, hd = c.head_dim();
   out.codes = rope_rows(l.codes, rows, hd);
@@ -202,8 +201,7 @@ inline void check_model_holds(const LinearLayer& l, const std::vector<float>& de
   std::vector<float> expect(l.weight->values().begin(), l.weight->values().end());
   std::vector<std::int64_t> shape{l.out_features(), l.in_features()};
   std::vector<float> moved;
-  const bool qk = hf_name.ends_with("q_proj.weight") || hf_name.ends_with("k_proj.weight");
-  if (c.arch == Architecture::llama && c.rope_style == autograd::RopeStyle::interleaved && qk)
+  if (hf_rope_rows_differ(c, hf_name))
     expect = permute_rope_rows<float>(expect, shape[0], shape[1], c.head_dim(), RopeRows::to_half);
   for (std::size_t k = 0; k < expect.size(); ++k)
     lowbit::detail::check(expect[k] == decoded[k], "GPTQ checkpoint: weight '", l.name, "' holds ", expect[k],

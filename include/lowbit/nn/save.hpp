@@ -37,6 +37,13 @@ inline bool hf_transposed(const TransformerConfig& c, const std::string& name, s
          (name.ends_with("c_attn.weight") || name.ends_with("c_proj.weight") || name.ends_with("c_fc.weight"));
 }
 
+/// Whether weight `name` of a llama2.c model has its rows in another order in the
+/// Hugging Face file (q/k rows: adjacent-pair RoPE there, rotate_half here).
+inline bool hf_rope_rows_differ(const TransformerConfig& c, const std::string& name) {
+  return c.arch == Architecture::llama && c.rope_style == autograd::RopeStyle::interleaved &&
+         (name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight"));
+}
+
 /// Parameter `name`'s values in the Hugging Face file's layout: GPT-2's Conv1D
 /// weights back to [in, out] (`shape` swapped), a llama2.c model's q/k rows permuted
 /// to rotate_half order. Returns `values` itself when nothing moves, else a view of
@@ -49,8 +56,7 @@ inline std::span<const float> hf_layout(const TransformerConfig& c, const std::s
     std::swap(shape[0], shape[1]);
     return moved;
   }
-  if (c.arch == Architecture::llama && c.rope_style == autograd::RopeStyle::interleaved &&
-      (name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight"))) {
+  if (hf_rope_rows_differ(c, name)) {
     moved = permute_rope_rows<float>(values, shape[0], shape[1], c.head_dim(), RopeRows::to_half);
     return moved;
   }

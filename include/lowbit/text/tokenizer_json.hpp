@@ -265,7 +265,7 @@ class TokenizerJson {
     detail::check(has_token(id), "tokenizer.json '", file_, "': no token has id ", id);
     const std::string& t = tokens_[static_cast<std::size_t>(id)];
     if (!byte_level_ || !in_model_[static_cast<std::size_t>(id)]) return t;
-    const auto alphabet = text::byte_level_alphabet();
+    static const auto alphabet = text::byte_level_alphabet();  // per call: once per merge when converting
     std::string out;
     for (const char c : t) tokenizer_json_detail::append_utf8(out, alphabet[static_cast<unsigned char>(c)]);
     return out;
