@@ -24,8 +24,10 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstddef>
 #include <type_traits>
+#include <vector>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
@@ -249,6 +251,11 @@ void syrk_here(Index n, Index k, S alpha, const S* a, Index lda, S beta, S* c, I
 #endif
 }
 
+/// Position i of the order 0, last, 1, last − 1, … of `count` pieces whose work falls
+/// (or rises) steadily with their index: consecutive pairs then carry about equal
+/// work, so the pool's contiguous shares are balanced.
+inline Index zigzag(Index i, Index count) { return i % 2 == 0 ? i / 2 : count - 1 - i / 2; }
+
 /// The column panels syrk_lower cuts C's lower triangle into: an even count of
 /// about 512 columns each, a multiple of 16 wide. They depend on n alone, never on
 /// the thread count, so the result does not either.
@@ -259,10 +266,8 @@ struct SyrkPanels {
     width = ((n + 2 * pairs - 1) / (2 * pairs) + 15) / 16 * 16;
     count = (n + width - 1) / width;
   }
-  /// Panel i of parallel_for's order: 0, last, 1, last-1, … — consecutive pairs carry
-  /// equal work (a panel's work falls linearly with its position), so the
-  /// pool's contiguous shares are balanced.
-  [[nodiscard]] Index zigzag(Index i) const { return i % 2 == 0 ? i / 2 : count - 1 - i / 2; }
+  /// Panel i of parallel_for's order (a panel's work falls linearly with its position).
+  [[nodiscard]] Index zigzag(Index i) const { return detail::zigzag(i, count); }
 };
 
 }  // namespace detail
@@ -298,13 +303,13 @@ void syrk_lower(Index n, Index k, S alpha, const S* a, Index lda, S beta, S* c, 
   });
 }
 
-/// In place: the lower triangle of A[n×n] (column-major) becomes L, A = L·Lᵀ (POTRF);
-/// false when A is not numerically positive definite.
-inline bool cholesky_lower(Index n, float* a, Index lda) {
-  if (n == 0) return true;
+namespace detail {
+
+/// POTRF of one diagonal block on the calling thread.
+inline bool cholesky_here(Index n, float* a, Index lda) {
 #if defined(LOWBIT_HAS_BLAS)
-  detail::use_one_blas_thread();
-  const int in = detail::blas_int(n, "n"), ia = detail::blas_int(lda, "lda");
+  use_one_blas_thread();
+  const int in = blas_int(n, "n"), ia = blas_int(lda, "lda");
   int info = 0;
   spotrf_("L", &in, a, &ia, &info, 1);
   return info == 0;
@@ -313,14 +318,40 @@ inline bool cholesky_lower(Index n, float* a, Index lda) {
 #endif
 }
 
-/// In place: the upper triangle of T[n×n] (column-major, non-unit diagonal) becomes
-/// T⁻¹ (TRTRI); false when a diagonal entry is exactly zero. Entries below the
-/// diagonal are not read.
-inline bool invert_upper(Index n, float* a, Index lda) {
+/// B[m×n] ← B·L⁻ᵀ (TRSM right, lower, transposed), L n×n lower, all column-major,
+/// on the calling thread: the panel step of a blocked Cholesky.
+inline void solve_right_lower_trans_here(Index m, Index n, const float* l, Index ldl, float* b, Index ldb) {
+#if defined(LOWBIT_HAS_BLAS)
+  use_one_blas_thread();
+  cblas_strsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, blas_int(m, "m"), blas_int(n, "n"),
+              1.0f, l, blas_int(ldl, "ldl"), b, blas_int(ldb, "ldb"));
+#else
+  const ::Eigen::Map<const eigen::ColMat<float>, 0, ::Eigen::OuterStride<>> lm(l, n, n, ::Eigen::OuterStride<>(ldl));
+  eigen::ColMap<float> bm(b, m, n, ::Eigen::OuterStride<>(ldb));
+  lm.template triangularView<::Eigen::Lower>().transpose().template solveInPlace<::Eigen::OnTheRight>(bm);
+#endif
+}
+
+/// B[m×n] ← L⁻ᵀ·B (TRSM left, lower, transposed), L m×m lower, column-major, on the
+/// calling thread.
+inline void solve_left_lower_trans_here(Index m, Index n, const float* l, Index ldl, float* b, Index ldb) {
+#if defined(LOWBIT_HAS_BLAS)
+  use_one_blas_thread();
+  cblas_strsm(CblasColMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit, blas_int(m, "m"), blas_int(n, "n"),
+              1.0f, l, blas_int(ldl, "ldl"), b, blas_int(ldb, "ldb"));
+#else
+  const ::Eigen::Map<const eigen::ColMat<float>, 0, ::Eigen::OuterStride<>> lm(l, m, m, ::Eigen::OuterStride<>(ldl));
+  eigen::ColMap<float> bm(b, m, n, ::Eigen::OuterStride<>(ldb));
+  lm.template triangularView<::Eigen::Lower>().transpose().solveInPlace(bm);
+#endif
+}
+
+/// TRTRI (upper, non-unit) on the calling thread; false on an exactly zero pivot.
+inline bool invert_upper_here(Index n, float* a, Index lda) {
   if (n == 0) return true;
 #if defined(LOWBIT_HAS_BLAS)
-  detail::use_one_blas_thread();
-  const int in = detail::blas_int(n, "n"), ia = detail::blas_int(lda, "lda");
+  use_one_blas_thread();
+  const int in = blas_int(n, "n"), ia = blas_int(lda, "lda");
   int info = 0;
   strtri_("U", "N", &in, a, &ia, &info, 1, 1);
   return info == 0;
@@ -328,6 +359,90 @@ inline bool invert_upper(Index n, float* a, Index lda) {
   eigen::invert_upper(n, a, lda);
   return true;
 #endif
+}
+
+/// B[m×n] ← α·U·B (`left`, U m×m) or α·B·U (U n×n), U upper triangular with its
+/// diagonal, all column-major, on the calling thread (TRMM).
+inline void multiply_upper_here(bool left, Index m, Index n, float alpha, const float* u, Index ldu, float* b,
+                                Index ldb) {
+#if defined(LOWBIT_HAS_BLAS)
+  use_one_blas_thread();
+  cblas_strmm(CblasColMajor, left ? CblasLeft : CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, blas_int(m, "m"),
+              blas_int(n, "n"), alpha, u, blas_int(ldu, "ldu"), b, blas_int(ldb, "ldb"));
+#else
+  const Index k = left ? m : n;
+  const ::Eigen::Map<const eigen::ColMat<float>, 0, ::Eigen::OuterStride<>> um(u, k, k, ::Eigen::OuterStride<>(ldu));
+  eigen::ColMap<float> bm(b, m, n, ::Eigen::OuterStride<>(ldb));
+  if (left) bm = (um.template triangularView<::Eigen::Upper>() * bm).eval();
+  else bm = (bm * um.template triangularView<::Eigen::Upper>()).eval();
+  if (alpha != 1.0f) bm *= alpha;
+#endif
+}
+
+/// The factorizations' fixed cut: 256-column blocks; the row chunks of their
+/// triangular solves and products. Like SyrkPanels it depends on n alone, so the
+/// results do not depend on the thread count.
+inline constexpr Index factor_block = 256, factor_rows = 64;
+
+/// f(i0, i1) for fixed chunks [i0, i1) of [0, m), `width` wide, spread over lowbit's pool.
+template <class F>
+void for_chunks(Index m, Index width, F&& f) {
+  const Index chunks = (m + width - 1) / width;
+  autograd::parallel_for(chunks, 1, [&](Index k0, Index k1, int) {
+    for (Index k = k0; k < k1; ++k) f(k * width, std::min(m, (k + 1) * width));
+  });
+}
+
+}  // namespace detail
+
+/// In place: the lower triangle of A[n×n] (column-major) becomes L, A = L·Lᵀ (POTRF);
+/// false when A is not numerically positive definite. The upper triangle is untouched.
+/// Right-looking and blocked (LAPACK's own order of the work), so that all but the
+/// 256-column diagonal blocks is TRSM on row chunks and SYRK, both spread over
+/// lowbit's pool: one POTRF call would keep GPTQ's n³/3 on one core.
+inline bool cholesky_lower(Index n, float* a, Index lda) {
+  using detail::factor_block;
+  for (Index k0 = 0; k0 < n; k0 += factor_block) {
+    const Index k1 = std::min(n, k0 + factor_block), w = k1 - k0, rest = n - k1;
+    float* a11 = a + k0 + k0 * lda;
+    if (!detail::cholesky_here(w, a11, lda)) return false;
+    if (rest == 0) break;
+    float* a21 = a + k1 + k0 * lda;  // rest × w, becomes L21 = A21·L11⁻ᵀ
+    detail::for_chunks(rest, detail::factor_rows, [&](Index r0, Index r1) {
+      detail::solve_right_lower_trans_here(r1 - r0, w, a11, lda, a21 + r0, lda);
+    });
+    syrk_lower<float>(rest, w, -1.0f, a21, lda, 1.0f, a + k1 + k1 * lda, lda);  // A22 -= L21·L21ᵀ
+  }
+  return true;
+}
+
+/// In place: the upper triangle of T[n×n] (column-major, non-unit diagonal) becomes
+/// T⁻¹ (TRTRI); false when a diagonal entry is exactly zero (the Eigen build: the
+/// zero pivot's 1/0 spreads as inf/NaN instead). Entries below the diagonal are not read.
+///
+/// Above two factor blocks, one level of [A B; 0 C]⁻¹ = [A⁻¹  −A⁻¹·B·C⁻¹; 0  C⁻¹]:
+/// A and C inverted at once on two threads, then the two triangular products on
+/// fixed row and column chunks across lowbit's pool — n³/3 flops as TRTRI, of which
+/// three quarters are in the products.
+inline bool invert_upper(Index n, float* a, Index lda) {
+  if (n <= 2 * detail::factor_block) return detail::invert_upper_here(n, a, lda);
+  const Index h = n / 2;
+  float* const ta = a;                 // A: h × h
+  float* const tb = a + h * lda;       // B: h × (n − h)
+  float* const tc = a + h + h * lda;   // C: (n − h) × (n − h)
+  char inverted[2] = {0, 0};
+  autograd::parallel_for(2, 1, [&](Index i0, Index i1, int) {
+    for (Index i = i0; i < i1; ++i)
+      inverted[i] = i == 0 ? detail::invert_upper_here(h, ta, lda) : detail::invert_upper_here(n - h, tc, lda);
+  });
+  if (!inverted[0] || !inverted[1]) return false;
+  detail::for_chunks(h, detail::factor_block, [&](Index r0, Index r1) {  // B ← B·C⁻¹, row by row
+    detail::multiply_upper_here(false, r1 - r0, n - h, 1.0f, tc, lda, tb + r0, lda);
+  });
+  detail::for_chunks(n - h, detail::factor_block, [&](Index c0, Index c1) {  // B ← −A⁻¹·B, column by column
+    detail::multiply_upper_here(true, h, c1 - c0, -1.0f, ta, lda, tb + c0 * lda, lda);
+  });
+  return true;
 }
 
 }  // namespace lowbit::blas

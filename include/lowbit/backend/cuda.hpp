@@ -236,7 +236,11 @@ struct Cuda {
       w_dev_.upload(q_.data(), static_cast<std::size_t>(rows_ * n_));
     }
 
-    [[nodiscard]] ::Eigen::MatrixXf columns(Index c0, Index c1) const {
+    // The device runs all rows at once: GPTQ's column loop calls it with [0, rows).
+    static constexpr bool splits_rows = false;
+
+    [[nodiscard]] ::Eigen::MatrixXf columns(Index c0, Index c1, Index r0, Index r1) const {
+      all_rows(r0, r1);
       ::Eigen::MatrixXf out(rows_, c1 - c0);
       w_dev_.download(out.data(), static_cast<std::size_t>(out.size()), static_cast<std::size_t>(c0 * rows_));
       return out;
@@ -248,7 +252,8 @@ struct Cuda {
     }
 
     /// W[:, i2:] -= Err · U[i1:i2, i2:] = Err · (L[i2:, i1:i2])ᵀ.
-    void trailing_update(Index i1, Index i2, const ::Eigen::MatrixXf& err) {
+    void trailing_update(Index i1, Index i2, const ::Eigen::MatrixXf& err, Index r0) {
+      all_rows(r0, r0 + err.rows());
       const Index rest = n_ - i2;
       if (rest <= 0) return;
       const int m = cuda_detail::to_int(rows_, "rows"), nn = cuda_detail::to_int(rest, "columns"),
@@ -261,11 +266,19 @@ struct Cuda {
                          "cublasSgemm");
     }
 
-    void store_quantized(Index i1, const ::Eigen::MatrixXf& q) { q_.middleCols(i1, q.cols()) = q; }
+    void store_quantized(Index i1, const ::Eigen::MatrixXf& q, Index r0) {
+      all_rows(r0, r0 + q.rows());
+      q_.middleCols(i1, q.cols()) = q;
+    }
 
     [[nodiscard]] ::Eigen::Map<const ::Eigen::MatrixXf> quantized() const { return {q_.data(), rows_, n_}; }
 
    private:
+    void all_rows(Index r0, Index r1) const {
+      lowbit::detail::check(r0 == 0 && r1 == rows_, "CUDA GPTQ workspace: rows [", r0, ", ", r1,
+                            ") asked of a workspace that runs all ", rows_, " rows at once");
+    }
+
     Index n_ = 0, rows_ = 0;
     cuda_detail::Blas blas_;
     cuda_detail::Solver solver_;

@@ -204,17 +204,25 @@ struct Eigen {
       }
     }
 
-    /// Quantized columns [i1, i1 + q.cols()) once their block is done: the
-    /// working copy of those columns is never read again, so Q takes its place.
-    void store_quantized(Index i1, const ::Eigen::MatrixXf& q) { detail::copy_tiled(q, w().middleCols(i1, q.cols())); }
+    /// GPTQ treats each row of W on its own once U is known, so the column loop may
+    /// run on disjoint row ranges at once: every call below names its rows [r0, r1).
+    static constexpr bool splits_rows = true;
+
+    /// Quantized columns [i1, i1 + q.cols()) of rows [r0, r0 + q.rows()) once their
+    /// block is done: the working copy of those columns is never read again, so Q
+    /// takes its place.
+    void store_quantized(Index i1, const ::Eigen::MatrixXf& q, Index r0) {
+      detail::copy_tiled(q, w().block(r0, i1, q.rows(), q.cols()));
+    }
 
     /// Q (rows × cols, row-major, processing order) after the last block.
     [[nodiscard]] ::Eigen::Map<const RowMajorMatrix> quantized() const { return w(); }
 
-    /// Columns [c0, c1) of the working weights as they are now (column-major copy).
-    [[nodiscard]] ::Eigen::MatrixXf columns(Index c0, Index c1) const {
-      ::Eigen::MatrixXf out(rows_, c1 - c0);
-      detail::copy_tiled(w().middleCols(c0, c1 - c0), out);
+    /// Columns [c0, c1) of rows [r0, r1) of the working weights as they are now
+    /// (column-major copy).
+    [[nodiscard]] ::Eigen::MatrixXf columns(Index c0, Index c1, Index r0, Index r1) const {
+      ::Eigen::MatrixXf out(r1 - r0, c1 - c0);
+      detail::copy_tiled(w().block(r0, c0, r1 - r0, c1 - c0), out);
       return out;
     }
 
@@ -223,16 +231,17 @@ struct Eigen {
       return u().block(i1, i1, i2 - i1, i2 - i1);
     }
 
-    /// W[:, i2:] -= Err · U[i1:i2, i2:] — the one GEMM of each lazy batch.
-    void trailing_update(Index i1, Index i2, const ::Eigen::MatrixXf& err) {
+    /// W[r0:r0+err.rows(), i2:] -= Err · U[i1:i2, i2:] — the one GEMM of each lazy
+    /// batch, on the calling thread (the caller spreads row ranges over the pool).
+    void trailing_update(Index i1, Index i2, const ::Eigen::MatrixXf& err, Index r0) {
       const Index rest = n_ - i2;
       if (rest <= 0) return;
       // In row-major terms: err (column-major rows × count) is the transpose of a
       // row-major count × rows matrix, and U's column-major block is the transpose of
       // its row-major view, so both operands go in transposed.
       const float* ut = u_buf_.data() + i2 * n_ + i1;
-      blas::gemm<float>(rows_, rest, i2 - i1, -1.0f, err.data(), rows_, blas::Trans::yes, ut, n_, blas::Trans::yes,
-                        1.0f, w_buf_.data() + i2, n_);
+      blas::gemm<float>(err.rows(), rest, i2 - i1, -1.0f, err.data(), err.rows(), blas::Trans::yes, ut, n_,
+                        blas::Trans::yes, 1.0f, w_buf_.data() + r0 * n_ + i2, n_, /*parallel=*/false);
     }
 
     [[nodiscard]] ::Eigen::Map<::Eigen::MatrixXf> u() { return {u_buf_.data(), n_, n_}; }

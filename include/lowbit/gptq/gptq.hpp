@@ -18,6 +18,7 @@
 
 #include <Eigen/Core>
 
+#include "lowbit/autograd/thread_pool.hpp"
 #include "lowbit/backend/eigen.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_view.hpp"
@@ -275,8 +276,8 @@ class SpecGptq {
       std::string reason;
       if (ws.factor_inverse(hm, backend_order, static_cast<float>(damp), reason)) {
         ws.load_weights(w, backend_order, dead);
-        if (column_loop(ws, rows, cols, group, groups, dynamic_groups, perm, static_params, res.params, losses_c,
-                        grid ? &*grid : nullptr, block_codes, importance, name)) {
+        if (column_loops(ws, rows, cols, group, groups, dynamic_groups, perm, static_params, res.params, losses_c,
+                         grid ? &*grid : nullptr, block_codes, importance, name)) {
           solved = true;
           res.percdamp = percdamp;
           res.damp = damp;
@@ -413,14 +414,57 @@ class SpecGptq {
     return g;
   }
 
-  /// Step 6: quantizes every column in processing order into the workspace
-  /// (quantized() gives Q, rows × cols, processing order); losses_c per position.
-  /// Returns false if the error feedback stopped being finite.
+  /// The fixed cut of W's rows for step 6: about 8 chunks, each a multiple of 16
+  /// rows and at least 128, so that each chunk's lazy-batch GEMM stays big (16
+  /// chunks of 256 rows cost one thread 3 % at 4096², 8 cost 1 %). It depends on the
+  /// row count alone, never on the thread count, so neither do results.
+  struct RowChunks {
+    Index width = 0, count = 0;
+    RowChunks(Index rows, bool split) {
+      width = split ? std::max<Index>(128, ((rows + 7) / 8 + 15) / 16 * 16) : rows;
+      count = width == 0 ? 0 : (rows + width - 1) / width;
+    }
+  };
+
+  /// Step 6 over all rows. Once U is known GPTQ treats each row of W on its own
+  /// (its scales, its error feedback), so a workspace that splits rows runs fixed
+  /// row chunks across lowbit's pool, each through every block; the losses are
+  /// summed chunk by chunk in order. Returns false if any chunk's error feedback
+  /// stopped being finite.
   template <class Workspace>
-  bool column_loop(Workspace& ws, Index rows, Index cols, Index group, Index groups, bool dynamic_groups,
+  bool column_loops(Workspace& ws, Index rows, Index cols, Index group, Index groups, bool dynamic_groups,
+                    const std::vector<Index>& perm, const QuantParams& static_params, QuantParams& params,
+                    std::vector<double>& losses_c, const BlockGrid* grid, std::vector<std::uint8_t>& block_codes,
+                    std::span<const float> importance, std::string_view name) const {
+    const RowChunks chunks(rows, Workspace::splits_rows);
+    std::vector<std::vector<double>> losses(static_cast<std::size_t>(chunks.count));
+    std::vector<char> finite(static_cast<std::size_t>(chunks.count), 0);
+    autograd::parallel_for(chunks.count, 1, [&](Index k0, Index k1, int) {
+      for (Index k = k0; k < k1; ++k) {
+        const Index r0 = k * chunks.width, r1 = std::min(rows, r0 + chunks.width);
+        finite[static_cast<std::size_t>(k)] =
+            column_loop(ws, r0, r1, cols, group, groups, dynamic_groups, perm, static_params, params,
+                        losses[static_cast<std::size_t>(k)], grid, block_codes, importance, name);
+      }
+    });
+    losses_c.assign(static_cast<std::size_t>(cols), 0.0);
+    for (Index k = 0; k < chunks.count; ++k) {
+      if (!finite[static_cast<std::size_t>(k)]) return false;
+      for (Index p = 0; p < cols; ++p)
+        losses_c[static_cast<std::size_t>(p)] += losses[static_cast<std::size_t>(k)][static_cast<std::size_t>(p)];
+    }
+    return true;
+  }
+
+  /// Step 6 on rows [r0, r1): quantizes their columns in processing order into the
+  /// workspace (quantized() gives Q, rows × cols, processing order); losses_c per
+  /// position, over these rows. Returns false if the error feedback stopped being finite.
+  template <class Workspace>
+  bool column_loop(Workspace& ws, Index r0, Index r1, Index cols, Index group, Index groups, bool dynamic_groups,
                    const std::vector<Index>& perm, const QuantParams& static_params, QuantParams& params,
                    std::vector<double>& losses_c, const BlockGrid* grid, std::vector<std::uint8_t>& block_codes,
                    std::span<const float> importance, std::string_view name) const {
+    const Index rows = r1 - r0;  // local row r is W's row r0 + r
     using ::Eigen::MatrixXf;
     // Dynamic groups' scales, one group at a time; with an importance, the group's
     // columns are those at processing positions p..p+G (act-order permutes them).
@@ -442,7 +486,8 @@ class SpecGptq {
     Index current = -1;  // group whose scales are in the step arrays
     auto load_steps = [&](const QuantParams& from, Index g) {
       for (Index r = 0; r < rows; ++r) {
-        const auto k = kind == ScaleLayout::Kind::tensor ? std::size_t{0} : static_cast<std::size_t>(r * groups + g);
+        const auto k =
+            kind == ScaleLayout::Kind::tensor ? std::size_t{0} : static_cast<std::size_t>((r0 + r) * groups + g);
         const GridStep step = GridStep::make(from.scales[k], format.division);
         step_scale[static_cast<std::size_t>(r)] = step.scale;
         step_factor[static_cast<std::size_t>(r)] = step.factor;
@@ -462,7 +507,7 @@ class SpecGptq {
     constexpr Index sub = 16;
     for (Index i1 = 0; i1 < cols; i1 += bs) {
       const Index i2 = std::min(i1 + bs, cols), count = i2 - i1;
-      w1 = ws.columns(i1, i2);
+      w1 = ws.columns(i1, i2, r0, r1);
       u1 = ws.u_block(i1, i2);
       err.resize(rows, count);
       q1.resize(rows, count);
@@ -473,7 +518,7 @@ class SpecGptq {
             if (p % group == 0) {
               // Scales from W[:, p:p+G] as it stands at the block start (the
               // reference slices the full W, which the in-block updates do not touch).
-              slice = ws.columns(p, std::min(p + group, cols));
+              slice = ws.columns(p, std::min(p + group, cols), r0, r1);
               if (!slice.allFinite()) return false;
               if (!importance.empty()) {
                 group_importance.resize(static_cast<std::size_t>(slice.cols()));
@@ -485,7 +530,7 @@ class SpecGptq {
               const QuantParams gp = row_quantizer.params(ConstMatrixView(slice), name);
               const Index g = p / group;
               for (Index r = 0; r < rows; ++r) {
-                const auto k = static_cast<std::size_t>(r * groups + g);
+                const auto k = static_cast<std::size_t>((r0 + r) * groups + g);
                 params.scales[k] = gp.scales[static_cast<std::size_t>(r)];
                 if (!params.zeros.empty()) params.zeros[k] = gp.zeros[static_cast<std::size_t>(r)];
               }
@@ -500,7 +545,7 @@ class SpecGptq {
         if (grid != nullptr) {
           const Index c = perm[static_cast<std::size_t>(p)];
           for (Index r = 0; r < rows; ++r)
-            qcol(r) = grid->round(r, c, w1(r, i), block_codes[static_cast<std::size_t>(r * cols + c)]);
+            qcol(r) = grid->round(r0 + r, c, w1(r, i), block_codes[static_cast<std::size_t>((r0 + r) * cols + c)]);
         } else if (format.non_uniform()) {
           nf4::fake_quantize_each(w1.col(i).data(), qcol.data(), rows, step_scale.data(), step_factor.data());
         } else if (step_lo.empty())
@@ -523,8 +568,8 @@ class SpecGptq {
               err.middleCols(s0, s1 - s0) * u1.block(s0, s1, s1 - s0, count - s1);
       }
       if (!err.allFinite()) return false;
-      ws.trailing_update(i1, i2, err);
-      ws.store_quantized(i1, q1);
+      ws.trailing_update(i1, i2, err, r0);
+      ws.store_quantized(i1, q1, r0);
     }
     return true;
   }
