@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -40,6 +41,7 @@
 #include <lowbit/nn/llama_cpp_presets.hpp>
 #include <lowbit/autograd/thread_pool.hpp>
 #include <lowbit/nn/evaluate.hpp>
+#include <lowbit/nn/evaluate_blockwise.hpp>
 #include <lowbit/study/block_qaft.hpp>
 #include <lowbit/study/data.hpp>
 #include <lowbit/study/options.hpp>
@@ -93,6 +95,8 @@ constexpr const char* usage =
     "  --data DIR         lowbit's data folder (default $LOWBIT_DATA or ../shared/data)\n"
     "  --damp P           GPTQ's percdamp (default 0.01)\n"
     "  --act-order        GPTQ in decreasing diag(H) order\n"
+    "  --eval             afterwards, the NLL of the model and of what was written on the\n"
+    "                     study's test windows for this model, both one block at a time\n"
     "  --threads N        worker threads, BLAS included (default: LOWBIT_THREADS, else all cores)\n";
 
 enum class Format { gguf, gptq };
@@ -109,6 +113,7 @@ struct Options {
   std::vector<double> lrs = {1e-4, 1e-3};  ///< QAFT: the study's grid
   long epochs = 1;
   int threads = 0;  ///< 0: all cores
+  bool eval = false;  ///< --eval: the test NLL of the model and of the output, block by block
   std::vector<std::string> scheme_for;  ///< GGUF mixture: PATTERN=TYPE
   lowbit::GptqOptions gptq;
 };
@@ -192,6 +197,8 @@ Options parse(const std::vector<std::string>& args) {
       o.epochs = lowbit::study::detail::parse_positive(f, value());
     } else if (f == "--act-order") {
       o.gptq.act_order = true;
+    } else if (f == "--eval") {
+      o.eval = true;
     } else {
       bad(f, "is not an option (see --help)");
     }
@@ -291,6 +298,31 @@ std::pair<std::unique_ptr<lowbit::nn::Transformer>, Encoded> best_qaft(const Opt
   return {std::move(best), std::move(best_encoded)};
 }
 
+using ProgressFn = std::function<void(std::size_t, std::size_t)>;
+
+/// --eval: the test windows' NLL of the model and of the file just written, both
+/// evaluated one block at a time (nn/evaluate_blockwise.hpp; the written GGUF's or
+/// GPTQ checkpoint's tensors are decoded as each block is read), so the check costs
+/// no more memory than the quantization did.
+void evaluate_output(const Options& o, const lowbit::study::StudyData& data,
+                     const std::function<ProgressFn(std::string)>& tracker) {
+  const auto nll = [&](lowbit::nn::Checkpoint ck, const std::string& what) {
+    lowbit::nn::Transformer m =
+        lowbit::nn::Transformer::streaming(std::make_shared<const lowbit::nn::Checkpoint>(std::move(ck)));
+    lowbit::nn::BlockwiseEvalOptions eo;
+    eo.progress = tracker("lowbit-quantize: evaluating " + what);
+    return lowbit::nn::evaluate_blockwise(m, data.test, eo);
+  };
+  const auto model = nll(lowbit::nn::load_checkpoint(o.model), "the model");
+  const auto written = nll(o.format == Format::gguf ? lowbit::nn::load_checkpoint(o.out)
+                                                    : lowbit::nn::open_gptq_checkpoint(o.out),
+                           o.out.filename().string());
+  std::fprintf(stderr, "lowbit-quantize: test NLL over %jd tokens (%zu windows): model %.5f, %s %.5f (%+.5f)\n",
+               static_cast<std::intmax_t>(model.tally.tokens()), data.test.size(), model.tally.mean_nll(),
+               o.out.filename().string().c_str(), written.tally.mean_nll(),
+               written.tally.mean_nll() - model.tally.mean_nll());
+}
+
 /// "pd-1m" for models/pd-1m/, "stories260K" for stories260K.bin.
 /// The block-by-block run's timing line (and where a resumed run's blocks came from).
 void print_report(const lowbit::nn::BlockwiseReport& report, int layers, const fs::path& work_dir) {
@@ -336,7 +368,7 @@ int main(int argc, char** argv) {
     }
     ck = lowbit::nn::load_checkpoint(o.model);
     if (o.format == Format::gguf) vocab = vocab_of(o.model, ck.config, o.data);
-    if (o.method != lowbit::nn::BlockMethod::rtn) {
+    if (o.method != lowbit::nn::BlockMethod::rtn || o.eval) {
       lowbit::study::StudyOptions so;
       so.calib = o.calib;
       so.seq_len = o.seq_len;
@@ -367,6 +399,20 @@ int main(int argc, char** argv) {
         };
       };
       const auto progress = tracker(what, "layers");
+      // --eval once the output is written: an interruption here leaves the output.
+      const auto evaluate = [&] {
+        if (bar) bar->finish();
+        bar.reset();
+        if (!o.eval) return lowbit::cli::exit_ok;
+        try {
+          evaluate_output(o, data, [&](std::string label) -> ProgressFn { return tracker(label, "blocks"); });
+        } catch (const Interrupted&) {
+          std::fprintf(stderr, "\nlowbit-quantize: evaluation interrupted; %s is written\n", o.out.string().c_str());
+          return lowbit::cli::exit_interrupted;
+        }
+        if (bar) bar->finish();
+        return lowbit::cli::exit_ok;
+      };
       // QAFT at one learning rate: the study's settings, a bar over the optimizer steps.
       const auto qaft_train = [&](lowbit::nn::Transformer& m, double lr, const auto& train) {
         lowbit::study::QaftOptions q;
@@ -389,6 +435,7 @@ int main(int argc, char** argv) {
       };
       lowbit::nn::GptqWriteOptions wo;
       wo.model_name_or_path = model_name(o.model);
+      if (fs::is_directory(o.model)) wo.tokenizer_from = o.model;
       const auto kept_float = [](const std::vector<std::string>& names) {
         for (const auto& name : names)
           std::fprintf(stderr, "lowbit-quantize: %s: a dimension is not a multiple of 32 (QuantLinear's packing); "
@@ -403,7 +450,7 @@ int main(int argc, char** argv) {
         kept_float(r.kept_float);
         std::fprintf(stderr, "lowbit-quantize: wrote the GPTQ checkpoint %s (%zu quantized layers)\n",
                      o.out.string().c_str(), r.quantized_layers);
-        return lowbit::cli::exit_ok;
+        return evaluate();
       }
       if (o.format == Format::gptq) {
         lowbit::nn::GptqExport ex;
@@ -422,7 +469,7 @@ int main(int argc, char** argv) {
         lowbit::nn::write_gptq_checkpoint(o.out, *model, ex, wo);
         std::fprintf(stderr, "lowbit-quantize: wrote the GPTQ checkpoint %s (%zu quantized layers)\n",
                      o.out.string().c_str(), ex.layers.size());
-        return lowbit::cli::exit_ok;
+        return evaluate();
       }
       const lowbit::nn::BlockPlan plan = plan_of(o, &ck.config);
       if (!qaft) {  // block by block: one block widened at a time, resumable
@@ -434,7 +481,7 @@ int main(int argc, char** argv) {
         print_report(report, shared->config.layers, work_dir_of(o.out));
         std::fprintf(stderr, "lowbit-quantize: wrote %s (%ju bytes)\n", o.out.string().c_str(),
                      static_cast<std::uintmax_t>(fs::file_size(o.out)));
-        return lowbit::cli::exit_ok;
+        return evaluate();
       }
       std::map<std::string, lowbit::nn::EncodedTensor> encoded;
       {
@@ -452,6 +499,7 @@ int main(int argc, char** argv) {
       lowbit::nn::write_gguf(o.out, *model, encoded, plan, &vocab, model_name(o.model));
       std::fprintf(stderr, "lowbit-quantize: wrote %s (%ju bytes)\n", o.out.string().c_str(),
                    static_cast<std::uintmax_t>(fs::file_size(o.out)));
+      return evaluate();
     } catch (const Interrupted&) {
       std::fprintf(stderr, "lowbit-quantize: interrupted; %s was not written\n", o.out.string().c_str());
       if (!blockwise_out.empty() && fs::exists(work_dir_of(blockwise_out)))

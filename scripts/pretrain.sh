@@ -16,9 +16,10 @@ RUN_NAMES=(pd-200k pd-1m pd-5m)
 declare -A RUN_FLAGS=(
   [pd-200k]="--layers 4 --dim 64 --heads 4 --context 128 --batch 16 --steps 3000 --lr 3e-3 --warmup 100 --seed 1"
   [pd-1m]="--layers 5 --dim 128 --heads 4 --context 128 --batch 16 --steps 3000 --lr 2e-3 --warmup 100 --seed 1"
-  [pd-5m]="--layers 6 --dim 256 --heads 8 --context 128 --batch 16 --steps 1500 --lr 1e-3 --warmup 100 --seed 1"
+  [pd-5m]="--layers 6 --dim 256 --heads 8 --context 128 --batch 16 --steps 4500 --lr 1e-3 --warmup 100 --seed 1"
 )
-COMMON="--eval-every 50 --val-tokens 16384 --threads 1 --dtype f16 --directions 3"
+# Threads do not enter the run key: a run may resume with another count (PRETRAIN_THREADS).
+COMMON="--eval-every 50 --val-tokens 16384 --threads ${PRETRAIN_THREADS:-1} --dtype f16 --directions 3"
 
 if [[ "${1:-}" == status ]]; then
   for name in "${RUN_NAMES[@]}"; do
@@ -40,7 +41,10 @@ mv "$RUNS/bin/lowbit_pretrain.new" "$RUNS/bin/lowbit_pretrain"
 for name in "${RUN_NAMES[@]}"; do
   dir="$RUNS/$name"
   mkdir -p "$dir"
-  if [[ -f "$PWD/models/$name/results.json" ]]; then
+  # Finished means exported by a run with these flags: pd-5m's first, compute-limited
+  # export (1,500 steps) stays committed until the longer run replaces it.
+  if [[ -f "$PWD/models/$name/results.json" ]] &&
+     grep -q -- "${RUN_FLAGS[$name]}" "$PWD/models/$name/command.txt" 2>/dev/null; then
     echo "$name: finished (models/$name/results.json exists; delete it to export again)"
     continue
   fi

@@ -70,7 +70,7 @@ const fs::path kMistral = fs::path(LOWBIT_FIXTURE_DIR) / "models" / "mistral_tin
 
 TEST_CASE("blockwise: a sharded BF16 checkpoint quantizes block by block to the in-memory path's GGUF, byte for byte") {
   const auto ck = std::make_shared<const nn::Checkpoint>(nn::load_checkpoint(kMistral));
-  REQUIRE(ck->files->shard_count() == 3);
+  REQUIRE(ck->files->file_count() == 3);
   const BlockwiseWindows w = blockwise_windows(ck->config.vocab, 6, 40);
   const fs::path dir = lowbit::test::temp_dir("blockwise_same");
   for (const char* type : {"q4_0", "q4_k"})

@@ -1,9 +1,11 @@
 // A GPTQ checkpoint block by block (nn/blockwise_gptq.hpp): the folder is the
 // in-memory path's (quantize_for_gptq_checkpoint + write_gptq_checkpoint) byte for
 // byte, for GPTQ and RTN, on a sharded BF16 checkpoint some of whose linears stay
-// float; an interrupted run resumes after its last finished block.
+// float; an interrupted run resumes after its last finished block; the folder
+// carries the model's tokenizer files and streams back (open_gptq_checkpoint).
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <span>
@@ -13,6 +15,8 @@
 #include "lowbit/io/file.hpp"
 #include "lowbit/nn/blockwise_gptq.hpp"
 #include "lowbit/nn/checkpoint.hpp"
+#include "lowbit/nn/evaluate.hpp"
+#include "lowbit/nn/evaluate_blockwise.hpp"
 #include "../support/temp_dir.hpp"
 
 namespace {
@@ -102,5 +106,45 @@ TEST_CASE("blockwise: an interrupted GPTQ checkpoint resumes after its last fini
   CHECK(r.report.resumed_blocks == 1);
   CHECK(r.report.quantized_blocks == ck->config.layers - 1);
   bg_same_folder(dir / "a", dir / "b");
+  bg_fs::remove_all(dir);
+}
+
+TEST_CASE("blockwise: a GPTQ checkpoint carries the model's tokenizer files and streams back to its NLL") {
+  // A copy of the fixture with tokenizer files beside it (their bytes are copied, not read).
+  const bg_fs::path dir = lowbit::test::temp_dir("blockwise_gptq_tokenizer");
+  const bg_fs::path model = dir / "model";
+  bg_fs::create_directories(model);
+  for (const auto& e : bg_fs::directory_iterator(kBgMistral)) bg_fs::copy_file(e.path(), model / e.path().filename());
+  lowbit::io::write_file_atomic(model / "tokenizer.json", "{\"model\": {\"type\": \"BPE\"}}\n");
+  lowbit::io::write_file_atomic(model / "tokenizer_config.json", "{\"bos_token\": \"<s>\"}\n");
+  const auto ck = std::make_shared<const bg_nn::Checkpoint>(bg_nn::load_checkpoint(model));
+  const auto ids = bg_windows(ck->config.vocab);
+  const std::vector<std::span<const int>> spans(ids.begin(), ids.end());
+  bg_nn::GptqWriteOptions wo;
+  wo.tokenizer_from = model;
+  bg_nn::BlockwiseOptions o;
+  o.method = bg_nn::BlockMethod::gptq;
+  (void)bg_nn::quantize_gptq_checkpoint_blockwise(ck, lowbit::QuantSpec::parse("int4:g32:gptq:f16"), spans,
+                                                  dir / "out", wo, o);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
+    CAPTURE(f);
+    CHECK(lowbit::io::read_file(dir / "out" / f) == lowbit::io::read_file(model / f));
+  }
+  CHECK_FALSE(bg_fs::exists(dir / "out" / "special_tokens_map.json"));  // only what the model has
+
+  // Read back lazily (each packed layer dequantized when its block is loaded) and in
+  // memory: the same weights, the same NLL.
+  const auto lazy = std::make_shared<const bg_nn::Checkpoint>(bg_nn::open_gptq_checkpoint(dir / "out"));
+  const bg_nn::Checkpoint eager = bg_nn::load_gptq_checkpoint(dir / "out");
+  REQUIRE(lazy->names() == eager.names());
+  for (const std::string& n : eager.names()) {
+    CAPTURE(n);
+    CHECK(lazy->get(n).values == eager.weights.at(n).values);
+  }
+  bg_nn::Transformer streaming = bg_nn::Transformer::streaming(lazy);
+  const auto want = bg_nn::evaluate(bg_nn::Transformer(eager), spans);
+  const auto got = bg_nn::evaluate_blockwise(streaming, spans).tally;
+  CHECK(got.tokens() == want.tokens());
+  CHECK(std::abs(got.mean_nll() - want.mean_nll()) <= 2e-6 * want.mean_nll());
   bg_fs::remove_all(dir);
 }

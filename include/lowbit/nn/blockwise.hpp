@@ -223,11 +223,7 @@ inline BlockwiseReport run_blocks(Transformer& model, const std::vector<std::spa
   // The calibration windows' embeddings: only the embedding tables are loaded for it.
   std::optional<BlockCalibration> cal;
   if (calibrated) {
-    std::vector<autograd::Parameter*> tables;
-    for (autograd::Parameter* p : model.outside_parameters())
-      if (p->name().ends_with("wte.weight") || p->name().ends_with("wpe.weight") ||
-          p->name().ends_with("embed_tokens.weight"))
-        tables.push_back(p);
+    const std::vector<autograd::Parameter*> tables = model.embedding_parameters();
     model.load(tables);
     CalibrationOptions co;
     co.order = o.method == BlockMethod::gptq ? CalibrationOrder::sequential : CalibrationOrder::parallel;

@@ -190,6 +190,15 @@ class BlockCalibration {
     }
   }
 
+  /// The chunks the windows were grouped into (equal lengths, at most `batch` each):
+  /// chunk c's windows as indices into the caller's windows, their length, and their
+  /// saved residual stream [batch, seq, dim] row-major — after the last block, the
+  /// model's output before its final norm (what an evaluator passes to Transformer::head).
+  [[nodiscard]] std::size_t chunk_count() const { return chunks_.size(); }
+  [[nodiscard]] const std::vector<std::size_t>& chunk_windows(std::size_t c) const { return chunks_.at(c).windows; }
+  [[nodiscard]] Index chunk_seq(std::size_t c) const { return chunks_.at(c).seq; }
+  [[nodiscard]] std::span<const float> residual(std::size_t c) const { return saved_.at(c).x; }
+
   /// The number of windows' tokens the state holds (for progress and memory notes).
   [[nodiscard]] Index tokens() const {
     Index n = 0;

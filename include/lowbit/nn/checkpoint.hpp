@@ -1,5 +1,5 @@
-// Loading a model's weights from Hugging Face safetensors (GPT-2, Llama) or a
-// llama2.c checkpoint into one name → tensor map in lowbit's canonical layout.
+// Loading a model's weights from Hugging Face safetensors (GPT-2, Llama), a GGUF file
+// or a llama2.c checkpoint into one name → tensor map in lowbit's canonical layout.
 //
 // Canonical layout: every linear weight is [out_features, in_features] (nn.Linear).
 // GPT-2's Conv1D weights are stored [in, out] in HF files and are transposed here;
@@ -21,8 +21,10 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/io/llama2c.hpp"
 #include "lowbit/io/safetensors.hpp"
+#include "lowbit/io/gguf.hpp"
 #include "lowbit/io/safetensors_shards.hpp"
 #include "lowbit/nn/config.hpp"
+#include "lowbit/nn/gguf_names.hpp"
 
 namespace lowbit::nn {
 
@@ -52,16 +54,74 @@ inline Weight transposed(const Weight& w) {
 
 }  // namespace detail
 
+/// Tensors that stay in their (memory-mapped) files until asked for: shapes without
+/// reading any values, values widened to fp32 one tensor at a time.
+class TensorFiles {
+ public:
+  virtual ~TensorFiles() = default;
+  [[nodiscard]] virtual std::vector<std::string> names() const = 0;
+  /// The shape as stored, outermost dimension first.
+  [[nodiscard]] virtual std::vector<std::int64_t> shape(const std::string& stored) const = 0;
+  [[nodiscard]] virtual std::vector<float> to_float(const std::string& stored) const = 0;
+  [[nodiscard]] virtual std::string source() const = 0;
+  [[nodiscard]] virtual std::size_t file_count() const = 0;
+  /// The stored tensor is a GPT-2 Conv1D weight kept as [in, out] (Hugging Face's
+  /// files), which Checkpoint::get transposes into lowbit's [out, in].
+  [[nodiscard]] virtual bool conv1d_stored(const std::string& /*stored*/) const { return false; }
+};
+
+/// safetensors, one file or shards (F32, F16, BF16 stay in the stored type); `gpt2`:
+/// a GPT-2 folder, whose Conv1D weights are stored [in, out].
+class SafetensorsFiles final : public TensorFiles {
+ public:
+  SafetensorsFiles(io::SafetensorsShards shards, bool gpt2) : shards_(std::move(shards)), gpt2_(gpt2) {}
+  std::vector<std::string> names() const override { return shards_.names(); }
+  std::vector<std::int64_t> shape(const std::string& stored) const override { return shards_.info(stored).shape; }
+  std::vector<float> to_float(const std::string& stored) const override { return shards_.to_float(stored); }
+  std::string source() const override { return shards_.source(); }
+  std::size_t file_count() const override { return shards_.shard_count(); }
+  bool conv1d_stored(const std::string& stored) const override { return gpt2_ && detail::is_conv1d_weight(stored); }
+
+ private:
+  io::SafetensorsShards shards_;
+  bool gpt2_ = false;
+};
+
+/// A GGUF file: any tensor type lowbit decodes (F32, F16, BF16 and llama.cpp's block
+/// formats) is dequantized when asked for, so a quantized model streams as well.
+class GgufFiles final : public TensorFiles {
+ public:
+  explicit GgufFiles(io::GgufFile file, std::string source) : file_(std::move(file)), source_(std::move(source)) {}
+  std::vector<std::string> names() const override {
+    std::vector<std::string> out;
+    for (const auto& t : file_.tensors()) out.push_back(t.name);
+    return out;
+  }
+  std::vector<std::int64_t> shape(const std::string& stored) const override {
+    const io::GgufTensorInfo& t = file_.tensor(stored);
+    return {t.ne.rbegin(), t.ne.rend()};  // ne lists the innermost dimension first
+  }
+  std::vector<float> to_float(const std::string& stored) const override { return file_.to_float(stored); }
+  std::string source() const override { return source_; }
+  std::size_t file_count() const override { return 1; }
+  [[nodiscard]] const io::GgufFile& file() const { return file_; }
+
+ private:
+  io::GgufFile file_;
+  std::string source_;
+};
+
 /// A model's config and its tensors by canonical name. Tensors of a Hugging Face
 /// folder stay in their (memory-mapped) files in the stored type and are widened —
 /// GPT-2's Conv1D weights transposed — one at a time, when get() asks for them;
-/// tensors read otherwise (llama2.c, GGUF, built in code) are held in `weights`.
+/// so do a GGUF file's (open_gguf), dequantized when asked for; tensors read otherwise
+/// (llama2.c, load_gguf, built in code) are held in `weights`.
 struct Checkpoint {
   TransformerConfig config;
   std::map<std::string, Weight> weights;  ///< tensors held in memory, by canonical name
   std::string source;                     ///< file or folder, for messages
   /// Tensors still in their files: canonical name → stored name.
-  std::shared_ptr<const io::SafetensorsShards> files;
+  std::shared_ptr<const TensorFiles> files;
   std::map<std::string, std::string> stored;
 
   /// Every tensor's canonical name, sorted.
@@ -80,7 +140,7 @@ struct Checkpoint {
     if (const auto it = weights.find(name); it != weights.end()) return it->second.shape;
     const auto it = stored.find(name);
     if (it == stored.end()) lowbit::detail::fail("checkpoint '", source, "' has no tensor '", name, "'");
-    std::vector<std::int64_t> s = files->info(it->second).shape;
+    std::vector<std::int64_t> s = files->shape(it->second);
     if (transposed_in_file(name)) std::reverse(s.begin(), s.end());
     return s;
   }
@@ -90,7 +150,7 @@ struct Checkpoint {
     if (const auto it = weights.find(name); it != weights.end()) return it->second;
     const auto it = stored.find(name);
     if (it == stored.end()) lowbit::detail::fail("checkpoint '", source, "' has no tensor '", name, "'");
-    Weight w{files->info(it->second).shape, files->to_float(it->second)};
+    Weight w{files->shape(it->second), files->to_float(it->second)};
     if (transposed_in_file(name)) {
       lowbit::detail::check(w.shape.size() == 2, "checkpoint '", source, "': Conv1D weight '", name, "' is not 2-D");
       w = detail::transposed(w);
@@ -117,7 +177,9 @@ struct Checkpoint {
 
  private:
   [[nodiscard]] bool transposed_in_file(const std::string& name) const {
-    return config.arch == Architecture::gpt2 && !weights.count(name) && detail::is_conv1d_weight(name);
+    if (weights.count(name)) return false;
+    const auto it = stored.find(name);
+    return it != stored.end() && files->conv1d_stored(it->second);
   }
 };
 
@@ -131,11 +193,12 @@ inline Checkpoint load_hf_checkpoint(const std::filesystem::path& dir) {
   if (cfg.is_object())
     if (const io::Json* q = cfg.find("quantization_config"); q && !q->is_null())
       lowbit::detail::fail("model folder '", dir.string(), "' is a quantized checkpoint (config.json has a "
-                           "quantization_config): read a GPTQ checkpoint with nn::load_gptq_checkpoint "
-                           "(lowbit/nn/gptq_export.hpp)");
+                           "quantization_config): read a GPTQ checkpoint with nn::load_gptq_checkpoint, "
+                           "or nn::open_gptq_checkpoint to stream it (lowbit/nn/gptq_export.hpp)");
   Checkpoint ck;
   ck.config = config_from_hf_json(cfg, cfg_path.string());
-  ck.files = std::make_shared<const io::SafetensorsShards>(io::SafetensorsShards::open_folder(dir));
+  ck.files = std::make_shared<const SafetensorsFiles>(io::SafetensorsShards::open_folder(dir),
+                                                      ck.config.arch == Architecture::gpt2);
   ck.source = ck.files->source();
   for (const std::string& stored : ck.files->names()) {
     std::string name = stored;
@@ -163,12 +226,67 @@ inline Checkpoint load_llama2c_checkpoint(const std::filesystem::path& path) {
   return ck;
 }
 
-/// A folder with config.json (Hugging Face) or a llama2.c .bin file.
+/// A GGUF of arch `llama` or `gpt2` (lowbit's names and layout; a Llama is
+/// RopeStyle::interleaved), its tensors left in the memory-mapped file and decoded
+/// one at a time when asked for — F32, F16, BF16 or any block type lowbit decodes.
+inline Checkpoint open_gguf(const std::filesystem::path& path) {
+  auto files = std::make_shared<const GgufFiles>(io::GgufFile::open(path), path.string());
+  const io::GgufFile& f = files->file();
+  const GgufArch* arch = &gguf_file_arch(f, path);
+  const std::string a(arch->name);
+  const auto get = [&](const char* key) { return static_cast<int>(f.integer(a + "." + key, 1, 1 << 24)); };
+  const auto real = [&](const char* key, float fallback) {
+    const io::GgufValue* v = f.find(a + "." + key);
+    if (v == nullptr) return fallback;
+    lowbit::detail::check(v->type == io::GgufType::f32, "GGUF file '", path.string(), "': metadata '", a, ".", key,
+                          "' must be f32");
+    return static_cast<float>(v->f);
+  };
+  Checkpoint ck;
+  ck.source = path.string();
+  TransformerConfig& c = ck.config;
+  c.arch = arch->arch;
+  c.dim = get("embedding_length");
+  c.hidden = get("feed_forward_length");
+  c.layers = get("block_count");
+  c.heads = get("attention.head_count");
+  c.kv_heads = f.find(a + ".attention.head_count_kv") ? get("attention.head_count_kv") : c.heads;
+  c.context = get("context_length");
+  if (c.arch == Architecture::gpt2) {
+    lowbit::detail::check(c.kv_heads == c.heads, "GGUF file '", path.string(), "': gpt2.attention.head_count_kv ",
+                          c.kv_heads, " differs from the head count ", c.heads, " (GPT-2 has no grouped-query attention)");
+    c.norm_eps = real("attention.layer_norm_epsilon", 1e-5f);
+  } else {
+    c.norm_eps = real("attention.layer_norm_rms_epsilon", 1e-5f);
+    c.rope_theta = real("rope.freq_base", 10000.0f);
+    c.rope_style = autograd::RopeStyle::interleaved;
+    if (f.find("llama.rope.dimension_count") != nullptr && c.heads > 0 && c.dim % c.heads == 0)
+      lowbit::detail::check(get("rope.dimension_count") == c.dim / c.heads, "GGUF file '", path.string(),
+                            "': llama.rope.dimension_count must equal the head size ", c.dim / c.heads,
+                            " (partial RoPE is not supported)");
+  }
+  const io::GgufTensorInfo& embed = f.tensor("token_embd.weight");
+  c.vocab = static_cast<int>(std::min<std::uint64_t>(embed.rows(), 1 << 24));
+  c.tied_head = f.find_tensor("output.weight") == nullptr;
+  c.validate(ck.source);
+  for (const auto& t : f.tensors()) {
+    const auto name = lowbit_name_of(c.arch, t.name);
+    lowbit::detail::check(name.has_value(), "GGUF file '", path.string(), "': tensor '", t.name,
+                          "' is not part of a ", a, " model lowbit knows");
+    ck.stored.emplace(*name, t.name);
+  }
+  ck.files = std::move(files);
+  return ck;
+}
+
+/// A folder with config.json (Hugging Face), a .gguf file (open_gguf) or a llama2.c
+/// .bin file.
 inline Checkpoint load_checkpoint(const std::filesystem::path& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) return load_hf_checkpoint(path);
   lowbit::detail::check(std::filesystem::exists(path, ec), "model '", path.string(), "' does not exist");
   if (path.extension() == ".safetensors") return load_hf_checkpoint(path.parent_path());
+  if (path.extension() == ".gguf") return open_gguf(path);
   return load_llama2c_checkpoint(path);
 }
 

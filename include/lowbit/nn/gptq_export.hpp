@@ -11,6 +11,7 @@
 // modules_in_block_to_quantize, which transformers / optimum honour.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -62,7 +63,16 @@ struct GptqExport {
 struct GptqWriteOptions {
   SaveDType dtype = SaveDType::f16;  ///< embeddings, norms, biases and float-kept linears
   std::string model_name_or_path;    ///< quantize_config's field (empty: null)
+  /// A model folder whose tokenizer files (gptq_tokenizer_files) go beside the
+  /// weights, so that transformers loads the checkpoint with its tokenizer (empty: none).
+  std::filesystem::path tokenizer_from;
 };
+
+/// The files a Hugging Face folder's tokenizer and generation settings live in, and
+/// lowbit's compact vocabulary (pd-* models), copied as they are when present.
+inline constexpr std::array<const char*, 9> gptq_tokenizer_files{
+    "tokenizer.json",     "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",     "vocab.json",
+    "merges.txt",         "added_tokens.json",     "generation_config.json",  "compact_vocab.json"};
 
 namespace gptq_export_detail {
 
@@ -232,6 +242,10 @@ inline void write_files(const std::filesystem::path& dir, const TransformerConfi
   lowbit::detail::check(std::filesystem::is_directory(dir), "GPTQ checkpoint: cannot create the output folder '",
                         dir.string(), "'", ec ? ": " + ec.message() : std::string());
   weights.write(dir / "model.safetensors");
+  if (!options.tokenizer_from.empty())
+    for (const char* name : gptq_tokenizer_files)
+      if (std::filesystem::is_regular_file(options.tokenizer_from / name))
+        io::write_file_atomic(dir / name, io::read_file(options.tokenizer_from / name));
   io::write_file_atomic(dir / "quantize_config.json", qc.to_json().dump() + "\n");
   io::write_file_atomic(dir / "config.json", cfg.dump() + "\n");
 }
@@ -360,61 +374,102 @@ inline io::GptqQuantizeConfig read_gptq_quantize_config(const std::filesystem::p
   return q;
 }
 
-/// A GPTQ checkpoint folder (checkpoint_format "gptq") as float weights: every
-/// NAME.qweight / qzeros / scales / g_idx dequantized to NAME.weight [out, in], every
-/// other tensor read as load_hf_checkpoint reads it (GPT-2's float Conv1D weights
-/// transposed, names given their "transformer." prefix). The q/k rows stay in
-/// Hugging Face's order, with the config saying rotate_half, as for any HF folder.
-inline Checkpoint load_gptq_checkpoint(const std::filesystem::path& dir) {
-  using lowbit::detail::check;
+/// A GPTQ checkpoint's model.safetensors as lazily widened tensors: each module's
+/// qweight / qzeros / scales / g_idx is one stored tensor MODULE.weight [out, in],
+/// dequantized when asked for; every other tensor is read as stored.
+class GptqFiles final : public TensorFiles {
+ public:
+  GptqFiles(const std::filesystem::path& st_path, int bits, Index group_size, bool gpt2)
+      : file_(io::SafetensorsFile::open(st_path)), bits_(bits), group_size_(group_size), gpt2_(gpt2) {
+    using lowbit::detail::check;
+    for (const auto& info : file_.tensors())
+      if (info.name.ends_with(".qweight")) packed_.insert(info.name.substr(0, info.name.size() - 8));
+    for (const auto& info : file_.tensors()) {
+      const std::string& name = info.name;
+      bool part = false;
+      for (const char* suffix : {".qweight", ".qzeros", ".scales", ".g_idx"})
+        if (name.ends_with(suffix)) {
+          const std::string module = name.substr(0, name.size() - std::string_view(suffix).size());
+          check(packed_.count(module), "GPTQ checkpoint '", file_.path(), "': tensor '", name, "' has no '", module,
+                ".qweight' beside it");
+          part = true;
+        }
+      if (!part) names_.push_back(name);
+    }
+    for (const std::string& module : packed_) names_.push_back(module + ".weight");
+  }
+  std::vector<std::string> names() const override { return names_; }
+  std::vector<std::int64_t> shape(const std::string& stored) const override {
+    if (const std::string m = module_of(stored); !m.empty()) {
+      const auto& q = file_.info(m + ".qweight").shape;  // [in·bits/32, out]
+      lowbit::detail::check(q.size() == 2, "GPTQ checkpoint '", file_.path(), "': '", m, ".qweight' is not 2-D");
+      return {q[1], q[0] * 32 / bits_};
+    }
+    return file_.info(stored).shape;
+  }
+  std::vector<float> to_float(const std::string& stored) const override {
+    if (const std::string m = module_of(stored); !m.empty())
+      return io::dequantize_gptq_linear(io::read_gptq_linear(file_, m, bits_, group_size_));
+    return file_.to_float(stored);
+  }
+  std::string source() const override { return file_.path(); }
+  std::size_t file_count() const override { return 1; }
+  bool conv1d_stored(const std::string& stored) const override {
+    return gpt2_ && module_of(stored).empty() && detail::is_conv1d_weight(stored);
+  }
+
+ private:
+  /// The packed module `stored` names (MODULE.weight), or empty.
+  [[nodiscard]] std::string module_of(const std::string& stored) const {
+    if (!stored.ends_with(".weight")) return {};
+    std::string m = stored.substr(0, stored.size() - 7);
+    return packed_.count(m) ? m : std::string{};
+  }
+
+  io::SafetensorsFile file_;
+  int bits_ = 0;
+  Index group_size_ = 0;
+  bool gpt2_ = false;
+  std::set<std::string> packed_;
+  std::vector<std::string> names_;
+};
+
+/// A GPTQ checkpoint folder (checkpoint_format "gptq") with its tensors left in the
+/// memory-mapped model.safetensors: each NAME.qweight / qzeros / scales / g_idx
+/// becomes NAME.weight [out, in], dequantized when asked for, every other tensor
+/// is read as load_hf_checkpoint reads it (GPT-2's float Conv1D weights transposed,
+/// names given their "transformer." prefix). The q/k rows stay in Hugging Face's
+/// order, with the config saying rotate_half, as for any HF folder. A streaming
+/// Transformer over it evaluates a quantized model block by block.
+inline Checkpoint open_gptq_checkpoint(const std::filesystem::path& dir) {
   const io::GptqQuantizeConfig q = read_gptq_quantize_config(dir);
   const auto st_path = dir / "model.safetensors";
-  check(std::filesystem::exists(st_path), "GPTQ checkpoint '", dir.string(),
-        "' has no model.safetensors (sharded checkpoints are not supported)");
+  lowbit::detail::check(std::filesystem::exists(st_path), "GPTQ checkpoint '", dir.string(),
+                        "' has no model.safetensors (sharded checkpoints are not supported)");
   Checkpoint ck;
   ck.config = config_from_hf_file(dir / "config.json");
   ck.source = st_path.string();
-  const io::SafetensorsFile file = io::SafetensorsFile::open(st_path);
   const bool gpt2 = ck.config.arch == Architecture::gpt2;
-  const auto canonical = [&](std::string name) {
+  auto files = std::make_shared<const GptqFiles>(st_path, q.bits, q.group_size, gpt2);
+  for (const std::string& stored : files->names()) {
+    std::string name = stored;
     if (gpt2 && name.rfind("transformer.", 0) != 0 && name.rfind("lm_head.", 0) != 0) name = "transformer." + name;
-    return name;
-  };
-  const auto add = [&](const std::string& name, Weight w) {
-    check(ck.weights.emplace(name, std::move(w)).second, "GPTQ checkpoint '", ck.source, "': tensor '", name,
-          "' appears twice");
-  };
-  std::set<std::string> packed;  // module names with a qweight
-  for (const auto& info : file.tensors())
-    if (info.name.ends_with(".qweight")) packed.insert(info.name.substr(0, info.name.size() - 8));
-  const auto part_of_packed = [&](const std::string& name) {
-    for (const char* suffix : {".qweight", ".qzeros", ".scales", ".g_idx"})
-      if (name.ends_with(suffix)) {
-        const std::string module = name.substr(0, name.size() - std::string_view(suffix).size());
-        check(packed.count(module), "GPTQ checkpoint '", ck.source, "': tensor '", name, "' has no '", module,
-              ".qweight' beside it");
-        return true;
-      }
-    return false;
-  };
-  for (const auto& info : file.tensors()) (void)part_of_packed(info.name);  // strays first: they explain the rest
-  for (const std::string& module : packed) {
-    const io::GptqLinear l = io::read_gptq_linear(file, module, q.bits, q.group_size);
-    add(canonical(module + ".weight"), Weight{{l.out, l.in}, io::dequantize_gptq_linear(l)});
-  }
-  for (const auto& info : file.tensors()) {
-    const std::string& name = info.name;
-    if (part_of_packed(name)) continue;
-    const std::string cname = canonical(name);
-    if (gpt2 && (cname.find(".attn.bias") != std::string::npos || cname.find(".attn.masked_bias") != std::string::npos))
+    if (gpt2 && (name.find(".attn.bias") != std::string::npos || name.find(".attn.masked_bias") != std::string::npos))
       continue;  // causal-mask buffers some versions save
-    Weight w{info.shape, file.to_float(name)};
-    if (gpt2 && detail::is_conv1d_weight(cname)) {
-      check(w.shape.size() == 2, "GPTQ checkpoint '", ck.source, "': Conv1D weight '", cname, "' is not 2-D");
-      w = detail::transposed(w);
-    }
-    add(cname, std::move(w));
+    lowbit::detail::check(ck.stored.emplace(name, stored).second, "GPTQ checkpoint '", ck.source, "': tensor '", name,
+                          "' appears twice");
   }
+  ck.files = std::move(files);
+  return ck;
+}
+
+/// A GPTQ checkpoint folder as float weights held in memory (open_gptq_checkpoint,
+/// every tensor widened).
+inline Checkpoint load_gptq_checkpoint(const std::filesystem::path& dir) {
+  Checkpoint ck = open_gptq_checkpoint(dir);
+  for (const std::string& name : ck.names()) ck.weights.emplace(name, ck.get(name));
+  ck.files.reset();
+  ck.stored.clear();
   return ck;
 }
 

@@ -94,6 +94,13 @@ class Transformer {
     for (; k < params_.size(); ++k) out.push_back(&params_[k]);
     return out;
   }
+  /// The tables embed() reads (token, and GPT-2's position embedding): what a
+  /// streaming model must load to embed, without its final norm and classifier.
+  [[nodiscard]] std::vector<Parameter*> embedding_parameters() {
+    std::vector<Parameter*> out{wte_};
+    if (wpe_) out.push_back(wpe_);
+    return out;
+  }
   /// Streaming: widens `ps` from the checkpoint (shape and finiteness checked).
   void load(const std::vector<Parameter*>& ps) {
     lowbit::detail::check(is_streaming(), "Transformer::load: not a streaming model");
