@@ -215,3 +215,54 @@ TEST_CASE("blas: cholesky_lower and invert_upper reproduce H and the identity; f
     for (Index i = 0; i <= j; ++i) finite = finite && std::isfinite(singular[static_cast<std::size_t>(i + j * n)]);
   CHECK_FALSE(finite);  // BLAS: info > 0; Eigen: the zero pivot's 1/0 spreads as inf/NaN
 }
+
+TEST_CASE("blas: blocked cholesky_lower and invert_upper above one factor block match a double reference; "
+          "their results do not depend on the thread count") {
+  // 700 = two 256-column blocks and a 188-column tail for the Cholesky; above two blocks,
+  // so the inverse takes its [A B; 0 C] split (A 350, C 350) with TRMM chunks and a tail.
+  const Index n = 700;
+  const auto x = blas_gaussian(n * n, 11);
+  std::vector<float> h(static_cast<std::size_t>(n * n), 0.0f);
+  lowbit::blas::syrk_lower<float>(n, n, 1.0f / float(n), x.data(), n, 0.0f, h.data(), n);
+  for (Index d = 0; d < n; ++d) h[static_cast<std::size_t>(d * n + d)] += 0.05f;
+  const int saved = lowbit::autograd::num_threads();
+  std::vector<std::vector<float>> ls, us;
+  for (const int threads : {1, 2, 3}) {
+    lowbit::autograd::set_num_threads(threads);
+    std::vector<float> l = h;
+    REQUIRE(lowbit::blas::cholesky_lower(n, l.data(), n));
+    std::vector<float> u(static_cast<std::size_t>(n * n), 0.0f);  // Lᵀ, upper
+    for (Index j = 0; j < n; ++j)
+      for (Index i = 0; i <= j; ++i) u[static_cast<std::size_t>(i + j * n)] = l[static_cast<std::size_t>(j + i * n)];
+    REQUIRE(lowbit::blas::invert_upper(n, u.data(), n));
+    ls.push_back(std::move(l));
+    us.push_back(std::move(u));
+  }
+  lowbit::autograd::set_num_threads(saved);
+  for (std::size_t t = 1; t < ls.size(); ++t) {
+    CAPTURE(t);
+    CHECK(std::memcmp(ls[0].data(), ls[t].data(), ls[0].size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(us[0].data(), us[t].data(), us[0].size() * sizeof(float)) == 0);
+  }
+  // L·Lᵀ = H on the lower triangle, and Lᵀ · (Lᵀ)⁻¹ = I, in double.
+  const auto& l = ls[0];
+  const auto& ui = us[0];
+  double worst_l = 0.0, worst_i = 0.0;
+  for (Index j = 0; j < n; j += 7)
+    for (Index i = j; i < n; ++i) {
+      double s = 0.0;
+      for (Index p = 0; p <= j; ++p) s += double(l[static_cast<std::size_t>(i + p * n)]) * l[static_cast<std::size_t>(j + p * n)];
+      worst_l = std::max(worst_l, std::abs(s - h[static_cast<std::size_t>(i + j * n)]));
+    }
+  for (Index j = 0; j < n; j += 7)
+    for (Index i = 0; i <= j; ++i) {
+      double s = 0.0;
+      for (Index p = i; p <= j; ++p) s += double(l[static_cast<std::size_t>(p + i * n)]) * ui[static_cast<std::size_t>(p + j * n)];
+      worst_i = std::max(worst_i, std::abs(s - (i == j ? 1.0 : 0.0)));
+    }
+  CHECK(worst_l < 1e-4);
+  CHECK(worst_i < 1e-4);
+  // Below the diagonal the inverse is not written: the input's zeros stay.
+  for (Index j = 0; j < n; j += 13)
+    for (Index i = j + 1; i < n; i += 5) CHECK(ui[static_cast<std::size_t>(i + j * n)] == 0.0f);
+}

@@ -93,3 +93,29 @@ TEST_CASE("gptq workspace: two threads on one solver get the serial results") {
   for (const auto& r : out_a) CHECK(identical(r, ref_a));
   for (const auto& r : out_b) CHECK(identical(r, ref_b));
 }
+
+TEST_CASE("gptq workspace: results do not depend on the thread count (row chunks, blocked factorizations)") {
+  // 300 rows: three 128-row chunks (the last 44); 768 columns: a blocked Cholesky and
+  // the split inverse. Dynamic groups, act-order, a block format and NF4 cover every
+  // per-row path of the column loop.
+  const Problem p = problem(300, 768, 41);
+  const int saved = autograd::num_threads();
+  for (const char* scheme : {"int4", "int4:g128:gptq", "int3:g64:asym", "q4_k", "nf4:g64"})
+    for (const bool act_order : {false, true}) {
+      CAPTURE(scheme);
+      CAPTURE(act_order);
+      GptqOptions o;
+      o.act_order = act_order;
+      const SpecGptq<> solver(QuantSpec::parse(scheme), o);
+      autograd::set_num_threads(1);
+      const SolveResult one = solver.quantize(ConstMatrixView(p.w), p.h);
+      for (const int threads : {2, 3}) {
+        CAPTURE(threads);
+        autograd::set_num_threads(threads);
+        const SolveResult many = solver.quantize(ConstMatrixView(p.w), p.h);
+        CHECK(identical(one, many));
+        CHECK(one.block_data == many.block_data);
+      }
+    }
+  autograd::set_num_threads(saved);
+}
