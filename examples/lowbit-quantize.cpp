@@ -28,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -97,6 +98,7 @@ constexpr const char* usage =
     "  --act-order        GPTQ in decreasing diag(H) order\n"
     "  --eval             afterwards, the NLL of the model and of what was written on the\n"
     "                     study's test windows for this model, both one block at a time\n"
+    "  --eval-windows N   --eval on the first N test windows only (a quick check)\n"
     "  --threads N        worker threads, BLAS included (default: LOWBIT_THREADS, else all cores)\n";
 
 enum class Format { gguf, gptq };
@@ -114,6 +116,7 @@ struct Options {
   long epochs = 1;
   int threads = 0;  ///< 0: all cores
   bool eval = false;  ///< --eval: the test NLL of the model and of the output, block by block
+  long eval_windows = 0;  ///< --eval-windows: the first N test windows (0: all)
   std::vector<std::string> scheme_for;  ///< GGUF mixture: PATTERN=TYPE
   lowbit::GptqOptions gptq;
 };
@@ -198,6 +201,9 @@ Options parse(const std::vector<std::string>& args) {
     } else if (f == "--act-order") {
       o.gptq.act_order = true;
     } else if (f == "--eval") {
+      o.eval = true;
+    } else if (f == "--eval-windows") {
+      o.eval_windows = integer_flag("--eval-windows", value(), 1);
       o.eval = true;
     } else {
       bad(f, "is not an option (see --help)");
@@ -306,19 +312,22 @@ using ProgressFn = std::function<void(std::size_t, std::size_t)>;
 /// no more memory than the quantization did.
 void evaluate_output(const Options& o, const lowbit::study::StudyData& data,
                      const std::function<ProgressFn(std::string)>& tracker) {
+  std::vector<std::span<const int>> windows = data.test;
+  if (o.eval_windows > 0 && static_cast<std::size_t>(o.eval_windows) < windows.size())
+    windows.resize(static_cast<std::size_t>(o.eval_windows));
   const auto nll = [&](lowbit::nn::Checkpoint ck, const std::string& what) {
     lowbit::nn::Transformer m =
         lowbit::nn::Transformer::streaming(std::make_shared<const lowbit::nn::Checkpoint>(std::move(ck)));
     lowbit::nn::BlockwiseEvalOptions eo;
     eo.progress = tracker("lowbit-quantize: evaluating " + what);
-    return lowbit::nn::evaluate_blockwise(m, data.test, eo);
+    return lowbit::nn::evaluate_blockwise(m, windows, eo);
   };
   const auto model = nll(lowbit::nn::load_checkpoint(o.model), "the model");
   const auto written = nll(o.format == Format::gguf ? lowbit::nn::load_checkpoint(o.out)
                                                     : lowbit::nn::open_gptq_checkpoint(o.out),
                            o.out.filename().string());
   std::fprintf(stderr, "lowbit-quantize: test NLL over %jd tokens (%zu windows): model %.5f, %s %.5f (%+.5f)\n",
-               static_cast<std::intmax_t>(model.tally.tokens()), data.test.size(), model.tally.mean_nll(),
+               static_cast<std::intmax_t>(model.tally.tokens()), windows.size(), model.tally.mean_nll(),
                o.out.filename().string().c_str(), written.tally.mean_nll(),
                written.tally.mean_nll() - model.tally.mean_nll());
 }

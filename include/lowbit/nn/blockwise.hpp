@@ -265,7 +265,9 @@ inline BlockwiseReport run_blocks(Transformer& model, const std::vector<std::spa
         solved();
       };
       if (calibrated) {
-        cal->quantize_block(b, [&](const LinearLayer& l, const Hessian& h) { encode(l, &h); });
+        // The last block's output feeds nothing: its final stage is not run.
+        cal->quantize_block(b, [&](const LinearLayer& l, const Hessian& h) { encode(l, &h); },
+                            b + 1 < model.config().layers);
       } else {
         for (const auto& l : layers)
           if (l.block == b) encode(l, nullptr);

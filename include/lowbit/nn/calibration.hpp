@@ -170,12 +170,15 @@ class BlockCalibration {
   }
 
   /// Block b: solve(layer, H) for each of its layers in registry order, with the
-  /// Hessian the order gives; afterwards the saved state is block b's output.
+  /// Hessian the order gives; afterwards the saved state is block b's output — or,
+  /// with `output = false` (the last block, when nothing reads its output), the
+  /// block's last stage is not run at all: for a Llama block that is the MLP's
+  /// down-projection GEMM over every calibration token.
   template <class Solve>
-  void quantize_block(int b, Solve&& solve) {
+  void quantize_block(int b, Solve&& solve, bool output = true) {
     run_block(b, [&](std::size_t first, std::size_t end, const Hessian& h) {
       for (std::size_t j = first; j < end; ++j) solve(model_.linear_layers()[j], h);
-    });
+    }, output);
   }
 
   /// Block b with its weights as they are (a block finished before): the saved state
@@ -241,7 +244,7 @@ class BlockCalibration {
 
   /// `solved(first, end, H)` for each stage's layers [first, end) of block b.
   template <class Solved>
-  void run_block(int b, Solved&& solved) {
+  void run_block(int b, Solved&& solved, bool output) {
     const auto& layers = model_.linear_layers();
     std::size_t i = 0;
     while (i < layers.size() && layers[i].block != b) ++i;
@@ -274,6 +277,7 @@ class BlockCalibration {
         }
         i = end;
       }
+      if (!output && stage + 1 == Transformer::block_stages) break;  // nothing reads this stage's result
       for (std::size_t c = 0; c < chunks_.size(); ++c) step(g, b, c, stage);
     }
     for (const Pending& p : pending) solved(p.first, p.end, p.h);

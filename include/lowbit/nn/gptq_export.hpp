@@ -113,9 +113,10 @@ inline GptqLayer rtn_layer(const LinearLayer& l, const QuantSpec& spec) {
   return out;
 }
 
-inline GptqLayer gptq_layer(const LinearLayer& l, const QuantSpec& spec, const GptqOptions& options, const Hessian& h) {
+inline GptqLayer gptq_layer(const LinearLayer& l, const QuantSpec& spec, GptqOptions options, const Hessian& h) {
   std::span<float> w = l.weight->values();
   const ConstMatrixView wv(w.data(), l.out_features(), l.in_features());
+  options.evaluate = false;  // the layer errors are not kept: skip their two GEMMs and an RTN pass
   SolveResult r = SpecGptq<>(spec, options).quantize(wv, h, l.name);
   lowbit::detail::check(r.info() == ::Eigen::Success, r.message);
   std::copy(r.weights.data(), r.weights.data() + r.weights.size(), w.begin());
