@@ -241,6 +241,12 @@ Options parse(const std::vector<std::string>& args) {
   }
   if (!fs::is_regular_file(o.model) && !fs::is_directory(o.model))
     bad("--model " + o.model.string(), "is neither a llama2.c .bin file nor a model folder");
+  // lowbit reads a GGUF's weights (nn::load_checkpoint), but not yet its tokenizer
+  // metadata, which calibration and the output's vocabulary need.
+  if (o.model.extension() == ".gguf")
+    bad("--model " + o.model.string(), "a GGUF model is not an input of lowbit-quantize yet (its vocabulary is "
+                                       "not carried over); give the Hugging Face folder or llama2.c checkpoint "
+                                       "it was made from");
   return o;
 }
 
