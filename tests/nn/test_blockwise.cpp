@@ -24,6 +24,7 @@
 #include "lowbit/nn/blockwise.hpp"
 #include "lowbit/nn/checkpoint.hpp"
 #include "../support/temp_dir.hpp"
+#include "../support/token_windows.hpp"
 
 namespace {
 
@@ -37,23 +38,9 @@ std::vector<std::uint8_t> file_bytes(const fs::path& p) {
 }
 
 /// Seeded calibration windows of token ids.
-struct BlockwiseWindows {
-  std::vector<std::vector<int>> ids;
-  std::vector<std::span<const int>> spans;
-};
+using BlockwiseWindows = lowbit::test::TokenWindows;
 BlockwiseWindows blockwise_windows(int vocab, int count, int len) {
-  BlockwiseWindows w;
-  std::uint64_t state = 12345;
-  for (int i = 0; i < count; ++i) {
-    std::vector<int> t;
-    for (int j = 0; j < len; ++j) {
-      state = state * 6364136223846793005ull + 1442695040888963407ull;
-      t.push_back(static_cast<int>((state >> 33) % static_cast<std::uint64_t>(vocab)));
-    }
-    w.ids.push_back(std::move(t));
-  }
-  for (const auto& t : w.ids) w.spans.emplace_back(t);
-  return w;
+  return lowbit::test::token_windows(vocab, count, len, 12345);
 }
 
 /// The in-memory path: the whole model widened, quantize_to_blocks, write_gguf.

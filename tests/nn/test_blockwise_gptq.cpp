@@ -18,6 +18,7 @@
 #include "lowbit/nn/evaluate.hpp"
 #include "lowbit/nn/evaluate_blockwise.hpp"
 #include "../support/temp_dir.hpp"
+#include "../support/token_windows.hpp"
 
 namespace {
 
@@ -26,16 +27,7 @@ namespace bg_nn = lowbit::nn;
 
 const bg_fs::path kBgMistral = bg_fs::path(LOWBIT_FIXTURE_DIR) / "models" / "mistral_tiny";
 
-std::vector<std::vector<int>> bg_windows(int vocab) {
-  std::vector<std::vector<int>> w(6);
-  std::uint64_t state = 777;
-  for (auto& t : w)
-    for (int j = 0; j < 40; ++j) {
-      state = state * 6364136223846793005ull + 1442695040888963407ull;
-      t.push_back(static_cast<int>((state >> 33) % static_cast<std::uint64_t>(vocab)));
-    }
-  return w;
-}
+std::vector<std::vector<int>> bg_windows(int vocab) { return lowbit::test::token_windows(vocab, 6, 40, 777).ids; }
 
 void bg_same_folder(const bg_fs::path& a, const bg_fs::path& b) {
   for (const char* f : {"model.safetensors", "config.json", "quantize_config.json"}) {

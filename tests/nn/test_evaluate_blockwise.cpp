@@ -18,33 +18,18 @@
 #include "lowbit/nn/evaluate_blockwise.hpp"
 #include "lowbit/nn/gguf_model.hpp"
 #include "../support/temp_dir.hpp"
+#include "../support/token_windows.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 namespace nn = lowbit::nn;
 
-struct EvalWindows {
-  std::vector<std::vector<int>> ids;
-  std::vector<std::span<const int>> spans;
-};
+using EvalWindows = lowbit::test::TokenWindows;
 
-/// Seeded windows of token ids; lengths vary (len, len − 3, …) so that chunks of
+/// Seeded windows whose lengths vary (len, len − 3, len − 6), so that chunks of
 /// several lengths are exercised.
-EvalWindows eval_windows(int vocab, int count, int len) {
-  EvalWindows w;
-  std::uint64_t state = 777;
-  for (int i = 0; i < count; ++i) {
-    std::vector<int> t;
-    for (int j = 0; j < len - 3 * (i % 3); ++j) {
-      state = state * 6364136223846793005ull + 1442695040888963407ull;
-      t.push_back(static_cast<int>((state >> 33) % static_cast<std::uint64_t>(vocab)));
-    }
-    w.ids.push_back(std::move(t));
-  }
-  for (const auto& t : w.ids) w.spans.emplace_back(t);
-  return w;
-}
+EvalWindows eval_windows(int vocab, int count, int len) { return lowbit::test::token_windows(vocab, count, len, 777, 3); }
 
 /// The two evaluations agree to float32 accumulation order (windows batched in one,
 /// one at a time in the other).

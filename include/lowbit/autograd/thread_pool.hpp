@@ -187,4 +187,16 @@ void parallel_for(Index n, Index grain, F&& f) {
   ThreadPool::instance().parallel_for(n, grain, std::forward<F>(f));
 }
 
+/// f(i0, i1) for each fixed chunk [i0, i1) of [0, n), `width` wide (the last one
+/// shorter), the chunks spread over the pool. The cut depends on n and width alone,
+/// so what each chunk computes does not depend on the thread count.
+template <class F>
+void parallel_chunks(Index n, Index width, F&& f) {
+  if (n <= 0) return;
+  const Index chunks = (n + width - 1) / width;
+  parallel_for(chunks, 1, [&](Index k0, Index k1, int) {
+    for (Index k = k0; k < k1; ++k) f(k * width, std::min(n, (k + 1) * width));
+  });
+}
+
 }  // namespace lowbit::autograd

@@ -332,20 +332,6 @@ inline void solve_right_lower_trans_here(Index m, Index n, const float* l, Index
 #endif
 }
 
-/// B[m×n] ← L⁻ᵀ·B (TRSM left, lower, transposed), L m×m lower, column-major, on the
-/// calling thread.
-inline void solve_left_lower_trans_here(Index m, Index n, const float* l, Index ldl, float* b, Index ldb) {
-#if defined(LOWBIT_HAS_BLAS)
-  use_one_blas_thread();
-  cblas_strsm(CblasColMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit, blas_int(m, "m"), blas_int(n, "n"),
-              1.0f, l, blas_int(ldl, "ldl"), b, blas_int(ldb, "ldb"));
-#else
-  const ::Eigen::Map<const eigen::ColMat<float>, 0, ::Eigen::OuterStride<>> lm(l, m, m, ::Eigen::OuterStride<>(ldl));
-  eigen::ColMap<float> bm(b, m, n, ::Eigen::OuterStride<>(ldb));
-  lm.template triangularView<::Eigen::Lower>().transpose().solveInPlace(bm);
-#endif
-}
-
 /// TRTRI (upper, non-unit) on the calling thread; false on an exactly zero pivot.
 inline bool invert_upper_here(Index n, float* a, Index lda) {
   if (n == 0) return true;
@@ -384,15 +370,6 @@ inline void multiply_upper_here(bool left, Index m, Index n, float alpha, const 
 /// results do not depend on the thread count.
 inline constexpr Index factor_block = 256, factor_rows = 64;
 
-/// f(i0, i1) for fixed chunks [i0, i1) of [0, m), `width` wide, spread over lowbit's pool.
-template <class F>
-void for_chunks(Index m, Index width, F&& f) {
-  const Index chunks = (m + width - 1) / width;
-  autograd::parallel_for(chunks, 1, [&](Index k0, Index k1, int) {
-    for (Index k = k0; k < k1; ++k) f(k * width, std::min(m, (k + 1) * width));
-  });
-}
-
 }  // namespace detail
 
 /// In place: the lower triangle of A[n×n] (column-major) becomes L, A = L·Lᵀ (POTRF);
@@ -408,7 +385,7 @@ inline bool cholesky_lower(Index n, float* a, Index lda) {
     if (!detail::cholesky_here(w, a11, lda)) return false;
     if (rest == 0) break;
     float* a21 = a + k1 + k0 * lda;  // rest × w, becomes L21 = A21·L11⁻ᵀ
-    detail::for_chunks(rest, detail::factor_rows, [&](Index r0, Index r1) {
+    autograd::parallel_chunks(rest, detail::factor_rows, [&](Index r0, Index r1) {
       detail::solve_right_lower_trans_here(r1 - r0, w, a11, lda, a21 + r0, lda);
     });
     syrk_lower<float>(rest, w, -1.0f, a21, lda, 1.0f, a + k1 + k1 * lda, lda);  // A22 -= L21·L21ᵀ
@@ -436,10 +413,10 @@ inline bool invert_upper(Index n, float* a, Index lda) {
       inverted[i] = i == 0 ? detail::invert_upper_here(h, ta, lda) : detail::invert_upper_here(n - h, tc, lda);
   });
   if (!inverted[0] || !inverted[1]) return false;
-  detail::for_chunks(h, detail::factor_block, [&](Index r0, Index r1) {  // B ← B·C⁻¹, row by row
+  autograd::parallel_chunks(h, detail::factor_block, [&](Index r0, Index r1) {  // B ← B·C⁻¹, row by row
     detail::multiply_upper_here(false, r1 - r0, n - h, 1.0f, tc, lda, tb + r0, lda);
   });
-  detail::for_chunks(n - h, detail::factor_block, [&](Index c0, Index c1) {  // B ← −A⁻¹·B, column by column
+  autograd::parallel_chunks(n - h, detail::factor_block, [&](Index c0, Index c1) {  // B ← −A⁻¹·B, column by column
     detail::multiply_upper_here(true, h, c1 - c0, -1.0f, ta, lda, tb + c0 * lda, lda);
   });
   return true;

@@ -439,13 +439,10 @@ class SpecGptq {
     const RowChunks chunks(rows, Workspace::splits_rows);
     std::vector<std::vector<double>> losses(static_cast<std::size_t>(chunks.count));
     std::vector<char> finite(static_cast<std::size_t>(chunks.count), 0);
-    autograd::parallel_for(chunks.count, 1, [&](Index k0, Index k1, int) {
-      for (Index k = k0; k < k1; ++k) {
-        const Index r0 = k * chunks.width, r1 = std::min(rows, r0 + chunks.width);
-        finite[static_cast<std::size_t>(k)] =
-            column_loop(ws, r0, r1, cols, group, groups, dynamic_groups, perm, static_params, params,
-                        losses[static_cast<std::size_t>(k)], grid, block_codes, importance, name);
-      }
+    autograd::parallel_chunks(rows, chunks.width, [&](Index r0, Index r1) {
+      const auto k = static_cast<std::size_t>(r0 / chunks.width);
+      finite[k] = column_loop(ws, r0, r1, cols, group, groups, dynamic_groups, perm, static_params, params, losses[k],
+                              grid, block_codes, importance, name);
     });
     losses_c.assign(static_cast<std::size_t>(cols), 0.0);
     for (Index k = 0; k < chunks.count; ++k) {

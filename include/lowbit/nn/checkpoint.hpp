@@ -183,6 +183,15 @@ struct Checkpoint {
   }
 };
 
+/// `ck` with every tensor widened into `weights` and its files let go: what load_gguf
+/// and load_gptq_checkpoint return from their lazy counterparts.
+inline Checkpoint held_in_memory(Checkpoint ck) {
+  for (const std::string& name : ck.names()) ck.weights.emplace(name, ck.get(name));
+  ck.files.reset();
+  ck.stored.clear();
+  return ck;
+}
+
 /// A Hugging Face folder: config.json + model.safetensors, or sharded shards with
 /// model.safetensors.index.json. Nothing is widened here (see Checkpoint).
 inline Checkpoint load_hf_checkpoint(const std::filesystem::path& dir) {

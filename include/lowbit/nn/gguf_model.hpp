@@ -207,11 +207,7 @@ inline void write_gguf(const std::filesystem::path& path, const Checkpoint& ck, 
 /// fp32 (lowbit's names and layout; a Llama is RopeStyle::interleaved). Every block
 /// type lowbit decodes is accepted. open_gguf (nn/checkpoint.hpp) leaves them in the file.
 inline Checkpoint load_gguf(const std::filesystem::path& path) {
-  Checkpoint ck = open_gguf(path);
-  for (const std::string& name : ck.names()) ck.weights.emplace(name, ck.get(name));
-  ck.files.reset();
-  ck.stored.clear();
-  return ck;
+  return held_in_memory(open_gguf(path));
 }
 
 /// Each tensor's ggml type in a GGUF file of arch `llama` or `gpt2`, by lowbit name (a

@@ -467,11 +467,7 @@ inline Checkpoint open_gptq_checkpoint(const std::filesystem::path& dir) {
 /// A GPTQ checkpoint folder as float weights held in memory (open_gptq_checkpoint,
 /// every tensor widened).
 inline Checkpoint load_gptq_checkpoint(const std::filesystem::path& dir) {
-  Checkpoint ck = open_gptq_checkpoint(dir);
-  for (const std::string& name : ck.names()) ck.weights.emplace(name, ck.get(name));
-  ck.files.reset();
-  ck.stored.clear();
-  return ck;
+  return held_in_memory(open_gptq_checkpoint(dir));
 }
 
 }  // namespace lowbit::nn
