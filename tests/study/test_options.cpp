@@ -55,4 +55,16 @@ TEST_CASE("study options: each mistake names the flag") {
   CHECK(message({"--lr-grid", "1e-4,0"}).find("--lr-grid") == 0);
   CHECK(message({"--lr-decay", "2"}).find("--lr-decay") == 0);
   CHECK(message({"--frobnicate"}).find("--frobnicate") == 0);
+  // --streaming holds one block at a time: what needs the whole model is refused.
+  CHECK(message({"--streaming", "--methods", "rtn,qaft"}).find("--methods qaft: QAFT trains the whole model") == 0);
+  CHECK(message({"--streaming", "--landscape"}).find("--landscape with --streaming:") == 0);
+  CHECK(message({"--streaming", "--save"}).find("--save with --streaming:") == 0);
+}
+
+TEST_CASE("study options: --streaming runs RTN and GPTQ unless told otherwise") {
+  const auto o = parse_study_options({"--streaming"});
+  CHECK(o.streaming);
+  CHECK(o.methods == std::vector<Method>{Method::rtn, Method::gptq});
+  CHECK(parse_study_options({"--streaming", "--quick", "--methods", "gptq"}).methods == std::vector<Method>{Method::gptq});
+  CHECK(!parse_study_options({}).streaming);
 }

@@ -28,11 +28,11 @@ using lowbit::study::StudyOptions;
 using lowbit::study::StudyRunner;
 using lowbit::study::StudySetup;
 
-// A llama2.c v0 checkpoint: dim 16, hidden 32, 1 layer, 2 heads, 1 kv head, vocab 512
+// A llama2.c v0 checkpoint: dim 16, hidden 32, `L` layers, 2 heads, 1 kv head, vocab 512
 // (shared classifier), context 512, weights in run.c's order, N(0, 0.1) values.
-fs::path write_tiny_llama2c(const fs::path& dir, const fs::path& tokenizer) {
+fs::path write_tiny_llama2c(const fs::path& dir, const fs::path& tokenizer, int L = 1) {
   fs::create_directories(dir);
-  const int d = 16, h = 32, L = 1, H = 2, KV = 1, V = 512, T = 512, hd = d / H, kv = KV * hd;
+  const int d = 16, h = 32, H = 2, KV = 1, V = 512, T = 512, hd = d / H, kv = KV * hd;
   const std::int32_t header[7] = {d, h, L, H, KV, V, T};
   const long floats = static_cast<long>(V) * d + L * d + L * d * d + 2L * L * d * kv + L * d * d + L * d +
                       3L * L * h * d + d + static_cast<long>(T) * hd;
@@ -239,6 +239,102 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
   StudySetup stopped = StudySetup::prepare(tiny_options(model, data, out2), "test");
   CHECK_THROWS_AS(StudyRunner(stopped, &stop, nullptr).run(), lowbit::study::Interrupted);
   CHECK(!fs::exists(out2 / "units" / "fp.json"));
+  fs::remove_all(root);
+}
+
+TEST_CASE("lowbit-study --streaming: one block at a time, the in-memory runner's units") {
+  LOWBIT_REQUIRE_SHARED_DATA(data);
+  const fs::path root = fs::temp_directory_path() / ("lowbit_study_streaming_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  // Two blocks: GPTQ's second block is calibrated on the first one's quantized output.
+  const auto model = write_tiny_llama2c(root / "model", data / "stories260K" / "tok512.bin", 2);
+  const auto options = [&](const fs::path& out, bool streaming) {
+    StudyOptions o = tiny_options(model, data, out);
+    o.methods = {lowbit::study::Method::rtn, lowbit::study::Method::gptq};
+    o.landscape = false;
+    o.save = false;
+    o.streaming = streaming;
+    return o;
+  };
+  StudySetup memory_setup = StudySetup::prepare(options(root / "memory", false), "test");
+  const auto memory = StudyRunner(memory_setup, nullptr, nullptr).run();
+  StudySetup streaming_setup = StudySetup::prepare(options(root / "streaming", true), "test");
+  CHECK(streaming_setup.model.is_streaming());
+  FILE* log = std::tmpfile();
+  REQUIRE(log != nullptr);
+  const auto streamed = StudyRunner(streaming_setup, nullptr, log).run();
+  std::fclose(log);
+
+  CHECK(streamed.fp_test_nll == doctest::Approx(memory.fp_test_nll).epsilon(1e-5));
+  CHECK(streamed.fp_ood_nll == doctest::Approx(memory.fp_ood_nll).epsilon(1e-5));
+  REQUIRE(streamed.units.size() == 2);
+  REQUIRE(memory.units.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto& s = streamed.units[i];
+    const auto& m = memory.units[i];
+    INFO(s.key());
+    CHECK(s.key() == m.key());
+    CHECK(s.test_nll == doctest::Approx(m.test_nll).epsilon(1e-5));
+    CHECK(s.val_nll == doctest::Approx(m.val_nll).epsilon(1e-5));
+    CHECK(s.ood_nll == doctest::Approx(m.ood_nll).epsilon(1e-5));
+    CHECK(s.weight_distance == doctest::Approx(m.weight_distance).epsilon(1e-5));
+    CHECK(s.weight_bytes == m.weight_bytes);
+    REQUIRE(s.layers.size() == 14);
+    REQUIRE(m.layers.size() == 14);
+    for (std::size_t k = 0; k < s.layers.size(); ++k) {
+      INFO(s.layers[k].name);
+      CHECK(s.layers[k].name == m.layers[k].name);
+      CHECK(s.layers[k].weight_sq_error == doctest::Approx(m.layers[k].weight_sq_error).epsilon(1e-5));
+      CHECK(s.layers[k].output_mse == doctest::Approx(m.layers[k].output_mse).epsilon(1e-4));
+      CHECK(s.layers[k].output_mse > 0);
+      if (s.method == "gptq") CHECK(s.layers[k].damp == m.layers[k].damp);
+      else CHECK(std::isnan(s.layers[k].damp));
+    }
+  }
+  // The units' work folders are gone; the folder records that its units streamed.
+  CHECK(!fs::exists(root / "streaming" / "units" / "gptq-int3.blocks"));
+  CHECK(!fs::exists(root / "streaming" / "units" / "rtn-int3.blocks"));
+  const auto run = lowbit::io::Json::parse(lowbit::io::read_file(root / "streaming" / "run.json"));
+  CHECK(run.at("streaming").as_bool());
+  CHECK(run.at("model_fingerprint").as_string() ==
+        lowbit::io::Json::parse(lowbit::io::read_file(root / "memory" / "run.json")).at("model_fingerprint").as_string());
+  // Its units are not reused by an in-memory run, nor the other way round.
+  StudySetup mixed = StudySetup::prepare(options(root / "streaming", false), "test");
+  CHECK_THROWS_WITH_AS(StudyRunner(mixed, nullptr, nullptr).run(), doctest::Contains("streaming"),
+                       lowbit::study::UsageError);
+
+  // A unit stopped after its first block resumes from its work folder: block 0 is
+  // taken from there (GPTQ passes the calibration through it), block 1 is quantized,
+  // and the unit is the uninterrupted one's, bit for bit.
+  {
+    StudySetup s = StudySetup::prepare(options(root / "resume", true), "test");
+    const auto q = s.options.scheme.with_bits(3);
+    int calls = 0;  // two stop checks per layer: block 1's first layer makes the 15th
+    lowbit::study::StreamedUnits stopped(s.checkpoint, s.data, s.options, [&] {
+      if (++calls == 15) throw lowbit::study::Interrupted("stopped by the test");
+    }, nullptr);
+    lowbit::study::UnitResult u;
+    u.method = "gptq";
+    u.bits = 3;
+    CHECK_THROWS_AS(stopped.quantize(u, q, "gptq-int3"), lowbit::study::Interrupted);
+    const fs::path blocks = root / "resume" / "units" / "gptq-int3.blocks";
+    CHECK(fs::exists(blocks / "block-00000.safetensors"));
+    CHECK(!fs::exists(blocks / "block-00001.safetensors"));
+    FILE* resume_log = std::tmpfile();
+    lowbit::study::StreamedUnits resumed(s.checkpoint, s.data, s.options, [] {}, resume_log);
+    lowbit::study::UnitResult v;
+    v.method = "gptq";
+    v.bits = 3;
+    resumed.quantize(v, q, "gptq-int3");
+    const std::string text = read_log(resume_log);
+    std::fclose(resume_log);
+    CHECK(text.find("1 of 2 blocks from an interrupted run") != std::string::npos);
+    const auto& whole = *streamed.find("gptq", 3);
+    CHECK(v.test_nll == whole.test_nll);
+    CHECK(v.val_nll == whole.val_nll);
+    CHECK(v.weight_distance == whole.weight_distance);
+    CHECK(!fs::exists(blocks));
+  }
   fs::remove_all(root);
 }
 

@@ -52,6 +52,8 @@ struct StudyOptions {
   bool quick = false;
   bool landscape = false;
   bool save = false;
+  /// One block of the model in memory at a time (RTN and GPTQ units; study/streamed_units.hpp).
+  bool streaming = false;
   long directions = 4;  ///< random directions for --landscape
 };
 
@@ -78,6 +80,9 @@ inline const char* study_usage() {
          "  --lr-grid LIST         QAFT learning rates (AdamW, no weight decay)\n"
          "  --lr-decay F           linear decay to F times the start rate (default 0.1)\n"
          "  --threads N            worker threads, BLAS included (default: LOWBIT_THREADS, else all cores)\n"
+         "  --streaming            one block of the model in memory at a time (a Hugging Face\n"
+         "                         folder's shards stay mapped): rtn and gptq only, for models\n"
+         "                         larger than memory; no --landscape, --save or qaft\n"
          "  --landscape            radial loss profiles and segments\n"
          "  --directions K         random directions for --landscape (default 4)\n"
          "  --save                 write the quantized models (packed safetensors)\n"
@@ -163,6 +168,8 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
       o.landscape = true;
     } else if (flag == "--save") {
       o.save = true;
+    } else if (flag == "--streaming") {
+      o.streaming = true;
     } else if (flag == "--model") {
       o.model = value();
     } else if (flag == "--data") {
@@ -271,7 +278,17 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
     if (!bits_set && !scheme_set) o.bits = {8, 4, 3, 2};
     if (!damp_set) o.damp_grid = {1e-2, 1e0, 1e2};
     if (!lr_set) o.lr_grid = {1e-4, 1e-3};
-    if (!methods_set) o.methods = {Method::rtn, Method::gptq, Method::qaft};
+  }
+  if (o.streaming) {  // QAFT, the landscape and --save move or write the whole model at once
+    if (!methods_set) o.methods = {Method::rtn, Method::gptq};
+    for (const Method m : o.methods)
+      if (m == Method::qaft)
+        usage_fail("--methods", "qaft", "QAFT trains the whole model in memory; with --streaming the methods are "
+                   "rtn and gptq");
+    if (o.landscape) usage_fail("--landscape", "with --streaming", "the landscape moves the whole model at once; run it in memory");
+    if (o.save)
+      usage_fail("--save", "with --streaming", "--save writes the whole model at once; lowbit-quantize writes a "
+                 "quantized model block by block");
   }
   return o;
 }

@@ -39,6 +39,7 @@
 #include "lowbit/study/report.hpp"
 #include "lowbit/study/results.hpp"
 #include "lowbit/study/results_json.hpp"
+#include "lowbit/study/streamed_units.hpp"
 #include "lowbit/study/unit_store.hpp"
 #include "lowbit/version.hpp"
 
@@ -55,6 +56,8 @@ class Interrupted : public Error {
 struct StudySetup {
   StudyOptions options;
   std::filesystem::path data_dir, model_path;
+  /// --streaming: the files the model's blocks are widened from, one at a time.
+  std::shared_ptr<const nn::Checkpoint> checkpoint;
   nn::Transformer model;
   StudyData data;
   std::string command;
@@ -71,14 +74,16 @@ struct StudySetup {
     if (!fs::exists(model)) throw UsageError("--model " + model.string() + ": does not exist");
     prepare_out_dir(o.out);
     if (o.threads > 0) autograd::set_num_threads(o.threads);
-    nn::Transformer m = nn::Transformer::load(model);
+    std::shared_ptr<const nn::Checkpoint> ck;
+    if (o.streaming) ck = std::make_shared<const nn::Checkpoint>(nn::load_checkpoint(model));
+    nn::Transformer m = ck ? nn::Transformer::streaming(ck) : nn::Transformer::load(model);
     const long ood = o.quick ? 8 : 32;
     StudyData d = load_study_data(o, m.config(), model, data_dir, ood);
     for (const auto& l : m.linear_layers())
       if (!o.scheme.fits(l.in_features()))
         throw UsageError("--scheme " + o.scheme.str() + ": layer '" + l.name + "' has only " +
                          std::to_string(l.in_features()) + " input columns, fewer than a group");
-    return StudySetup{std::move(o), data_dir, model, std::move(m), std::move(d), std::move(command)};
+    return StudySetup{std::move(o), data_dir, model, std::move(ck), std::move(m), std::move(d), std::move(command)};
   }
 
   /// Creates --out and checks that it is writable (a probe file written atomically).
@@ -104,6 +109,19 @@ inline std::string model_fingerprint(const nn::WeightSnapshot& weights) {
   for (const auto& p : weights) {
     const std::uint64_t n = p.size();
     h = fnv1a64_of(p.data(), p.size(), fnv1a64_of(&n, 1, h));
+  }
+  return hex64(h);
+}
+
+/// The same fingerprint of a streaming model, its parameters widened one at a time.
+inline std::string model_fingerprint(nn::Transformer& streaming) {
+  std::uint64_t h = fnv1a64_offset_basis;
+  for (autograd::Parameter* p : streaming.parameters()) {
+    streaming.load({p});
+    const std::span<const float> v = p->values();
+    const std::uint64_t n = v.size();
+    h = fnv1a64_of(v.data(), v.size(), fnv1a64_of(&n, 1, h));
+    streaming.unload({p});
   }
   return hex64(h);
 }
@@ -148,8 +166,8 @@ inline std::string quantizer_identity(const QuantSpec& s) {
 }
 
 /// The settings a unit's result depends on; a resumed run must match them.
-/// `fp` is the model's full-precision snapshot (hashed in place, not copied again).
-inline io::Json run_identity(const StudySetup& s, const nn::WeightSnapshot& fp) {
+/// `fingerprint`: model_fingerprint of the full-precision model.
+inline io::Json run_identity(const StudySetup& s, const std::string& fingerprint) {
   using io::Json;
   const StudyOptions& o = s.options;
   Json j = Json::object();
@@ -166,7 +184,10 @@ inline io::Json run_identity(const StudySetup& s, const nn::WeightSnapshot& fp) 
   j.set("directions", Json::number(static_cast<std::int64_t>(o.directions)));
   j.set("quick", Json::boolean(o.quick));  // the landscape's probe windows and per-layer profiles
   j.set("ood", Json::string(s.data.ood_description));
-  j.set("model_fingerprint", Json::string(model_fingerprint(fp)));
+  j.set("model_fingerprint", Json::string(fingerprint));
+  // Block-by-block units batch their sums differently (the last bits differ), so a
+  // folder holds one kind; in-memory runs keep their earlier identity.
+  if (o.streaming) j.set("streaming", Json::boolean(true));
   j.set("data_fingerprint", Json::string(data_fingerprint(s.data)));
   j.set("lowbit_version", Json::string(lowbit::version));
   return j;
@@ -175,8 +196,13 @@ inline io::Json run_identity(const StudySetup& s, const nn::WeightSnapshot& fp) 
 class StudyRunner {
  public:
   StudyRunner(StudySetup& setup, const std::atomic<bool>* stop = nullptr, FILE* log = stderr)
-      : s_(setup), o_(setup.options), grid_(o_.scheme.is_nf4() ? "nf" : "int"), model_(setup.model), stop_(stop), log_(log), fp_(model_.snapshot()),
-        fp_linear_(linear_weights(model_)), store_(o_.out, run_identity(setup, fp_), log) {}
+      : s_(setup), o_(setup.options), grid_(o_.scheme.is_nf4() ? "nf" : "int"), model_(setup.model), stop_(stop), log_(log),
+        fp_(model_.is_streaming() ? nn::WeightSnapshot{} : model_.snapshot()),
+        fp_linear_(model_.is_streaming() ? std::vector<std::vector<float>>{} : linear_weights(model_)),
+        store_(o_.out, run_identity(setup, model_.is_streaming() ? model_fingerprint(model_) : model_fingerprint(fp_)), log) {
+    if (model_.is_streaming())
+      streamed_.emplace(setup.checkpoint, setup.data, o_, [this] { check_stop(); }, log_);
+  }
 
   StudyResults run() {
     check_lr_keys();
@@ -213,7 +239,7 @@ class StudyRunner {
             m == Method::qaft ? (", learning rate " + detail::num(u.learning_rate, 3)).c_str() : "");
         r.units.push_back(std::move(u));
       }
-    model_.restore(fp_);
+    if (!streamed_) model_.restore(fp_);
     if (o_.landscape) landscape(r);
     io::write_file_atomic(o_.out / "results.json", to_json(r).dump() + "\n");
     write_report(r, o_.out, s_.command);
@@ -277,6 +303,10 @@ class StudyRunner {
     UnitResult u;
     u.method = "fp";
     u.bits = 8;  // placeholder; fp is stored separately in StudyResults
+    if (streamed_) {
+      streamed_->evaluate_fp(u);
+      return u;
+    }
     model_.restore(fp_);
     evaluate_into(u);
     return u;
@@ -314,18 +344,33 @@ class StudyRunner {
       u.layers.push_back(std::move(lr));
     }
     u.weight_distance = std::sqrt(total);
-    // Packed codes + one fp32 scale per slice for the quantized layers, fp32 for the rest.
+    u.weight_bytes = model_bytes(u.bits);
+  }
+
+  /// Packed codes + one scale per slice (and zero points) for the quantized layers at
+  /// `bits`, fp32 for the rest.
+  [[nodiscard]] double model_bytes(int bits) const {
     double bytes = 4.0 * static_cast<double>(model_.parameter_count());
+    const QuantSpec q = o_.scheme.with_bits(bits);
     for (const auto& l : model_.linear_layers()) {
       const Index rows = l.out_features(), cols = l.in_features();
-      const QuantSpec q = o_.scheme.with_bits(u.bits);
       const auto scales = static_cast<double>(q.layout(rows, cols, l.name).num_scales());
       const double scale_bytes = q.storage == ScaleStorage::f32 ? 4.0 : 2.0;
-      const double zero_bytes = q.codes == CodeSet::asym ? std::ceil(scales * u.bits / 8.0) : 0.0;
+      const double zero_bytes = q.codes == CodeSet::asym ? std::ceil(scales * bits / 8.0) : 0.0;
       bytes += -4.0 * static_cast<double>(rows * cols) +
-               static_cast<double>(rows * packed_bytes(cols, u.bits)) + scale_bytes * scales + zero_bytes;
+               static_cast<double>(rows * packed_bytes(cols, bits)) + scale_bytes * scales + zero_bytes;
     }
-    u.weight_bytes = bytes;
+    return bytes;
+  }
+
+  /// A unit of a streaming model (study/streamed_units.hpp).
+  UnitResult streamed(const std::string& method, const QuantSpec& q) {
+    UnitResult u;
+    u.method = method;
+    u.bits = q.bits;
+    streamed_->quantize(u, q, key(method, q.bits));
+    u.weight_bytes = model_bytes(q.bits);
+    return u;
   }
 
   /// The registered layers' weights, in registry order (taken once, from the fp model).
@@ -388,6 +433,7 @@ class StudyRunner {
   }
 
   UnitResult rtn(const QuantSpec& q) {
+    if (streamed_) return streamed("rtn", q);
     UnitResult u;
     u.method = "rtn";
     u.bits = q.bits;
@@ -401,6 +447,7 @@ class StudyRunner {
   }
 
   UnitResult gptq(const QuantSpec& q) {
+    if (streamed_) return streamed("gptq", q);
     UnitResult u;
     u.method = "gptq";
     u.bits = q.bits;
@@ -730,6 +777,7 @@ class StudyRunner {
   std::vector<std::vector<float>> fp_linear_;  ///< fp_ of the registered layers only
   std::vector<Hessian> test_hessians_;
   UnitStore store_;
+  std::optional<StreamedUnits> streamed_;  ///< --streaming
 };
 
 }  // namespace lowbit::study

@@ -146,11 +146,16 @@ class UnitStore {
                       " there, " + shown(run_, k) + " now); delete it, or use another --out");
   }
 
+  /// A setting recorded on one side only counts too: some ("streaming") are recorded
+  /// only when set.
   static std::optional<std::string> first_difference(const io::Json& there, const io::Json& now) {
     for (const auto& k : now.keys()) {
       const io::Json* b = there.is_object() ? there.find(k) : nullptr;
       if (!b || b->dump() != now.at(k).dump()) return k;
     }
+    if (there.is_object())
+      for (const auto& k : there.keys())
+        if (!now.find(k)) return k;
     return std::nullopt;
   }
 
