@@ -59,6 +59,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -453,6 +454,14 @@ inline std::size_t nfc_unproven_at(std::string_view s) {
   bool mark_may_follow = true;  // the previous code point has no decomposition (or there is none)
   int last_class = 0;
   for (std::size_t i = 0, len = 0; i < s.size(); i += len) {
+    // Eight ASCII bytes are eight inert code points, none decomposing.
+    std::uint64_t word = 0;
+    if (i + 8 <= s.size() && (std::memcpy(&word, s.data() + i, 8), (word & 0x8080808080808080ull) == 0)) {
+      mark_may_follow = true;
+      last_class = 0;
+      len = 8;
+      continue;
+    }
     const char32_t cp = decode_utf8(s, i, len);
     if (nfc_inert(cp)) {
       mark_may_follow = cp < 0xC0 || !classes::in_ranges(unicode::nfc_decomposing_ranges, cp);

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <cctype>
 #include <cstdio>
 #include <cstdint>
@@ -66,8 +67,16 @@ inline void append_utf8(std::string& out, char32_t cp) {
 }
 
 inline bool is_valid_utf8(std::string_view s) {
-  for (std::size_t i = 0, len = 0; i < s.size(); i += len)
+  constexpr std::uint64_t high_bits = 0x8080808080808080ull;
+  for (std::size_t i = 0, len = 0; i < s.size(); i += len) {
+    // Text is mostly ASCII: eight bytes without a high bit are eight code points.
+    std::uint64_t word = 0;
+    if (i + 8 <= s.size() && (std::memcpy(&word, s.data() + i, 8), (word & high_bits) == 0)) {
+      len = 8;
+      continue;
+    }
     if (decode_utf8(s, i, len) == invalid_code_point) return false;
+  }
   return true;
 }
 
@@ -380,6 +389,17 @@ class TokenizerJson {
     load_normalizer(root.find("normalizer"), "normalizer");
     load_decoder(root.find("decoder"), "decoder");
     load_post_processor(root.find("post_processor"), "post_processor");
+    load_symbol_ids();
+    spaces_as_marks_ = spm_normalizer() && words_independent_ && !ignore_merges_ && word_mark_id_ >= 0 &&
+                       split_ == tokenizer_json_detail::SplitRegex::none && !byte_level_regex_;
+  }
+
+  // A SentencePiece-style piece starts as one symbol per code point, each looked up
+  // by its bytes; most are ASCII or the word mark, whose ids are kept here once the
+  // vocabulary (added tokens included) is complete.
+  void load_symbol_ids() {
+    for (std::size_t c = 0; c < ascii_id_.size(); ++c) ascii_id_[c] = ids_.find(std::string(1, static_cast<char>(c)));
+    word_mark_id_ = ids_.find(word_mark);
   }
 
   // Only what BOS / EOS need: the special tokens a TemplateProcessing puts around a
@@ -594,6 +614,7 @@ class TokenizerJson {
     if (!in_model) set_token(id, content, field);
     added_[i] = true;
     added_by_first_[static_cast<unsigned char>(content[0])].push_back(content);
+    added_first_[static_cast<unsigned char>(content[0])] = true;
     auto& v = added_by_first_[static_cast<unsigned char>(content[0])];
     std::stable_sort(v.begin(), v.end(), [](const std::string& x, const std::string& y) { return x.size() > y.size(); });
   }
@@ -682,6 +703,7 @@ class TokenizerJson {
   void split_added(std::string_view s, F&& f) const {
     std::size_t start = 0;
     for (std::size_t i = 0; i < s.size();) {
+      if (!added_first_[static_cast<unsigned char>(s[i])]) { ++i; continue; }  // most bytes start none
       const auto& cands = added_by_first_[static_cast<unsigned char>(s[i])];
       const std::string* hit = nullptr;
       for (const auto& c : cands)
@@ -696,8 +718,11 @@ class TokenizerJson {
   }
 
   void encode_section(std::string_view section, Workspace& w) const {
+    if (spaces_as_marks_) return encode_spaced(section, w);
     std::string normalized;
-    if (!norm_.empty()) {
+    // Text NFC leaves as it is (most text) is not copied, and its pieces stay cached.
+    const bool normalizes = !norm_.empty() && !(nfc_normalizer() && nfc_unproven_at(section) == std::string_view::npos);
+    if (normalizes) {
       normalized = normalize(section);
       section = normalized;
     }
@@ -712,7 +737,7 @@ class TokenizerJson {
     else tokenizer_json_detail::split_llama3_style(section, split_ == tokenizer_json_detail::SplitRegex::llama3 ? 3 : 1, by_bytes);
     if (fuse_unk_ && unk_ >= 0) fuse_unknowns(w.out, first);
     // The cache holds views into `normalized`, which dies here.
-    if (!norm_.empty()) w.cache.clear();
+    if (normalizes) w.cache.clear();
   }
 
   // SentencePiece's word mark "▁" (U+2581) in UTF-8.
@@ -743,6 +768,29 @@ class TokenizerJson {
     encode_cached(piece.substr(start), w);
   }
 
+  // SentencePiece's normalizer (a word mark before the text, each space a mark) and
+  // words_are_independent, without writing the normalized text: the section is cut
+  // into words before each space that follows a non-space, as by_words cuts before
+  // marks, and encode_piece reads each space as the mark. The pieces are then the
+  // text's own bytes (shorter keys for the piece cache, no copy, a one-byte search);
+  // the first word carries the prepended mark and is encoded without the cache.
+  // Same symbols, so the same BPE and ids as normalize + by_words.
+  void encode_spaced(std::string_view section, Workspace& w) const {
+    const std::size_t first = w.out.size();
+    std::size_t cut = section.size();
+    for (std::size_t p = section.find(' ', 1); p != std::string_view::npos; p = section.find(' ', p + 1))
+      if (section[p - 1] != ' ') { cut = p; break; }
+    encode_piece(section.substr(0, cut), w, /*leading_mark=*/true);
+    std::size_t start = cut;
+    for (std::size_t p = section.find(' ', cut + 1); p != std::string_view::npos; p = section.find(' ', p + 1)) {
+      if (section[p - 1] == ' ') continue;  // inside a run of spaces
+      encode_cached(section.substr(start, p - start), w);
+      start = p;
+    }
+    if (start < section.size()) encode_cached(section.substr(start), w);
+    if (fuse_unk_ && unk_ >= 0) fuse_unknowns(w.out, first);
+  }
+
   void fuse_unknowns(std::vector<int>& out, std::size_t first) const {
     std::size_t k = first;
     for (std::size_t i = first; i < out.size(); ++i)
@@ -763,14 +811,23 @@ class TokenizerJson {
 
   // One pre-token: its symbols (bytes, or code points for a SentencePiece-style
   // vocabulary; -1 for a code point the vocabulary lacks), BPE, then fallbacks.
-  void encode_piece(std::string_view piece, Workspace& w) const {
+  // `leading_mark`: the piece is read after a word mark (encode_spaced's first word).
+  void encode_piece(std::string_view piece, Workspace& w, bool leading_mark = false) const {
     if (ignore_merges_)
       if (const int id = ids_.find(piece); id >= 0) return w.out.push_back(id);
     w.ids.clear();
     w.pos.clear();
+    if (leading_mark) {
+      w.pos.push_back(0);  // never read: the mark is a vocabulary token
+      w.ids.push_back(word_mark_id_);
+    }
     for (std::size_t i = 0, len = 1; i < piece.size(); i += len) {
       w.pos.push_back(static_cast<std::uint32_t>(i));
-      if (byte_level_) { w.ids.push_back(byte_id_[static_cast<unsigned char>(piece[i])]); continue; }
+      const auto c = static_cast<unsigned char>(piece[i]);
+      if (byte_level_) { w.ids.push_back(byte_id_[c]); continue; }
+      if (c == ' ' && spaces_as_marks_) { len = 1; w.ids.push_back(word_mark_id_); continue; }
+      if (c < 0x80) { len = 1; w.ids.push_back(ascii_id_[c]); continue; }
+      if (piece.substr(i, word_mark.size()) == word_mark) { len = word_mark.size(); w.ids.push_back(word_mark_id_); continue; }
       decode_utf8(piece, i, len);
       w.ids.push_back(ids_.find(piece.substr(i, len)));
     }
@@ -963,8 +1020,12 @@ class TokenizerJson {
   TokenIndex ids_;                          // model vocabulary, by raw bytes
   tokenizer_json_detail::IdMap added_ids_;  // added tokens, by content
   std::array<std::vector<std::string>, 256> added_by_first_;  // longest first
+  std::array<bool, 256> added_first_{};  // whether an added token starts with the byte
   MergeTable merges_;
   std::array<int, 256> byte_id_{};
+  std::array<int, 128> ascii_id_{};  // the one-byte token of each ASCII character, or -1
+  int word_mark_id_ = -1;
+  bool spaces_as_marks_ = false;  // encode_spaced instead of normalize + by_words
   std::vector<NormStep> norm_;
   std::vector<DecStep> dec_;
   tokenizer_json_detail::SplitRegex split_ = tokenizer_json_detail::SplitRegex::none;
