@@ -13,8 +13,10 @@
 // Models: llama2.c checkpoints (tokenizer beside them; calibrated on the study's
 // TinyStories calibration stories) and lowbit's GPT-2 folders (compact vocabulary
 // over GPT-2's BPE; calibrated on the Python docs train split), as lowbit-study
-// reads them. The output format follows from --out (*.gguf, or a folder for a GPTQ
-// checkpoint) or --format.
+// reads them; Hugging Face folders; GGUF files of F32/F16/BF16 tensors, whose
+// vocabulary is carried over (and, for a SentencePiece one, tokenizes the
+// calibration text). The output format follows from --out (*.gguf, or a folder for a
+// GPTQ checkpoint) or --format; --scheme f32|f16|bf16 converts without quantizing.
 //
 // Exit status: 0 done, 1 failed during the work, 2 bad flags or unreadable inputs
 // (before any work), 130 interrupted (no output file is left behind).
@@ -38,6 +40,8 @@
 #include <lowbit/nn/block_quantize.hpp>
 #include <lowbit/nn/blockwise.hpp>
 #include <lowbit/nn/blockwise_gptq.hpp>
+#include <lowbit/nn/gguf_model.hpp>
+#include <lowbit/nn/gguf_vocab_read.hpp>
 #include <lowbit/nn/gptq_export.hpp>
 #include <lowbit/nn/llama_cpp_presets.hpp>
 #include <lowbit/autograd/thread_pool.hpp>
@@ -66,7 +70,10 @@ constexpr const char* usage =
     "                     tokenizer.bin) beside it, or a Hugging Face folder: config.json,\n"
     "                     model.safetensors or shards + model.safetensors.index.json, F32,\n"
     "                     F16 or BF16, Llama family (tokenizer.json, tokenizer_config.json)\n"
-    "                     or GPT-2 (lowbit's pd-* carry compact_vocab.json). rtn, imatrix\n"
+    "                     or GPT-2 (lowbit's pd-* carry compact_vocab.json), or a GGUF file\n"
+    "                     of F32, F16 or BF16 tensors (its vocabulary is carried over; with\n"
+    "                     a SentencePiece vocabulary it is calibrated as llama2.c models\n"
+    "                     are, a byte-level one takes rtn only). rtn, imatrix\n"
     "                     and gptq run block by block, one block widened at a time; an\n"
     "                     interrupted run resumes from OUT.blocks/ with the same command\n"
     "  --scheme SPEC      GGUF: a llama.cpp type, q8_0 q6_k q5_k q5_1 q5_0 q4_k q4_1 q4_0 q3_k\n"
@@ -75,7 +82,8 @@ constexpr const char* usage =
     "                     mixture of types: Q8_0 Q6_K Q5_K_M Q5_K_S Q5_1 Q5_0 Q4_K_M Q4_K_S\n"
     "                     Q4_1 Q4_0 Q3_K_L Q3_K_M Q2_K IQ4_NL. GPTQ checkpoint: an integer grid\n"
     "                     with float16 scales, 2, 3, 4 or 8 bits, e.g. int4:g128:gptq:f16\n"
-    "                     or int4:g128:asym:f16 (layers not 32-divisible stay float)\n"
+    "                     or int4:g128:asym:f16 (layers not 32-divisible stay float).\n"
+    "                     f32, f16 or bf16: a GGUF of the model unquantized (a conversion)\n"
     "  --out FILE.gguf|DIR  the output: a GGUF file, or a folder for a GPTQ checkpoint\n"
     "                     (written to temporary files, then renamed)\n"
     "  --scheme-for P=T   GGUF: tensors whose GGUF name matches the regular expression P\n"
@@ -118,6 +126,7 @@ struct Options {
   bool eval = false;  ///< --eval: the test NLL of the model and of the output, block by block
   long eval_windows = 0;  ///< --eval-windows: the first N test windows (0: all)
   std::vector<std::string> scheme_for;  ///< GGUF mixture: PATTERN=TYPE
+  std::optional<std::uint32_t> float_type;  ///< --scheme f32|f16|bf16: an unquantized GGUF
   lowbit::GptqOptions gptq;
 };
 
@@ -144,6 +153,13 @@ lowbit::nn::BlockPlan plan_of(const Options& o, const lowbit::nn::TransformerCon
   return plan;
 }
 
+/// The --scheme value as given (for messages).
+std::string args_scheme(const std::vector<std::string>& args) {
+  for (std::size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--scheme") return args[i + 1];
+  return "";
+}
+
 Options parse(const std::vector<std::string>& args) {
   Options o;
   bool scheme = false;
@@ -162,7 +178,9 @@ Options parse(const std::vector<std::string>& args) {
       o.data = fs::path(value());
     } else if (f == "--scheme") {
       const std::string& v = value();
-      if (const auto* p = lowbit::nn::find_llama_cpp_preset(v); p != nullptr && p->name == v) {
+      if (const auto t = lowbit::nn::gguf_float_type(v)) {
+        o.float_type = t;  // not a quantization scheme: the model converted as it is
+      } else if (const auto* p = lowbit::nn::find_llama_cpp_preset(v); p != nullptr && p->name == v) {
         o.preset = v;  // upper case, as llama-quantize spells its presets; q4_k is the plain type
         o.scheme = lowbit::QuantSpec::parse(p->base, "--scheme");
       } else {
@@ -223,6 +241,16 @@ Options parse(const std::vector<std::string>& args) {
   o.format = format == "gguf" ? Format::gguf : Format::gptq;
   if (o.format == Format::gguf && !gguf_name) bad("--out " + o.out.string(), "a GGUF file must end in .gguf");
   if (o.format == Format::gptq && gguf_name) bad("--out " + o.out.string(), "a GPTQ checkpoint is a folder, not *.gguf");
+  if (o.float_type) {  // a conversion: nothing to choose codes for
+    if (o.format != Format::gguf) bad("--scheme " + args_scheme(args), "writes a GGUF file; give --out FILE.gguf");
+    if (o.method != lowbit::nn::BlockMethod::rtn)
+      bad("--method " + std::string(lowbit::nn::block_method_name(o.method)),
+          "does not apply to --scheme " + args_scheme(args) + ", which writes the model unquantized");
+    if (!o.scheme_for.empty()) bad("--scheme-for " + o.scheme_for.front(), "does not apply to an unquantized GGUF");
+    if (!fs::is_regular_file(o.model) && !fs::is_directory(o.model))
+      bad("--model " + o.model.string(), "is neither a llama2.c .bin file, a GGUF file nor a model folder");
+    return o;
+  }
   if (o.format == Format::gguf && !o.scheme.is_block())
     bad("--scheme " + o.scheme.str(), "is not a llama.cpp type (GGUF holds q8_0 … iq4_nl)");
   if (o.format == Format::gguf) (void)plan_of(o);  // a bad --scheme-for is an error before any work
@@ -240,19 +268,27 @@ Options parse(const std::vector<std::string>& args) {
       bad("--method imatrix", "is llama.cpp's quantizer; a GPTQ checkpoint takes rtn, gptq or qaft");
   }
   if (!fs::is_regular_file(o.model) && !fs::is_directory(o.model))
-    bad("--model " + o.model.string(), "is neither a llama2.c .bin file nor a model folder");
-  // lowbit reads a GGUF's weights (nn::load_checkpoint), but not yet its tokenizer
-  // metadata, which calibration and the output's vocabulary need.
-  if (o.model.extension() == ".gguf")
-    bad("--model " + o.model.string(), "a GGUF model is not an input of lowbit-quantize yet (its vocabulary is "
-                                       "not carried over); give the Hugging Face folder or llama2.c checkpoint "
-                                       "it was made from");
+    bad("--model " + o.model.string(), "is neither a llama2.c .bin file, a GGUF file nor a model folder");
   return o;
+}
+
+/// A GGUF --model: its tensors must be float (F32, F16, BF16) — quantizing quantized
+/// weights again compounds both errors, which llama-quantize also refuses by default.
+void check_float_gguf(const fs::path& model) {
+  const auto f = lowbit::io::GgufFile::open(model);
+  for (const auto& t : f.tensors())
+    if (t.ggml_type != 0 && t.ggml_type != 1 && t.ggml_type != 30) {
+      const auto info = lowbit::io::ggml_type_info(t.ggml_type);
+      bad("--model " + model.string(), "tensor '" + t.name + "' is " + (info ? std::string(info->name) : "of ggml type " +
+          std::to_string(t.ggml_type)) + "; lowbit-quantize takes F32, F16 or BF16 GGUF models (quantizing quantized "
+          "weights again compounds the errors): give the model it was made from");
+    }
 }
 
 /// The model's tokenizer as GGUF metadata, found where lowbit-study finds it.
 lowbit::nn::GgufVocab vocab_of(const fs::path& model, const lowbit::nn::TransformerConfig& c,
                                const std::optional<fs::path>& data) {
+  if (model.extension() == ".gguf") return lowbit::nn::read_gguf_vocab(lowbit::io::GgufFile::open(model));
   if (!fs::is_directory(model))
     return lowbit::nn::gguf_spm_vocab(
         lowbit::text::Llama2cTokenizer::load(lowbit::study::llama2c_tokenizer_path(model), c.vocab));
@@ -381,6 +417,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "lowbit-quantize: %s\n\n%s", e.what(), usage);
       return lowbit::cli::exit_bad_input;
     }
+    if (o.model.extension() == ".gguf") check_float_gguf(o.model);
     ck = lowbit::nn::load_checkpoint(o.model);
     if (o.format == Format::gguf) vocab = vocab_of(o.model, ck.config, o.data);
     if (o.method != lowbit::nn::BlockMethod::rtn || o.eval) {
@@ -484,6 +521,12 @@ int main(int argc, char** argv) {
         lowbit::nn::write_gptq_checkpoint(o.out, *model, ex, wo);
         std::fprintf(stderr, "lowbit-quantize: wrote the GPTQ checkpoint %s (%zu quantized layers)\n",
                      o.out.string().c_str(), ex.layers.size());
+        return evaluate();
+      }
+      if (o.float_type) {  // a conversion, one tensor widened and written at a time
+        lowbit::nn::write_gguf(o.out, ck, &vocab, lowbit::nn::gguf_float_codec(*o.float_type), model_name(o.model));
+        std::fprintf(stderr, "lowbit-quantize: wrote %s (%ju bytes, unquantized)\n", o.out.string().c_str(),
+                     static_cast<std::uintmax_t>(fs::file_size(o.out)));
         return evaluate();
       }
       const lowbit::nn::BlockPlan plan = plan_of(o, &ck.config);

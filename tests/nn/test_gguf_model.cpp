@@ -18,6 +18,8 @@
 #include "lowbit/io/gguf.hpp"
 #include "lowbit/nn.hpp"
 #include "lowbit/nn/gguf_model.hpp"
+#include "lowbit/nn/gguf_vocab_read.hpp"
+#include "lowbit/study/data.hpp"
 #include "lowbit/quant/blocks/codec.hpp"
 #include "lowbit/text/compact_vocab.hpp"
 #include "lowbit/text/gpt2_bpe.hpp"
@@ -150,6 +152,100 @@ TEST_CASE("gguf llama: stories260K with its vocabulary, in F32 and q4_0") {
       CHECK(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0);
     }
   }
+}
+
+TEST_CASE("gguf input: stories260K as F16 GGUF carries its vocabulary back, and its tokenizer is llama2.c's") {
+  LOWBIT_REQUIRE_SHARED_DATA(data);
+  const nn::Checkpoint ck = nn::load_checkpoint(data / "stories260K" / "stories260K.bin");
+  const auto tok = text::Llama2cTokenizer::load(data / "stories260K" / "tok512.bin", ck.config.vocab);
+  const fs::path path = temp_gguf("lowbit_stories260k_f16");
+  const nn::GgufVocab vocab = nn::gguf_spm_vocab(tok);
+  nn::write_gguf(path, ck, &vocab, nn::gguf_float_codec(*nn::gguf_float_type("f16")), "stories260K");
+
+  const io::GgufFile f = io::GgufFile::open(path);
+  CHECK(f.tensor("blk.0.attn_q.weight").ggml_type == 1);  // matrices F16,
+  CHECK(f.tensor("blk.0.attn_norm.weight").ggml_type == 0);  // norms F32
+  const nn::GgufVocab back = nn::read_gguf_vocab(f);
+  CHECK(back.model == vocab.model);
+  CHECK(back.tokens == vocab.tokens);
+  CHECK(back.scores == vocab.scores);
+  CHECK(back.types == vocab.types);
+  CHECK(back.unk == vocab.unk);
+  CHECK(back.bos == vocab.bos);
+  CHECK(back.eos == vocab.eos);
+  CHECK(back.add_bos == vocab.add_bos);
+
+  // The tokenizer rebuilt from the file gives tok512.bin's ids on every story.
+  const text::Llama2cTokenizer rebuilt = nn::llama2c_tokenizer_of(back, path.string());
+  const auto stories = text::tinystories_stories(io::read_file(data / "tinystories" / "TinyStories-valid.first246.txt"));
+  std::size_t ids = 0;
+  for (const auto& story : stories) {
+    const auto want = tok.encode(story, true, false);
+    CHECK(rebuilt.encode(story, true, false) == want);
+    ids += want.size();
+  }
+  CHECK(ids > 50000);
+  // So the study's data for the GGUF model is the llama2.c model's, window for window.
+  study::StudyOptions so;
+  so.calib = 16;
+  so.seq_len = 128;
+  const auto from_gguf = study::load_study_data(so, ck.config, path, data, 4);
+  const auto from_bin = study::load_study_data(so, ck.config, data / "stories260K" / "stories260K.bin", data, 4);
+  REQUIRE(from_gguf.calibration.size() == from_bin.calibration.size());
+  for (std::size_t i = 0; i < from_bin.calibration.size(); ++i)
+    CHECK(std::vector<int>(from_gguf.calibration[i].begin(), from_gguf.calibration[i].end()) ==
+          std::vector<int>(from_bin.calibration[i].begin(), from_bin.calibration[i].end()));
+  CHECK(from_gguf.test.size() == from_bin.test.size());
+  CHECK(study::StudyData::predicted(from_gguf.ood) == study::StudyData::predicted(from_bin.ood));
+  // The weights read back are the F16 values.
+  const nn::Checkpoint lazy = nn::load_checkpoint(path);
+  const auto w = lazy.get("model.layers.0.self_attn.q_proj.weight").values;
+  const auto orig = ck.get("model.layers.0.self_attn.q_proj.weight").values;
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) differ += w[i] != io::f16_to_f32(io::f32_to_f16(orig[i]));
+  CHECK(differ == 0);
+  fs::remove(path);
+}
+
+TEST_CASE("gguf input: vocabularies read back as written, and bad metadata is named") {
+  LOWBIT_REQUIRE_SHARED_DATA(data);
+  const nn::GgufVocab gpt2 = nn::gguf_gpt2_vocab(data / "gpt2-bpe");
+  io::GgufWriter w;
+  w.set("general.architecture", io::GgufValue::string("gpt2"));
+  gpt2.set(w);
+  const fs::path path = temp_gguf("lowbit_vocab_only");
+  w.write(path, [](std::size_t, std::vector<std::uint8_t>&) {});
+  {
+    const nn::GgufVocab back = nn::read_gguf_vocab(io::GgufFile::open(path));
+    CHECK(back.model == "gpt2");
+    CHECK(back.pre == gpt2.pre);
+    CHECK(back.tokens == gpt2.tokens);
+    CHECK(back.merges == gpt2.merges);
+    CHECK(back.types == gpt2.types);
+    CHECK(back.bos == gpt2.bos);
+    CHECK(back.eos == gpt2.eos);
+    CHECK_THROWS_WITH(nn::llama2c_tokenizer_of(back, "x.gguf"), doctest::Contains("this one is 'gpt2'"));
+  }
+  // A token type array of the wrong length, and a BOS id past the vocabulary.
+  io::GgufWriter bad;
+  bad.set("tokenizer.ggml.model", io::GgufValue::string("llama"));
+  bad.set("tokenizer.ggml.tokens", io::GgufValue::strings(std::vector<std::string>{"a", "b"}));
+  bad.set("tokenizer.ggml.token_type", io::GgufValue::i32s(std::vector<std::int32_t>{1}));
+  bad.write(path, [](std::size_t, std::vector<std::uint8_t>&) {});
+  CHECK_THROWS_WITH(nn::read_gguf_vocab(io::GgufFile::open(path)),
+                    doctest::Contains("'tokenizer.ggml.token_type' has 1 entries for 2 tokens"));
+  io::GgufWriter bad_id;
+  bad_id.set("tokenizer.ggml.model", io::GgufValue::string("llama"));
+  bad_id.set("tokenizer.ggml.tokens", io::GgufValue::strings(std::vector<std::string>{"a", "b"}));
+  bad_id.set("tokenizer.ggml.bos_token_id", io::GgufValue::u32(7));
+  bad_id.write(path, [](std::size_t, std::vector<std::uint8_t>&) {});
+  CHECK_THROWS_WITH(nn::read_gguf_vocab(io::GgufFile::open(path)), doctest::Contains("tokenizer.ggml.bos_token_id"));
+  // No tokenizer at all: no_vocab.
+  io::GgufWriter none;
+  none.set("general.architecture", io::GgufValue::string("llama"));
+  none.write(path, [](std::size_t, std::vector<std::uint8_t>&) {});
+  CHECK(nn::read_gguf_vocab(io::GgufFile::open(path)).is_none());
+  fs::remove(path);
 }
 
 TEST_CASE("gguf model: a file of an architecture lowbit does not know is refused by name") {

@@ -102,6 +102,16 @@ inline std::vector<std::uint8_t> gguf_f16_bytes(std::span<const float> v) {
   return b;
 }
 
+inline std::vector<std::uint8_t> gguf_bf16_bytes(std::span<const float> v) {
+  std::vector<std::uint8_t> b(v.size() * 2);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const std::uint16_t h = io::f32_to_bf16(v[i]);
+    b[2 * i] = static_cast<std::uint8_t>(h & 0xFF);
+    b[2 * i + 1] = static_cast<std::uint8_t>(h >> 8);
+  }
+  return b;
+}
+
 /// How each weight goes into the file. `type(name, shape)` picks its ggml type from
 /// its name and shape alone (so the header is written before any weight is encoded);
 /// `encode(name, weight, type)` gives its bytes (rows of ne[0] = in weights). The
@@ -126,6 +136,34 @@ inline std::uint32_t gguf_type_for(const QuantSpec& spec, const std::string& nam
   if (shape.size() < 2 || name == "transformer.wpe.weight") return 0;
   const auto fits = spec.fallback_for(static_cast<Index>(shape.back()));
   return fits ? static_cast<std::uint32_t>(blocks::info(fits->block).ggml_type) : 1;
+}
+
+/// The ggml types a float model is written in, by the name lowbit-quantize's --scheme
+/// takes: F32, F16, BF16.
+inline constexpr std::array<std::pair<std::string_view, std::uint32_t>, 3> gguf_float_types{{
+    {"f32", 0}, {"f16", 1}, {"bf16", 30}}};
+
+/// The ggml type of the float type `name`, or nullopt if `name` is none of them.
+inline std::optional<std::uint32_t> gguf_float_type(std::string_view name) {
+  for (const auto& [n, t] : gguf_float_types)
+    if (n == name) return t;
+  return std::nullopt;
+}
+
+/// An unquantized model in ggml type `type` (F32, F16 or BF16): the matrices in that
+/// type, norms, biases and GPT-2's position embedding in F32 (as llama.cpp's
+/// converter writes them).
+inline GgufCodec gguf_float_codec(std::uint32_t type) {
+  lowbit::detail::check(type == 0 || type == 1 || type == 30, "GGUF export: ggml type ", type,
+                        " is not F32, F16 or BF16");
+  GgufCodec codec;
+  codec.type = [type](const std::string& name, const std::vector<std::int64_t>& shape) {
+    return shape.size() < 2 || name == "transformer.wpe.weight" ? std::uint32_t{0} : type;
+  };
+  codec.encode = [](const std::string&, const Weight& w, std::uint32_t t) {
+    return t == 0 ? gguf_f32_bytes(w.values) : t == 1 ? gguf_f16_bytes(w.values) : gguf_bf16_bytes(w.values);
+  };
+  return codec;
 }
 
 /// Round-to-nearest into `spec` with llama.cpp's own quantizer (blocks::quantize,

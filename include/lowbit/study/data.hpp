@@ -5,8 +5,10 @@
 //    ../shared/README.md fixes it — calibration 0–127 (one sequence per story, at most
 //    --seq-len tokens), validation 128–165, test 166–245 (every token after BOS of each
 //    story predicted once, windows of the model's context); the tokenizer is the
-//    tok512.bin / tokenizer.bin beside the checkpoint. Out of domain: WikiText-2 raw
-//    test with the same tokenizer, the first windows of the model's context.
+//    tok512.bin / tokenizer.bin beside the checkpoint, or for a GGUF model with a
+//    SentencePiece vocabulary the same tokenizer built from the file's
+//    (nn/gguf_vocab_read.hpp). Out of domain: WikiText-2 raw test with the same
+//    tokenizer, the first windows of the model's context.
 //  * Hugging Face GPT-2 models: WikiText-2 with GPT-2's BPE. The shared data has no
 //    train split, so calibration windows (random, seeded) come from the first 80% of
 //    validation, hyper-parameters are chosen on its last 20%, and the test split is
@@ -31,7 +33,9 @@
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/io/file.hpp"
+#include "lowbit/io/gguf.hpp"
 #include "lowbit/nn/config.hpp"
+#include "lowbit/nn/gguf_vocab_read.hpp"
 #include "lowbit/study/options.hpp"
 #include "lowbit/text/gpt2_bpe.hpp"
 #include "lowbit/text/tokenizer_json.hpp"
@@ -73,6 +77,19 @@ inline std::filesystem::path llama2c_tokenizer_path(const std::filesystem::path&
     if (std::filesystem::exists(p)) return p;
   }
   lowbit::detail::fail("no llama2.c tokenizer (tok512.bin or tokenizer.bin) beside the model '", model.string(), "'");
+}
+
+/// The tokenizer a GGUF model carries (nn/gguf_vocab_read.hpp): SentencePiece
+/// vocabularies only, as llama2.c's tokenizer.
+inline text::Llama2cTokenizer gguf_tokenizer(const std::filesystem::path& model, int vocab) {
+  const nn::GgufVocab v = nn::read_gguf_vocab(io::GgufFile::open(model));
+  lowbit::detail::check(v.model == "llama", "study data: '", model.string(), "' has a '", v.model,
+                        "' vocabulary; lowbit tokenizes calibration and evaluation text for a GGUF model with a "
+                        "SentencePiece ('llama') vocabulary only: quantize it with --method rtn (no calibration), "
+                        "or from the Hugging Face folder it was converted from");
+  lowbit::detail::check(v.size() == vocab, "study data: '", model.string(), "' has ", v.size(),
+                        " tokens in its vocabulary, the model ", vocab);
+  return nn::llama2c_tokenizer_of(v, model.string());
 }
 
 /// Out of domain: the first `windows` context windows of WikiText-2 raw test, when the
@@ -158,8 +175,9 @@ inline StudyData load_study_data(const StudyOptions& o, const nn::TransformerCon
   if (seq_len > context)
     throw UsageError("--seq-len " + std::to_string(seq_len) + ": longer than the model's context of " +
                      std::to_string(context));
-  if (!std::filesystem::is_directory(model)) {  // llama2.c: TinyStories
-    const auto tok = text::Llama2cTokenizer::load(llama2c_tokenizer_path(model), cfg.vocab);
+  if (!std::filesystem::is_directory(model)) {  // llama2.c, or a GGUF of a SentencePiece vocabulary: TinyStories
+    const auto tok = model.extension() == ".gguf" ? gguf_tokenizer(model, cfg.vocab)
+                                                  : text::Llama2cTokenizer::load(llama2c_tokenizer_path(model), cfg.vocab);
     const auto file = data_dir / "tinystories" / "TinyStories-valid.first246.txt";
     lowbit::detail::check(std::filesystem::exists(file), "study data: '", file.string(),
                           "' is missing (see ../shared/README.md)");
