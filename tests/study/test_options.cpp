@@ -15,6 +15,12 @@ TEST_CASE("study options: the study's defaults and a full command line") {
   CHECK(d.scheme.str() == "int4:hist");
   CHECK(d.scheme.granularity == lowbit::ScaleLayout::Kind::tensor);
   CHECK(d.damp_grid.size() == 8);
+  // The paper's QAFT: 8 epochs, one sequence a step (1,024 steps over 128 sequences),
+  // the four learning rates 1e-6 … 1e-3, linear decay to a tenth.
+  CHECK(d.qaft_epochs == 8);
+  CHECK(d.qaft_batch == 1);
+  CHECK(d.lr_grid == std::vector<double>{1e-6, 1e-5, 1e-4, 1e-3});
+  CHECK(d.lr_decay == doctest::Approx(0.1));
   const auto o = parse_study_options({"--bits", "4,2", "--methods", "gptq,qaft", "--granularity", "group:64",
                                       "--scale", "hist-true", "--damp-grid", "1e-2:1e1", "--lr-grid", "1e-5,1e-4",
                                       "--calib", "16", "--seq-len", "256", "--seed", "7", "--threads", "2",
@@ -32,6 +38,11 @@ TEST_CASE("study options: the study's defaults and a full command line") {
   const auto q = parse_study_options({"--quick"});
   CHECK(q.bits.size() < d.bits.size());
   CHECK(q.damp_grid.size() < d.damp_grid.size());
+  CHECK(q.qaft_epochs == 1);
+  CHECK(q.qaft_batch == 8);
+  const auto q3 = parse_study_options({"--quick", "--qaft-epochs", "3", "--qaft-batch", "2"});
+  CHECK(q3.qaft_epochs == 3);
+  CHECK(q3.qaft_batch == 2);
 }
 
 TEST_CASE("study options: each mistake names the flag") {

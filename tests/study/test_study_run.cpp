@@ -59,6 +59,8 @@ StudyOptions tiny_options(const fs::path& model, const fs::path& data, const fs:
   o.seq_len = 64;
   o.damp_grid = {1e-2, 1.0};
   o.lr_grid = {1e-3, 1e-2};
+  o.qaft_epochs = 1;
+  o.qaft_batch = 8;
   o.landscape = true;
   o.directions = 2;
   o.quick = false;  // also runs the per-layer landscape

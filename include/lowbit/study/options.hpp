@@ -44,7 +44,10 @@ struct StudyOptions {
   long seq_len = 0;  ///< 0: the model's context
   std::uint64_t seed = 0;
   std::vector<double> damp_grid = {1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4};
-  long qaft_epochs = 1;
+  /// The paper's protocol: 8 epochs of one sequence per step (1,024 iterations over
+  /// 128 calibration sequences). --quick: 1 epoch of 8 sequences per step.
+  long qaft_epochs = 8;
+  long qaft_batch = 1;
   std::vector<double> lr_grid = {1e-6, 1e-5, 1e-4, 1e-3};
   double lr_decay = 0.1;
   int threads = 0;  ///< 0: all cores
@@ -76,7 +79,9 @@ inline const char* study_usage() {
          "  --seq-len N            sequence length (default: the model's context)\n"
          "  --seed S               sampling seed (default 0)\n"
          "  --damp-grid A:B|LIST   GPTQ dampening grid, decades from A to B, or a list\n"
-         "  --qaft-epochs E        QAFT epochs (default 1)\n"
+         "  --qaft-epochs E        QAFT epochs (default 8, the paper's; --quick: 1)\n"
+         "  --qaft-batch B         QAFT sequences per step (default 1: 1,024 steps for 128\n"
+         "                         sequences and 8 epochs, the paper's; --quick: 8)\n"
          "  --lr-grid LIST         QAFT learning rates (AdamW, no weight decay)\n"
          "  --lr-decay F           linear decay to F times the start rate (default 0.1)\n"
          "  --threads N            worker threads, BLAS included (default: LOWBIT_THREADS, else all cores)\n"
@@ -154,6 +159,7 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
   using detail::usage_fail;
   StudyOptions o;
   bool methods_set = false, bits_set = false, damp_set = false, lr_set = false, scheme_set = false;
+  bool epochs_set = false, batch_set = false;
   std::optional<std::pair<ScaleLayout::Kind, Index>> granularity;  // --granularity, applied after --scheme
   std::optional<SearchKind> search;                                // --scale, likewise
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -238,6 +244,10 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
       damp_set = true;
     } else if (flag == "--qaft-epochs") {
       o.qaft_epochs = detail::parse_positive(flag, value());
+      epochs_set = true;
+    } else if (flag == "--qaft-batch") {
+      o.qaft_batch = detail::parse_positive(flag, value());
+      batch_set = true;
     } else if (flag == "--lr-grid") {
       o.lr_grid = detail::parse_positive_list(flag, value());
       lr_set = true;
@@ -278,6 +288,8 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
     if (!bits_set && !scheme_set) o.bits = {8, 4, 3, 2};
     if (!damp_set) o.damp_grid = {1e-2, 1e0, 1e2};
     if (!lr_set) o.lr_grid = {1e-4, 1e-3};
+    if (!epochs_set) o.qaft_epochs = 1;
+    if (!batch_set) o.qaft_batch = 8;
   }
   if (o.streaming) {  // QAFT, the landscape and --save move or write the whole model at once
     if (!methods_set) o.methods = {Method::rtn, Method::gptq};

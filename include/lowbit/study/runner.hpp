@@ -179,6 +179,8 @@ inline io::Json run_identity(const StudySetup& s, const std::string& fingerprint
   j.set("seed", Json::number_u64(o.seed));
   j.set("damp_grid", detail::numbers(o.damp_grid));
   j.set("qaft_epochs", Json::number(static_cast<std::int64_t>(o.qaft_epochs)));
+  // Recorded when not 8, the batch of every run before --qaft-batch: those still resume.
+  if (o.qaft_batch != 8) j.set("qaft_batch", Json::number(static_cast<std::int64_t>(o.qaft_batch)));
   j.set("lr_decay", Json::number(o.lr_decay));
   j.set("lr_grid", detail::numbers(o.lr_grid));
   j.set("directions", Json::number(static_cast<std::int64_t>(o.directions)));
@@ -550,6 +552,7 @@ class StudyRunner {
       QaftOptions opt;
       opt.lr = lr;
       opt.epochs = o_.qaft_epochs;
+      opt.batch = o_.qaft_batch;
       opt.lr_decay = o_.lr_decay;
       opt.seed = o_.seed;
       const auto t0 = clock::now();
