@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/deps.sh clang
+# librsvg2-bin: rsvg-convert renders the study's figures in a test (a broken SVG fails).
+scripts/deps.sh clang librsvg2-bin
 build=${LOWBIT_BUILD_DIR:-build/release}
 jobs=${LOWBIT_JOBS:-$(nproc)}
 # The CUDA backend is compiled (and its tests skip without a GPU) wherever the

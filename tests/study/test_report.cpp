@@ -1,7 +1,9 @@
 // report.md findings and tidy CSVs from hand-made results with known answers.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "lowbit/study/report.hpp"
@@ -66,9 +68,38 @@ TEST_CASE("write_report writes every file into the folder") {
   const auto dir = std::filesystem::temp_directory_path() / "lowbit_report_test";
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  write_report(sample(), dir, "lowbit-study");
+  StudyResults r = sample();
+  Profile radial;  // the landscape figure too
+  radial.label = "random 0";
+  radial.t = {0, 0.5, 1.0};
+  radial.nll = {1.0, 1.2, 2.0};
+  radial.basin_radius = 0.6;
+  r.profiles = {radial};
+  write_report(r, dir, "lowbit-study");
   for (const char* f : {"units.csv", "layers.csv", "qaft.csv", "profiles.csv", "fig1_nll_qaft_vs_gptq.svg",
-                        "fig1_layer_mse.svg", "fig2_nll_vs_size.svg", "report.md"})
+                        "fig1_layer_mse.svg", "fig2_nll_vs_size.svg", "fig3_landscape.svg", "report.md"})
     CHECK(std::filesystem::exists(dir / f));
+
+  // Every figure renders: librsvg (Debian's librsvg2-bin, which scripts/test.sh
+  // installs) parses each SVG and draws it to a PNG, so a malformed figure fails here.
+  if (std::system("rsvg-convert --version >/dev/null 2>&1") != 0) {
+    MESSAGE("skipped: rsvg-convert not found (Debian package librsvg2-bin), so the figures were not rendered");
+  } else {
+    int figures = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      if (e.path().extension() != ".svg") continue;
+      ++figures;
+      const auto png = std::filesystem::path(e.path()).replace_extension(".png");
+      const std::string cmd = "rsvg-convert -o '" + png.string() + "' '" + e.path().string() + "' 2>&1";
+      INFO(cmd);
+      CHECK(std::system(cmd.c_str()) == 0);
+      std::ifstream in(png, std::ios::binary);
+      char magic[8] = {};
+      in.read(magic, 8);
+      CHECK(std::string(magic + 1, 3) == "PNG");
+      CHECK(std::filesystem::file_size(png) > 1000);
+    }
+    CHECK(figures == 4);
+  }
   std::filesystem::remove_all(dir);
 }
