@@ -86,31 +86,24 @@ inline void set_gguf_metadata(io::GgufWriter& w, const TransformerConfig& c, std
   w.set(a + ".rope.freq_base", GgufValue::f32(c.rope_theta));
 }
 
-/// F32 and F16 tensor bytes (little-endian), the two float types the exporters write.
+/// F32, F16 and BF16 tensor bytes (little-endian), the float types the exporters write.
 inline std::vector<std::uint8_t> gguf_f32_bytes(std::span<const float> v) {
   std::vector<std::uint8_t> b(v.size() * sizeof(float));
   std::memcpy(b.data(), v.data(), b.size());
   return b;
 }
-inline std::vector<std::uint8_t> gguf_f16_bytes(std::span<const float> v) {
+/// Two bytes per value, little-endian, each from `to16` (float16 or bfloat16 rounding).
+inline std::vector<std::uint8_t> gguf_u16_bytes(std::span<const float> v, std::uint16_t (*to16)(float)) {
   std::vector<std::uint8_t> b(v.size() * 2);
   for (std::size_t i = 0; i < v.size(); ++i) {
-    const std::uint16_t h = io::f32_to_f16(v[i]);
+    const std::uint16_t h = to16(v[i]);
     b[2 * i] = static_cast<std::uint8_t>(h & 0xFF);
     b[2 * i + 1] = static_cast<std::uint8_t>(h >> 8);
   }
   return b;
 }
-
-inline std::vector<std::uint8_t> gguf_bf16_bytes(std::span<const float> v) {
-  std::vector<std::uint8_t> b(v.size() * 2);
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    const std::uint16_t h = io::f32_to_bf16(v[i]);
-    b[2 * i] = static_cast<std::uint8_t>(h & 0xFF);
-    b[2 * i + 1] = static_cast<std::uint8_t>(h >> 8);
-  }
-  return b;
-}
+inline std::vector<std::uint8_t> gguf_f16_bytes(std::span<const float> v) { return gguf_u16_bytes(v, io::f32_to_f16); }
+inline std::vector<std::uint8_t> gguf_bf16_bytes(std::span<const float> v) { return gguf_u16_bytes(v, io::f32_to_bf16); }
 
 /// How each weight goes into the file. `type(name, shape)` picks its ggml type from
 /// its name and shape alone (so the header is written before any weight is encoded);
