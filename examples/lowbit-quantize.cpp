@@ -153,17 +153,10 @@ lowbit::nn::BlockPlan plan_of(const Options& o, const lowbit::nn::TransformerCon
   return plan;
 }
 
-/// The --scheme value as given (for messages).
-std::string args_scheme(const std::vector<std::string>& args) {
-  for (std::size_t i = 0; i + 1 < args.size(); ++i)
-    if (args[i] == "--scheme") return args[i + 1];
-  return "";
-}
-
 Options parse(const std::vector<std::string>& args) {
   Options o;
   bool scheme = false;
-  std::string format;
+  std::string format, scheme_text;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& f = args[i];
     const auto value = [&]() -> const std::string& {
@@ -178,6 +171,9 @@ Options parse(const std::vector<std::string>& args) {
       o.data = fs::path(value());
     } else if (f == "--scheme") {
       const std::string& v = value();
+      o.float_type.reset();  // the last --scheme counts
+      o.preset.clear();
+      scheme_text = v;
       if (const auto t = lowbit::nn::gguf_float_type(v)) {
         o.float_type = t;  // not a quantization scheme: the model converted as it is
       } else if (const auto* p = lowbit::nn::find_llama_cpp_preset(v); p != nullptr && p->name == v) {
@@ -242,10 +238,10 @@ Options parse(const std::vector<std::string>& args) {
   if (o.format == Format::gguf && !gguf_name) bad("--out " + o.out.string(), "a GGUF file must end in .gguf");
   if (o.format == Format::gptq && gguf_name) bad("--out " + o.out.string(), "a GPTQ checkpoint is a folder, not *.gguf");
   if (o.float_type) {  // a conversion: nothing to choose codes for
-    if (o.format != Format::gguf) bad("--scheme " + args_scheme(args), "writes a GGUF file; give --out FILE.gguf");
+    if (o.format != Format::gguf) bad("--scheme " + scheme_text, "writes a GGUF file; give --out FILE.gguf");
     if (o.method != lowbit::nn::BlockMethod::rtn)
       bad("--method " + std::string(lowbit::nn::block_method_name(o.method)),
-          "does not apply to --scheme " + args_scheme(args) + ", which writes the model unquantized");
+          "does not apply to --scheme " + scheme_text + ", which writes the model unquantized");
     if (!o.scheme_for.empty()) bad("--scheme-for " + o.scheme_for.front(), "does not apply to an unquantized GGUF");
     if (!fs::is_regular_file(o.model) && !fs::is_directory(o.model))
       bad("--model " + o.model.string(), "is neither a llama2.c .bin file, a GGUF file nor a model folder");
@@ -465,7 +461,8 @@ int main(int argc, char** argv) {
         if (bar) bar->finish();
         return lowbit::cli::exit_ok;
       };
-      // QAFT at one learning rate: the study's settings, a bar over the optimizer steps.
+      // QAFT at one learning rate: the study's training step, here --epochs (default 1) of 8
+      // sequences per step (lowbit-study's default is the paper's 8 epochs of 1), a bar over the steps.
       const auto qaft_train = [&](lowbit::nn::Transformer& m, double lr, const auto& train) {
         lowbit::study::QaftOptions q;
         q.lr = lr;

@@ -174,6 +174,7 @@ TEST_CASE("gguf input: stories260K as F16 GGUF carries its vocabulary back, and 
   CHECK(back.bos == vocab.bos);
   CHECK(back.eos == vocab.eos);
   CHECK(back.add_bos == vocab.add_bos);
+  CHECK(back.extra.empty());
 
   // The tokenizer rebuilt from the file gives tok512.bin's ids on every story.
   const text::Llama2cTokenizer rebuilt = nn::llama2c_tokenizer_of(back, path.string());
@@ -225,6 +226,23 @@ TEST_CASE("gguf input: vocabularies read back as written, and bad metadata is na
     CHECK(back.bos == gpt2.bos);
     CHECK(back.eos == gpt2.eos);
     CHECK_THROWS_WITH(nn::llama2c_tokenizer_of(back, "x.gguf"), doctest::Contains("this one is 'gpt2'"));
+  }
+  // Keys GgufVocab has no field for come back as they were, and are written again.
+  {
+    io::GgufWriter x;
+    x.set("tokenizer.ggml.model", io::GgufValue::string("llama"));
+    x.set("tokenizer.ggml.tokens", io::GgufValue::strings(std::vector<std::string>{"a", "b"}));
+    x.set("tokenizer.ggml.add_space_prefix", io::GgufValue::boolean(false));
+    x.write(path, [](std::size_t, std::vector<std::uint8_t>&) {});
+    const nn::GgufVocab v = nn::read_gguf_vocab(io::GgufFile::open(path));
+    REQUIRE(v.extra.size() == 1);
+    CHECK(v.extra[0].first == "tokenizer.ggml.add_space_prefix");
+    io::GgufWriter again;
+    v.set(again);
+    again.write(path, [](std::size_t, std::vector<std::uint8_t>&) {});
+    const io::GgufFile f = io::GgufFile::open(path);
+    REQUIRE(f.find("tokenizer.ggml.add_space_prefix") != nullptr);
+    CHECK(f.at("tokenizer.ggml.add_space_prefix").u == 0);
   }
   // A token type array of the wrong length, and a BOS id past the vocabulary.
   io::GgufWriter bad;

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <string>
 
+#include "lowbit/io/file.hpp"
 #include "lowbit/study/report.hpp"
 
 using namespace lowbit::study;
@@ -74,7 +75,11 @@ TEST_CASE("write_report writes every file into the folder") {
   radial.t = {0, 0.5, 1.0};
   radial.nll = {1.0, 1.2, 2.0};
   radial.basin_radius = 0.6;
-  r.profiles = {radial};
+  Profile to_rtn = radial, to_gptq = radial, to_qaft = radial;
+  to_rtn.label = "w -> w_rtn (int4)";
+  to_gptq.label = "w -> w_gptq (int4)";
+  to_qaft.label = "w -> w_qaft (int2)";
+  r.profiles = {radial, to_rtn, to_gptq, to_qaft};
   write_report(r, dir, "lowbit-study");
   for (const char* f : {"units.csv", "layers.csv", "qaft.csv", "profiles.csv", "fig1_nll_qaft_vs_gptq.svg",
                         "fig1_layer_mse.svg", "fig2_nll_vs_size.svg", "fig3_landscape.svg", "report.md"})
@@ -101,5 +106,20 @@ TEST_CASE("write_report writes every file into the folder") {
     }
     CHECK(figures == 4);
   }
+  // Figure 3: one panel per bit width, each with the random direction (grey, in the
+  // legend once) and that width's segments, and the basin radius marked.
+  const std::string fig3 = lowbit::io::read_file(dir / "fig3_landscape.svg");
+  const auto count = [&](const std::string& what) {
+    int n = 0;
+    for (auto p = fig3.find(what); p != std::string::npos; p = fig3.find(what, p + 1)) ++n;
+    return n;
+  };
+  CHECK(count("<svg") == 3);  // the document and two panels (int4, int2)
+  CHECK(count("Global NLL along directions from w (int4)") == 1);
+  CHECK(count("Global NLL along directions from w (int2)") == 1);
+  CHECK(count("R(w) = 0.5") == 2);
+  CHECK(count(">random directions<") == 2);
+  CHECK(count("clipPath id=\"landscape0\"") == 1);
+  CHECK(count("clipPath id=\"landscape1\"") == 1);
   std::filesystem::remove_all(dir);
 }

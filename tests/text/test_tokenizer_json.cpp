@@ -245,6 +245,21 @@ TEST_CASE("tokenizer_json: toy BPE merges by rank, falls back to unk, fuses unkn
   CHECK(tok.decode(std::vector<int>{4, 3}) == "abbab");
 }
 
+TEST_CASE("tokenizer_json: SentencePiece spaces read as marks cut words where the normalized text would") {
+  // Prepend "▁" + Replace " " → "▁", tokens "▁▁" and "▁a": a "▁" in the text followed
+  // by a space is a run of marks, one word's start, as in the normalized "▁a▁▁b"
+  // (pieces "▁a", "▁▁b"); cutting before that space would give "▁a▁" + " b".
+  const std::string json = R"({"normalizer":{"type":"Sequence","normalizers":[{"type":"Prepend","prepend":"▁"},)"
+                           R"({"type":"Replace","pattern":{"String":" "},"content":"▁"}]},)"
+                           R"("model":{"type":"BPE","unk_token":"<unk>","vocab":{"<unk>":0,"▁":1,"a":2,"b":3,)"
+                           R"("▁▁":4,"▁a":5},"merges":["▁ ▁","▁ a"]}})";
+  const auto tok = TjTokenizer::from_string(json, "spm_toy.json");
+  CHECK(tok.encode("a\xE2\x96\x81 b") == std::vector<int>{5, 4, 3});
+  CHECK(tok.encode("a  b") == std::vector<int>{5, 4, 3});       // two spaces: one run
+  CHECK(tok.encode(" a b") == std::vector<int>{4, 2, 1, 3});    // "▁▁a" ("▁ ▁" merges first), "▁b"
+  CHECK(tok.encode("b a") == std::vector<int>{1, 3, 5});
+}
+
 TEST_CASE("tokenizer_json: hostile and unsupported files are refused, naming the field") {
   tj_expect_error(tj_toy("", "[\"a b\"]").substr(0, 60), "toy.json");              // truncated JSON
   tj_expect_error(tj_toy("", "[\"a q\"]"), "model.merges[0]");                       // unknown part

@@ -77,6 +77,9 @@ struct GgufVocab {
   bool add_bos = true;
   bool add_eos = false;       ///< written only when true (llama.cpp's default is false)
   std::string chat_template;  ///< written only when given
+  /// Other tokenizer.* keys of a GGUF this vocabulary was read from (read_gguf_vocab:
+  /// add_space_prefix, precompiled_charsmap, …), written back as they were.
+  std::vector<std::pair<std::string, io::GgufValue>> extra;
 
   [[nodiscard]] int size() const { return static_cast<int>(tokens.size()); }
 
@@ -105,6 +108,7 @@ struct GgufVocab {
     w.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(add_bos));
     if (add_eos) w.set("tokenizer.ggml.add_eos_token", GgufValue::boolean(true));
     if (!chat_template.empty()) w.set("tokenizer.chat_template", GgufValue::string(chat_template));
+    for (const auto& [key, value] : extra) w.set(key, value);
   }
 };
 

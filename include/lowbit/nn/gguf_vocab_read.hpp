@@ -2,8 +2,9 @@
 // model can be re-quantized with its vocabulary carried over and calibrated on text
 // tokenized as the model expects.
 //
-//  * read_gguf_vocab: the tokenizer.ggml.* keys into a GgufVocab (nn/gguf_vocab.hpp's
-//    struct, which writes them): what a file lowbit writes from this model carries on.
+//  * read_gguf_vocab: the tokenizer.* keys into a GgufVocab (nn/gguf_vocab.hpp's
+//    struct, which writes them; keys it has no field for are kept as they are): what a
+//    file lowbit writes from this model carries on.
 //  * llama2c_tokenizer_of: a SentencePiece vocabulary ("llama": tokens with scores)
 //    as the llama2.c tokenizer those scores drive (run.c's encode merges the adjacent
 //    pair whose token scores highest): the inverse of gguf_spm_vocab, as llama2.c's
@@ -15,7 +16,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "lowbit/core/error.hpp"
@@ -87,6 +91,16 @@ inline GgufVocab read_gguf_vocab(const io::GgufFile& f) {
   v.add_bos = d::flag_of(f, "tokenizer.ggml.add_bos_token", true);
   v.add_eos = d::flag_of(f, "tokenizer.ggml.add_eos_token", false);
   if (f.find("tokenizer.chat_template") != nullptr) v.chat_template = f.string("tokenizer.chat_template");
+  // What GgufVocab has no field for goes back into a file written from it unchanged,
+  // so that llama.cpp tokenizes the output as it did the input.
+  static constexpr std::string_view known[] = {
+      "tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
+      "tokenizer.ggml.token_type", "tokenizer.ggml.merges", "tokenizer.ggml.unknown_token_id",
+      "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.padding_token_id",
+      "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token", "tokenizer.chat_template"};
+  for (const auto& [key, value] : f.header().metadata)
+    if (key.starts_with("tokenizer.") && std::find(std::begin(known), std::end(known), key) == std::end(known))
+      v.extra.emplace_back(key, value);
   return v;
 }
 

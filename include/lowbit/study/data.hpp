@@ -85,8 +85,8 @@ inline text::Llama2cTokenizer gguf_tokenizer(const std::filesystem::path& model,
   const nn::GgufVocab v = nn::read_gguf_vocab(io::GgufFile::open(model));
   lowbit::detail::check(v.model == "llama", "study data: '", model.string(), "' has a '", v.model,
                         "' vocabulary; lowbit tokenizes calibration and evaluation text for a GGUF model with a "
-                        "SentencePiece ('llama') vocabulary only: quantize it with --method rtn (no calibration), "
-                        "or from the Hugging Face folder it was converted from");
+                        "SentencePiece ('llama') vocabulary only: use the Hugging Face folder it was converted "
+                        "from (lowbit-quantize can still quantize the GGUF by RTN, without --eval)");
   lowbit::detail::check(v.size() == vocab, "study data: '", model.string(), "' has ", v.size(),
                         " tokens in its vocabulary, the model ", vocab);
   return nn::llama2c_tokenizer_of(v, model.string());

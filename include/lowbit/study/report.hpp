@@ -150,14 +150,58 @@ inline SvgPlot figure_nll_vs_size(const StudyResults& r) {
   return p;
 }
 
-/// Figure 3: radial and segment profiles of the global NLL.
-inline SvgPlot figure_landscape(const StudyResults& r) {
-  SvgPlot p;
-  p.title = "Global NLL along directions from w";
-  p.x_label = "distance from w (L2 over quantized weights)";
-  p.y_label = "test NLL (nats/token)";
-  for (const auto& pr : r.profiles) p.add({pr.label, pr.t, pr.nll, true, false, "", pr.label.rfind("random", 0) == 0});
-  return p;
+namespace detail {
+/// The bit width a segment profile belongs to: the text in its label's last
+/// parentheses ("w -> w_gptq (int4)" → "int4"); empty for a random direction.
+inline std::string profile_panel(const std::string& label) {
+  const auto open = label.rfind('('), close = label.rfind(')');
+  return open != std::string::npos && close != std::string::npos && close > open
+             ? label.substr(open + 1, close - open - 1)
+             : std::string();
+}
+}  // namespace detail
+
+/// Figure 3: the global NLL along directions from w, one panel per bit width: the
+/// random directions in grey (the same in every panel), the straight segments to
+/// w_RTN, w_GPTQ and w_QAFT in three fixed colours (w_GPTQ → w_QAFT dashed), and the
+/// mean basin radius R(w) marked.
+inline std::vector<SvgPlot> figure_landscape(const StudyResults& r) {
+  std::vector<std::string> panels;
+  for (const auto& pr : r.profiles)
+    if (const std::string k = detail::profile_panel(pr.label);
+        !k.empty() && std::find(panels.begin(), panels.end(), k) == panels.end())
+      panels.push_back(k);
+  if (panels.empty()) panels.push_back("");  // random directions only
+  const auto method_color = [](const std::string& label) -> std::pair<std::string, bool> {
+    if (label.rfind("w_gptq -> w_qaft", 0) == 0) return {"#9467bd", true};
+    if (label.find("w_rtn") != std::string::npos) return {"#1f77b4", false};
+    if (label.find("w_gptq") != std::string::npos) return {"#d62728", false};
+    if (label.find("w_qaft") != std::string::npos) return {"#2ca02c", false};
+    return {"", false};
+  };
+  std::vector<SvgPlot> out;
+  for (std::size_t k = 0; k < panels.size(); ++k) {
+    SvgPlot p;
+    p.id = "landscape" + std::to_string(k);
+    p.title = "Global NLL along directions from w" + (panels[k].empty() ? "" : " (" + panels[k] + ")");
+    p.x_label = "distance from w (L2 over quantized weights)";
+    p.y_label = "NLL (nats/token)";
+    bool random_listed = false;
+    for (const auto& pr : r.profiles) {
+      const std::string panel = detail::profile_panel(pr.label);
+      if (panel.empty()) {
+        p.add({random_listed ? pr.label : "random directions", pr.t, pr.nll, true, false, "#b0b0b0", false,
+               !random_listed});
+        random_listed = true;
+      } else if (panel == panels[k]) {
+        const auto [color, dashed] = method_color(pr.label);
+        p.add({pr.label, pr.t, pr.nll, true, false, color, dashed});
+      }
+    }
+    if (std::isfinite(r.basin_radius)) p.markers.push_back({r.basin_radius, "R(w) = " + detail::num(r.basin_radius, 3)});
+    out.push_back(std::move(p));
+  }
+  return out;
 }
 
 namespace detail {
@@ -283,7 +327,7 @@ inline void write_report(const StudyResults& r, const std::filesystem::path& dir
   figure_nll_qaft_vs_gptq(r).write(dir / "fig1_nll_qaft_vs_gptq.svg");
   figure_layer_mse(r).write(dir / "fig1_layer_mse.svg");
   figure_nll_vs_size(r).write(dir / "fig2_nll_vs_size.svg");
-  if (!r.profiles.empty()) figure_landscape(r).write(dir / "fig3_landscape.svg");
+  if (!r.profiles.empty()) write_file_atomic(dir / "fig3_landscape.svg", SvgPlot::panels(figure_landscape(r), 2));
   write_file_atomic(dir / "report.md", report_markdown(r, command));
 }
 

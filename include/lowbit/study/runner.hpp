@@ -197,6 +197,10 @@ inline io::Json run_identity(const StudySetup& s, const std::string& fingerprint
 
 class StudyRunner {
  public:
+  /// Not movable: the streamed units' stop check refers to this runner.
+  StudyRunner(StudyRunner&&) = delete;
+  StudyRunner& operator=(StudyRunner&&) = delete;
+
   StudyRunner(StudySetup& setup, const std::atomic<bool>* stop = nullptr, FILE* log = stderr)
       : s_(setup), o_(setup.options), grid_(o_.scheme.is_nf4() ? "nf" : "int"), model_(setup.model), stop_(stop), log_(log),
         fp_(model_.is_streaming() ? nn::WeightSnapshot{} : model_.snapshot()),
@@ -271,12 +275,16 @@ class StudyRunner {
   /// The unit `k` from its checkpoint, or computed by f() and checkpointed.
   template <class F>
   UnitResult cached_or(const std::string& k, F&& f, const io::Json* inputs = nullptr) {
-    if (auto u = store_.reuse(k, inputs)) return std::move(*u);
+    if (auto u = store_.reuse(k, inputs)) {
+      if (streamed_) streamed_->discard(k);  // a work folder left by a kill after the store
+      return std::move(*u);
+    }
     check_stop();
     const auto t0 = clock::now();
     UnitResult u = f();
     u.seconds["total"] = std::chrono::duration<double>(clock::now() - t0).count();
     store_.store(k, u, inputs);
+    if (streamed_) streamed_->discard(k);  // only now: until the store, the blocks are the unit
     return u;
   }
 

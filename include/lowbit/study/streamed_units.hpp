@@ -16,7 +16,8 @@
 //     block, and each layer's output MSE ‖ΔW·X‖²/(tokens·rows) is summed from that
 //     pass's Hessians and the packed layers — the in-memory runner's figure (X from
 //     the full-precision model) over groups of windows whose activations fit.
-// The work folder is removed when the unit is done (its result is units/<key>.json).
+// The work folder is removed once the unit's result is on disk (units/<key>.json,
+// written by the runner, which then calls discard()).
 //
 // Results equal the in-memory runner's up to the last bits of batched sums (the
 // test compares them).
@@ -105,7 +106,13 @@ class StreamedUnits {
     t0 = clock::now();
     layer_metrics(model, store, *quantized, u);
     u.seconds["layer_metrics"] = seconds_since(t0);
-    store.remove();
+  }
+
+  /// Removes unit `key`'s work folder: call once its result is stored (a no-op for a
+  /// unit that has none).
+  void discard(const std::string& key) const {
+    std::error_code ec;
+    std::filesystem::remove_all(o_.out / "units" / (key + ".blocks"), ec);
   }
 
  private:
@@ -266,7 +273,11 @@ class StreamedUnits {
         lr.damp = detail::read_number(figures, "damp", f.path());
         const std::size_t i = index.at(l.name);
         lr.output_mse = tokens[i] > 0 ? mse_tokens[i] / tokens[i] : nan_value;
-        if (const io::Json* note = figures.find("note")) u.notes.push_back(note->as_string());
+        if (const io::Json* note = figures.find("note")) {
+          lowbit::detail::check(note->is_string(), "'", f.path(), "': metadata '", meta_key(l.name),
+                                "': note is not a string");
+          u.notes.push_back(note->as_string());
+        }
         total += lr.weight_sq_error;
         u.layers.push_back(std::move(lr));
       }

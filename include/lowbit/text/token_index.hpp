@@ -27,7 +27,7 @@ inline std::uint64_t piece_hash(std::string_view s) {
 class TokenIndex {
  public:
   // 16-byte slots at most 60 % full, as MergeTable: Llama 3's 128,256 tokens take
-  // 4 MB instead of 12 MB.
+  // 4 MB instead of 6 MB (24-byte slots, half full).
   void reserve(std::size_t n) {
     if (5 * n > 3 * slots_.size()) rehash(std::bit_ceil(5 * n / 3 + 1));
   }

@@ -395,8 +395,8 @@ class TokenizerJson {
   }
 
   // A SentencePiece-style piece starts as one symbol per code point, each looked up
-  // by its bytes; most are ASCII or the word mark, whose ids are kept here once the
-  // vocabulary (added tokens included) is complete.
+  // by its bytes in the model vocabulary; most are ASCII or the word mark, whose ids
+  // are kept here once it is loaded.
   void load_symbol_ids() {
     for (std::size_t c = 0; c < ascii_id_.size(); ++c) ascii_id_[c] = ids_.find(std::string(1, static_cast<char>(c)));
     word_mark_id_ = ids_.find(word_mark);
@@ -770,20 +770,26 @@ class TokenizerJson {
 
   // SentencePiece's normalizer (a word mark before the text, each space a mark) and
   // words_are_independent, without writing the normalized text: the section is cut
-  // into words before each space that follows a non-space, as by_words cuts before
-  // marks, and encode_piece reads each space as the mark. The pieces are then the
+  // into words before each space that follows a non-mark, as by_words cuts before
+  // marks (not cutting before a "▁" the text holds is still exact: no merge joins
+  // across a mark after a non-mark), and encode_piece reads each space as the mark. The pieces are then the
   // text's own bytes (shorter keys for the piece cache, no copy, a one-byte search);
   // the first word carries the prepended mark and is encoded without the cache.
   // Same symbols, so the same BPE and ids as normalize + by_words.
   void encode_spaced(std::string_view section, Workspace& w) const {
     const std::size_t first = w.out.size();
+    // A space starts a word unless it follows a mark — another space, or a "▁" the
+    // text holds itself: a run of marks is one word's start (tokens such as "▁▁").
+    const auto starts_word = [&](std::size_t p) {
+      return section[p - 1] != ' ' && !section.substr(0, p).ends_with(word_mark);
+    };
     std::size_t cut = section.size();
     for (std::size_t p = section.find(' ', 1); p != std::string_view::npos; p = section.find(' ', p + 1))
-      if (section[p - 1] != ' ') { cut = p; break; }
+      if (starts_word(p)) { cut = p; break; }
     encode_piece(section.substr(0, cut), w, /*leading_mark=*/true);
     std::size_t start = cut;
     for (std::size_t p = section.find(' ', cut + 1); p != std::string_view::npos; p = section.find(' ', p + 1)) {
-      if (section[p - 1] == ' ') continue;  // inside a run of spaces
+      if (!starts_word(p)) continue;  // inside a run of marks
       encode_cached(section.substr(start, p - start), w);
       start = p;
     }
