@@ -193,9 +193,9 @@ inline std::vector<SvgPlot> figure_landscape(const StudyResults& r) {
         p.add({random_listed ? pr.label : "random directions", pr.t, pr.nll, true, false, "#b0b0b0", false,
                !random_listed});
         random_listed = true;
-      } else if (panel == panels[k]) {
+      } else if (panel == panels[k]) {  // the panel's title names the bit width
         const auto [color, dashed] = method_color(pr.label);
-        p.add({pr.label, pr.t, pr.nll, true, false, color, dashed});
+        p.add({pr.label.substr(0, pr.label.rfind(" (")), pr.t, pr.nll, true, false, color, dashed});
       }
     }
     if (std::isfinite(r.basin_radius)) p.markers.push_back({r.basin_radius, "R(w) = " + detail::num(r.basin_radius, 3)});
