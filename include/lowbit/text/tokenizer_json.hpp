@@ -139,11 +139,11 @@ void split_llama3_style(std::string_view s, std::size_t max_digits, F&& f) {
   std::size_t len = 0;
   const auto cls = [&](std::size_t p) {
     std::size_t l = 0;
-    return p < n ? classify(decode_utf8(s, p, l)) : CharClass::space;  // past the end: no class matters
+    return p < n ? class_at(s, p, l) : CharClass::space;  // past the end: no class matters
   };
   const auto run_end = [&](std::size_t p, CharClass c) {
     std::size_t l = 0;
-    while (p < n && classify(decode_utf8(s, p, l)) == c) p += l;
+    while (p < n && class_at(s, p, l) == c) p += l;
     return p;
   };
   const auto is_crlf = [&](std::size_t p) { return p < n && (s[p] == '\r' || s[p] == '\n'); };
@@ -154,23 +154,22 @@ void split_llama3_style(std::string_view s, std::size_t max_digits, F&& f) {
   };
   while (i < n) {
     if (const std::size_t m = contraction_length(s, i)) { emit(i + m); continue; }
-    const char32_t cp = decode_utf8(s, i, len);
-    const CharClass c = classify(cp);
+    const CharClass c = class_at(s, i, len);
     // [^\r\n\p{L}\p{N}]?\p{L}+
-    if (c == CharClass::letter) { emit(run_end(i, c)); continue; }
-    if (c != CharClass::number && cp != '\r' && cp != '\n' && i + len < n && cls(i + len) == CharClass::letter) {
+    if (c == CharClass::letter) { emit(run_end(i + len, c)); continue; }
+    if (c != CharClass::number && !is_crlf(i) && i + len < n && cls(i + len) == CharClass::letter) {
       emit(run_end(i + len, CharClass::letter));
       continue;
     }
     // \p{N}{1,max_digits}
     if (c == CharClass::number) {
       std::size_t e = i, k = 0, l = 0;
-      while (k < max_digits && e < n && classify(decode_utf8(s, e, l)) == CharClass::number) e += l, ++k;
+      while (k < max_digits && e < n && class_at(s, e, l) == CharClass::number) e += l, ++k;
       emit(e);
       continue;
     }
     // " ?[^\s\p{L}\p{N}]+[\r\n]*"
-    const std::size_t p = (cp == ' ' && cls(i + 1) == CharClass::other) ? i + 1 : i;
+    const std::size_t p = (s[i] == ' ' && cls(i + 1) == CharClass::other) ? i + 1 : i;
     if (cls(p) == CharClass::other) {
       std::size_t e = run_end(p, CharClass::other);
       while (is_crlf(e)) ++e;
@@ -179,7 +178,7 @@ void split_llama3_style(std::string_view s, std::size_t max_digits, F&& f) {
     }
     // c is whitespace. \s*[\r\n]+ ends after the run's last CR/LF, if it has one.
     std::size_t e = i, last = i, last_crlf = n, count = 0, l = 0;
-    while (e < n && classify(decode_utf8(s, e, l)) == CharClass::space) {
+    while (e < n && class_at(s, e, l) == CharClass::space) {
       if (s[e] == '\r' || s[e] == '\n') last_crlf = e;
       last = e;
       e += l;

@@ -86,4 +86,14 @@ inline CharClass classify(char32_t cp) {
   return cp < 128 ? classes::ascii_classes[cp] : classes::classify_slow(cp);
 }
 
+/// The class of the code point at s[p], its byte length in `len`: ASCII bytes from a
+/// table without decoding (pre-tokenizers ask this of nearly every byte of the text).
+inline CharClass class_at(std::string_view s, std::size_t p, std::size_t& len) {
+  if (const auto c = static_cast<unsigned char>(s[p]); c < 0x80) {
+    len = 1;
+    return classes::ascii_classes[c];
+  }
+  return classify(decode_utf8(s, p, len));
+}
+
 }  // namespace lowbit::text
