@@ -209,9 +209,9 @@ Options parse(const std::vector<std::string>& args) {
                                   std::to_string(lowbit::study::StudyOptions::max_threads) + ")");
       o.threads = static_cast<int>(n);
     } else if (f == "--lr") {
-      o.lrs = lowbit::study::detail::parse_positive_list(f, value());
+      o.lrs = lowbit::cli::parse_positive_list(f, value());
     } else if (f == "--epochs") {
-      o.epochs = lowbit::study::detail::parse_positive(f, value());
+      o.epochs = lowbit::cli::parse_positive(f, value());
     } else if (f == "--act-order") {
       o.gptq.act_order = true;
     } else if (f == "--eval") {

@@ -19,12 +19,12 @@
 
 #include <lowbit/autograd/thread_pool.hpp>
 #include <lowbit/core/tool_main.hpp>
+#include <lowbit/analysis/landscape.hpp>
+#include <lowbit/analysis/svg_plot.hpp>
+#include <lowbit/core/cli.hpp>
 #include <lowbit/io/file.hpp>
 #include <lowbit/io/json.hpp>
 #include <lowbit/nn.hpp>
-#include <lowbit/study/landscape.hpp>
-#include <lowbit/study/options.hpp>
-#include <lowbit/study/svg_plot.hpp>
 #include <lowbit/text/compact_vocab.hpp>
 #include <lowbit/text/gpt2_bpe.hpp>
 #include <lowbit/text/python_docs.hpp>
@@ -38,10 +38,10 @@ namespace {
 namespace fs = std::filesystem;
 using lowbit::Index;
 using lowbit::io::Json;
-using lowbit::study::UsageError;
-using lowbit::study::detail::parse_number;
-using lowbit::study::detail::parse_positive;
-using lowbit::study::detail::usage_fail;
+using lowbit::cli::UsageError;
+using lowbit::cli::parse_number;
+using lowbit::cli::parse_positive;
+using lowbit::cli::usage_fail;
 
 const char* usage() {
   return "usage: lowbit_pretrain --name NAME --run-dir DIR [options]\n"
@@ -486,7 +486,7 @@ int run(const Options& o, const std::string& command) {
   // Radial loss profiles from w along random unit directions (all parameters), on the
   // validation subset: a trained minimum rises on both sides.
   lowbit::nn::Transformer probe = lowbit::nn::Transformer::load(o.out);
-  lowbit::study::ParameterSet set;
+  lowbit::analysis::ParameterSet set;
   for (auto* p : probe.parameters()) set.add(p->values());
   const std::vector<float> w = set.snapshot();
   double wnorm = 0;
@@ -497,14 +497,14 @@ int run(const Options& o, const std::string& command) {
   for (double f : fractions) radii.push_back(f * wnorm);
   const auto profile_windows = subset(all_val_windows, 8L * o.context, o.context);
   Json profiles = Json::array();
-  lowbit::study::SvgPlot radial;
+  lowbit::analysis::SvgPlot radial;
   radial.title = o.name + ": validation NLL along random unit directions";
   radial.x_label = "distance from w (fraction of |w|)";
   radial.y_label = "validation NLL (nats/token)";
   for (long d = 0; d < o.directions; ++d) {
     std::fprintf(stderr, "radial profile %ld/%ld...\n", d + 1, o.directions);
-    const auto dir = lowbit::study::random_unit_direction(set.size(), 1000 + static_cast<std::uint64_t>(d));
-    const auto losses = lowbit::study::profile(set, w, dir, radii, [&] {
+    const auto dir = lowbit::analysis::random_unit_direction(set.size(), 1000 + static_cast<std::uint64_t>(d));
+    const auto losses = lowbit::analysis::profile(set, w, dir, radii, [&] {
       return lowbit::nn::evaluate(probe, profile_windows).mean_nll();
     });
     Json p = Json::object(), jl = Json::array();
@@ -512,7 +512,7 @@ int run(const Options& o, const std::string& command) {
     p.set("direction_seed", integer(1000 + d));
     p.set("losses", std::move(jl));
     profiles.push_back(std::move(p));
-    lowbit::study::Series line;
+    lowbit::analysis::Series line;
     line.label = "direction " + std::to_string(d);
     line.x = fractions;
     line.y = losses;
@@ -571,11 +571,11 @@ int run(const Options& o, const std::string& command) {
   lowbit::io::write_file_atomic(o.out / "results.json", res.dump() + "\n");
   radial.write(o.out / "radial_profiles.svg");
 
-  lowbit::study::SvgPlot curve;
+  lowbit::analysis::SvgPlot curve;
   curve.title = o.name + ": training curve";
   curve.x_label = "tokens";
   curve.y_label = "NLL (nats/token)";
-  lowbit::study::Series tr, va;
+  lowbit::analysis::Series tr, va;
   tr.label = "train (mean since previous row)";
   va.label = "validation subset";
   for (const auto& r : log) {

@@ -79,3 +79,9 @@ TEST_CASE("study options: --streaming runs RTN and GPTQ unless told otherwise") 
   CHECK(parse_study_options({"--streaming", "--quick", "--methods", "gptq"}).methods == std::vector<Method>{Method::gptq});
   CHECK(!parse_study_options({}).streaming);
 }
+
+TEST_CASE("study options: --heldout, not with --streaming") {
+  CHECK(parse_study_options({"--heldout"}).heldout);
+  CHECK(!parse_study_options({}).heldout);
+  CHECK_THROWS_WITH_AS(parse_study_options({"--streaming", "--heldout"}), doctest::Contains("--heldout"), UsageError);
+}

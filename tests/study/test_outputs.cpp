@@ -7,9 +7,11 @@
 #include <string>
 
 #include "lowbit/study/progress.hpp"
-#include "lowbit/study/svg_plot.hpp"
+#include "lowbit/analysis/svg_plot.hpp"
 
 using namespace lowbit::study;
+using lowbit::analysis::SvgPlot;
+using lowbit::analysis::Series;
 
 namespace {
 int count(const std::string& s, const std::string& what) {

@@ -143,9 +143,12 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
   CHECK(results.at("units").size() == 3);
   CHECK(log1.find("reusing") == std::string::npos);
 
-  // Resume: nothing is recomputed, the results are the same.
+  // Resume: nothing is recomputed, the results are the same; --heldout (not part of
+  // the run's identity) measures every unit again on the held-out stories.
   FILE* log2f = std::tmpfile();
-  StudySetup again = StudySetup::prepare(tiny_options(model, data, out), "test");
+  StudyOptions with_heldout = tiny_options(model, data, out);
+  with_heldout.heldout = true;
+  StudySetup again = StudySetup::prepare(with_heldout, "test");
   const auto second = StudyRunner(again, nullptr, log2f).run();
   const std::string log2 = read_log(log2f);
   std::fclose(log2f);
@@ -154,6 +157,20 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
   CHECK(second.units.size() == 3);
   for (std::size_t i = 0; i < 3; ++i) CHECK(second.units[i].test_nll == first.units[i].test_nll);
   CHECK(second.profiles.size() == first.profiles.size());
+  {
+    REQUIRE(again.data.heldout_description.find("132 stories") != std::string::npos);
+    const std::string csv = lowbit::io::read_file(out / "heldout.csv");
+    CHECK(csv.starts_with("unit,method,bits,test_nll,heldout_nll\nfp,fp,0,"));
+    for (const char* k : {"\nrtn-int3,rtn,3,", "\ngptq-int3,gptq,3,", "\nqaft-int3,qaft,3,"}) CHECK_MESSAGE(csv.find(k) != std::string::npos, k);
+    CHECK(csv.find("nan") == std::string::npos);
+    // The fp row is the model as given, evaluated directly on the same windows.
+    StudySetup fresh = StudySetup::prepare(with_heldout, "test");
+    const double fp_heldout = lowbit::nn::evaluate(fresh.model, fresh.data.heldout).mean_nll();
+    const auto fp_row = csv.substr(csv.find("\nfp,") + 1);
+    CHECK(std::stod(fp_row.substr(fp_row.rfind(',', fp_row.find('\n')) + 1)) == doctest::Approx(fp_heldout).epsilon(1e-6));
+    const std::string md = lowbit::io::read_file(out / "heldout.md");
+    CHECK(md.find("| int3 | ") != std::string::npos);
+  }
 
   // A lost unit (the run was killed while computing it) is recomputed, identically.
   fs::remove(out / "units" / "gptq-int3.json");
@@ -360,6 +377,10 @@ TEST_CASE("lowbit-study input errors are UsageErrors naming the flag, raised bef
   o = tiny_options(model, data, root / "out");
   o.seq_len = 4096;
   CHECK_THROWS_WITH_AS(StudySetup::prepare(o, "t"), doctest::Contains("--seq-len 4096"), UsageError);
+  // Held-out stories exist for the TinyStories data only.
+  o = tiny_options(fs::path(LOWBIT_SOURCE_DIR) / "models" / "pd-200k", data, root / "out");
+  o.heldout = true;
+  CHECK_THROWS_WITH_AS(StudySetup::prepare(o, "t"), doctest::Contains("--heldout"), UsageError);
   o = tiny_options(model, data, root / "out");
   o.scheme = lowbit::QuantSpec::parse("int4:g64:hist");
   CHECK_THROWS_WITH_AS(StudySetup::prepare(o, "t"), doctest::Contains("--scheme int4:g64:hist: layer"), UsageError);

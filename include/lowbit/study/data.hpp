@@ -56,6 +56,8 @@ struct StudyData {
   std::vector<std::span<const int>> validation;   ///< QAFT learning-rate selection
   std::vector<std::span<const int>> test;
   std::vector<std::span<const int>> ood;          ///< may be empty
+  std::vector<std::span<const int>> heldout;      ///< --heldout: text no choice saw (not in the run's identity)
+  std::string heldout_description;
   /// Token buffers the windows point into (stable: each buffer is its own allocation).
   std::vector<std::unique_ptr<std::vector<int>>> storage;
 
@@ -69,6 +71,20 @@ struct StudyData {
     return n;
   }
 };
+
+/// --heldout's windows: every story of TinyStories-valid.next.txt (the stories after
+/// the study's split, never used for a choice), windowed as the test split is.
+template <class Encode>
+void add_tinystories_heldout(StudyData& d, const std::filesystem::path& data_dir, long context, Encode&& encode) {
+  const auto file = data_dir / "tinystories" / "TinyStories-valid.next.txt";
+  if (!std::filesystem::exists(file))
+    throw UsageError("--heldout: '" + file.string() + "' is missing (see ../shared/README.md)");
+  const auto stories = text::tinystories_stories(io::read_file(file));
+  for (const auto& s : stories)
+    for (auto w : text::story_windows(d.keep(encode(s)), context)) d.heldout.push_back(w);
+  d.heldout_description = "TinyStories-valid.next (" + std::to_string(stories.size()) + " stories, " +
+                          std::to_string(StudyData::predicted(d.heldout)) + " tokens)";
+}
 
 /// The tokenizer file beside a llama2.c checkpoint.
 inline std::filesystem::path llama2c_tokenizer_path(const std::filesystem::path& model) {
@@ -202,6 +218,7 @@ inline StudyData load_study_data(const StudyOptions& o, const nn::TransformerCon
     };
     windows_of(text::tinystories_validation, d.validation);
     windows_of(text::tinystories_test, d.test);
+    if (o.heldout) add_tinystories_heldout(d, data_dir, context, [&](const std::string& s) { return text::tinystories_tokens(tok, s); });
     d.description = "TinyStories-valid.first246 (calibration stories 0-" + std::to_string(calib_n - 1) +
                     " at most " + std::to_string(seq_len) + " tokens each, validation 128-165, test 166-245; " +
                     std::to_string(StudyData::predicted(d.test)) + " test tokens)";
@@ -210,6 +227,9 @@ inline StudyData load_study_data(const StudyOptions& o, const nn::TransformerCon
                      [&](const std::string& raw) { return tok.encode(raw, true, false); });
     return d;
   }
+  if (o.heldout)
+    throw UsageError("--heldout: only the TinyStories data (llama2.c and GGUF models) has held-out stories; '" +
+                     model.string() + "' is studied on other text");
   if (std::filesystem::exists(compact_vocab_path(model)))
     return load_python_docs_study_data(o, cfg, model, data_dir, ood_windows, seq_len);
   // A Hugging Face folder's own tokenizer.json (Llama 2 / 3, Mistral, Qwen), else

@@ -14,17 +14,14 @@
 
 #include "lowbit/autograd/thread_pool.hpp"
 
+#include "lowbit/core/cli.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/quant/spec.hpp"
 
 namespace lowbit::study {
 
-/// A command-line mistake: the message names the flag and says what was wrong.
-/// lowbit-study prints it with the usage and exits with status 2.
-class UsageError : public Error {
- public:
-  using Error::Error;
-};
+/// lowbit-study prints a UsageError with the usage and exits with status 2.
+using cli::UsageError;
 
 enum class Method { rtn, gptq, qaft };
 
@@ -58,6 +55,8 @@ struct StudyOptions {
   /// One block of the model in memory at a time (RTN and GPTQ units; study/streamed_units.hpp).
   bool streaming = false;
   long directions = 4;  ///< random directions for --landscape
+  /// Every unit measured again on held-out stories (study/heldout.hpp; TinyStories data only).
+  bool heldout = false;
 };
 
 inline const char* study_usage() {
@@ -91,55 +90,18 @@ inline const char* study_usage() {
          "  --landscape            radial loss profiles and segments\n"
          "  --directions K         random directions for --landscape (default 4)\n"
          "  --save                 write the quantized models (packed safetensors)\n"
+         "  --heldout              every unit's NLL again on TinyStories-valid.next.txt, which no\n"
+         "                         choice saw (heldout.md; needs the weights --landscape keeps)\n"
          "  --quick                a reduced grid that finishes in minutes\n";
 }
 
 namespace detail {
 
-inline std::vector<std::string> split(std::string_view s, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : s) {
-    if (c == sep) {
-      out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  out.push_back(cur);
-  return out;
-}
-
-[[noreturn]] inline void usage_fail(std::string_view flag, std::string_view value, std::string_view why) {
-  std::ostringstream m;
-  m << flag << " " << value << ": " << why;
-  throw UsageError(m.str());
-}
-
-inline double parse_number(std::string_view flag, const std::string& v) {
-  char* end = nullptr;
-  const double x = std::strtod(v.c_str(), &end);
-  if (v.empty() || end != v.c_str() + v.size() || !std::isfinite(x)) usage_fail(flag, v, "is not a number");
-  return x;
-}
-
-inline long parse_positive(std::string_view flag, const std::string& v, bool allow_zero = false) {
-  const double x = parse_number(flag, v);
-  if (x != std::floor(x) || x < (allow_zero ? 0 : 1) || x > 1e12)
-    usage_fail(flag, v, allow_zero ? "must be a non-negative integer" : "must be a positive integer");
-  return static_cast<long>(x);
-}
-
-inline std::vector<double> parse_positive_list(std::string_view flag, const std::string& v) {
-  std::vector<double> out;
-  for (const auto& part : split(v, ',')) {
-    const double x = parse_number(flag, part);
-    if (!(x > 0)) usage_fail(flag, v, "values must be positive");
-    out.push_back(x);
-  }
-  return out;
-}
+using cli::parse_number;
+using cli::parse_positive;
+using cli::parse_positive_list;
+using cli::split;
+using cli::usage_fail;
 
 /// The one scheme parser, its errors as UsageErrors naming the flag.
 inline QuantSpec parse_scheme(std::string_view flag, const std::string& v) {
@@ -174,6 +136,8 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
       o.landscape = true;
     } else if (flag == "--save") {
       o.save = true;
+    } else if (flag == "--heldout") {
+      o.heldout = true;
     } else if (flag == "--streaming") {
       o.streaming = true;
     } else if (flag == "--model") {
@@ -298,6 +262,7 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
         usage_fail("--methods", "qaft", "QAFT trains the whole model in memory; with --streaming the methods are "
                    "rtn and gptq");
     if (o.landscape) usage_fail("--landscape", "with --streaming", "the landscape moves the whole model at once; run it in memory");
+    if (o.heldout) usage_fail("--heldout", "with --streaming", "it measures the weights --landscape keeps; run it in memory");
     if (o.save)
       usage_fail("--save", "with --streaming", "--save writes the whole model at once; lowbit-quantize writes a "
                  "quantized model block by block");

@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <random>
+#include <sstream>
+#include <string>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -19,6 +22,7 @@
 #include "lowbit/nn/transformer.hpp"
 #include "lowbit/quant/layer_quantizers.hpp"
 #include "lowbit/text/windows.hpp"
+#include "lowbit/train/lm_step.hpp"
 
 namespace lowbit::study {
 
@@ -122,6 +126,12 @@ void qaft_train(nn::Transformer& model, const std::vector<std::span<const int>>&
       return q ? autograd::fake_quant_ste(l.weight->tensor(), *q, {}, l.name) : l.weight->tensor();
     };
 
+  autograd::AdamW* const optimizers[] = {&adam};
+  const std::string too_high = [&] {
+    std::ostringstream m;
+    m << "learning rate " << opt.lr << " too high?";
+    return m.str();
+  }();
   std::vector<Index> order(static_cast<std::size_t>(n));
   std::mt19937_64 gen(opt.seed);
   std::vector<std::int32_t> ids, targets;
@@ -147,15 +157,8 @@ void qaft_train(nn::Transformer& model, const std::vector<std::span<const int>>&
           targets[static_cast<std::size_t>(i * len) + t] = s[t + 1];
         }
       }
-      g.clear();
-      for (auto* p : trained) p->zero_grad();
-      const autograd::Tensor loss = autograd::cross_entropy(model.forward(ids, bn, len, hooks), targets);
-      autograd::backward(loss);
-      lowbit::detail::check(std::isfinite(loss.item()), "QAFT: the training loss became non-finite at step ", step,
-                            " (learning rate ", opt.lr, " too high?)");
-      loss_sum += static_cast<double>(loss.item());
-      adam.set_lr(schedule.at(step));
-      adam.step();
+      const train::LmStepSettings settings{schedule.at(step), std::nullopt, "QAFT", too_high};
+      loss_sum += train::lm_step(model, g, trained, optimizers, {ids, targets, bn, len}, settings, step, hooks).loss;
       ++step;
       if (on_step) on_step(step, steps_per_epoch * opt.epochs);
     }

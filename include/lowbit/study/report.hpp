@@ -12,7 +12,7 @@
 
 #include "lowbit/core/atomic_file.hpp"
 #include "lowbit/study/results.hpp"
-#include "lowbit/study/svg_plot.hpp"
+#include "lowbit/analysis/svg_plot.hpp"
 
 namespace lowbit::study {
 
@@ -93,8 +93,8 @@ inline std::string qaft_csv(const StudyResults& r) {
 }
 
 /// Figure 1 (left): global test NLL, QAFT against GPTQ, one point per bit width.
-inline SvgPlot figure_nll_qaft_vs_gptq(const StudyResults& r) {
-  SvgPlot p;
+inline analysis::SvgPlot figure_nll_qaft_vs_gptq(const StudyResults& r) {
+  analysis::SvgPlot p;
   p.title = "Test NLL: QAFT vs GPTQ (" + r.model + ")";
   p.x_label = "GPTQ test NLL (nats/token)";
   p.y_label = "QAFT test NLL (nats/token)";
@@ -107,8 +107,8 @@ inline SvgPlot figure_nll_qaft_vs_gptq(const StudyResults& r) {
 }
 
 /// Figure 1 (right): per-layer output MSE, QAFT against GPTQ, log-log.
-inline SvgPlot figure_layer_mse(const StudyResults& r) {
-  SvgPlot p;
+inline analysis::SvgPlot figure_layer_mse(const StudyResults& r) {
+  analysis::SvgPlot p;
   p.title = "Per-layer output MSE: QAFT vs GPTQ";
   p.x_label = "GPTQ layer MSE";
   p.y_label = "QAFT layer MSE";
@@ -117,7 +117,7 @@ inline SvgPlot figure_layer_mse(const StudyResults& r) {
   for (const int b : detail::bit_widths(r)) {
     const auto *g = r.find("gptq", b), *q = r.find("qaft", b);
     if (!g || !q) continue;
-    Series s{r.label(b), {}, {}, false, true, "", false};
+    analysis::Series s{r.label(b), {}, {}, false, true, "", false};
     for (const auto& lg : g->layers)
       for (const auto& lq : q->layers)
         if (lg.name == lq.name) {
@@ -130,14 +130,14 @@ inline SvgPlot figure_layer_mse(const StudyResults& r) {
 }
 
 /// Figure 2: test NLL against weight size in bytes, one line per method.
-inline SvgPlot figure_nll_vs_size(const StudyResults& r) {
-  SvgPlot p;
+inline analysis::SvgPlot figure_nll_vs_size(const StudyResults& r) {
+  analysis::SvgPlot p;
   p.title = "Test NLL vs weight size (" + r.model + ")";
   p.x_label = "weight bytes";
   p.y_label = "test NLL (nats/token)";
   p.log_x = true;
   for (const std::string m : {"rtn", "gptq", "qaft"}) {
-    Series s{m, {}, {}, true, true, "", false};
+    analysis::Series s{m, {}, {}, true, true, "", false};
     for (const int b : detail::bit_widths(r))
       if (const auto* u = r.find(m, b)) {
         s.x.push_back(u->weight_bytes);
@@ -165,7 +165,7 @@ inline std::string profile_panel(const std::string& label) {
 /// random directions in grey (the same in every panel), the straight segments to
 /// w_RTN, w_GPTQ and w_QAFT in three fixed colours (w_GPTQ → w_QAFT dashed), and the
 /// mean basin radius R(w) marked.
-inline std::vector<SvgPlot> figure_landscape(const StudyResults& r) {
+inline std::vector<analysis::SvgPlot> figure_landscape(const StudyResults& r) {
   std::vector<std::string> panels;
   for (const auto& pr : r.profiles)
     if (const std::string k = detail::profile_panel(pr.label);
@@ -179,9 +179,9 @@ inline std::vector<SvgPlot> figure_landscape(const StudyResults& r) {
     if (label.find("w_qaft") != std::string::npos) return {"#2ca02c", false};
     return {"", false};
   };
-  std::vector<SvgPlot> out;
+  std::vector<analysis::SvgPlot> out;
   for (std::size_t k = 0; k < panels.size(); ++k) {
-    SvgPlot p;
+    analysis::SvgPlot p;
     p.id = "landscape" + std::to_string(k);
     p.title = "Global NLL along directions from w" + (panels[k].empty() ? "" : " (" + panels[k] + ")");
     p.x_label = "distance from w (L2 over quantized weights)";
@@ -327,7 +327,7 @@ inline void write_report(const StudyResults& r, const std::filesystem::path& dir
   figure_nll_qaft_vs_gptq(r).write(dir / "fig1_nll_qaft_vs_gptq.svg");
   figure_layer_mse(r).write(dir / "fig1_layer_mse.svg");
   figure_nll_vs_size(r).write(dir / "fig2_nll_vs_size.svg");
-  if (!r.profiles.empty()) write_file_atomic(dir / "fig3_landscape.svg", SvgPlot::panels(figure_landscape(r), 2));
+  if (!r.profiles.empty()) write_file_atomic(dir / "fig3_landscape.svg", analysis::SvgPlot::panels(figure_landscape(r), 2));
   write_file_atomic(dir / "report.md", report_markdown(r, command));
 }
 

@@ -20,16 +20,18 @@ struct LayerResult {
   double damp = nan_value;        ///< GPTQ's chosen dampening (relative to mean diag H)
 };
 
-/// One (method, bits) unit: the resumable piece of a run.
+/// One unit: the resumable piece of a run — a (method, bits) model, or the run's
+/// full-precision reference or landscape.
 struct UnitResult {
-  std::string method;  ///< "rtn", "gptq", "qaft"
-  int bits = 0;
+  std::string method;  ///< "rtn", "gptq", "qaft"; "fp", "landscape", "landscape-layers"
+  int bits = 0;        ///< 2..8; 0 for the units without a bit width (has_bits())
   double test_nll = nan_value;
   double val_nll = nan_value;
   double ood_nll = nan_value;          ///< out-of-domain text (e.g. WikiText-2 for stories260K)
   double weight_distance = nan_value;  ///< ‖w_q − w‖₂ over the whole quantized stack
   double weight_bytes = nan_value;     ///< packed codes + scales of the quantized layers + the rest in fp32
   double learning_rate = nan_value;    ///< QAFT: the rate chosen on validation
+  double basin_radius = nan_value;     ///< landscape: mean R(w) over the random directions
   std::vector<double> epoch_test_nll;  ///< QAFT: test NLL after each epoch
   std::vector<double> epoch_val_nll;   ///< QAFT: validation NLL after each epoch
   std::vector<std::pair<double, double>> lr_curve;  ///< QAFT: (rate, validation NLL)
@@ -37,6 +39,10 @@ struct UnitResult {
   std::map<std::string, double> seconds;  ///< wall time per phase
   std::vector<std::string> notes;         ///< e.g. damping retries of a non-positive-definite Hessian
   [[nodiscard]] double test_ppl() const { return std::exp(test_nll); }
+  /// Whether the method quantizes (and so the unit has a bit width).
+  [[nodiscard]] static bool has_bits(const std::string& method) {
+    return method != "fp" && method != "landscape" && method != "landscape-layers";
+  }
   [[nodiscard]] std::string key() const { return method + "-int" + std::to_string(bits); }
 };
 

@@ -49,7 +49,7 @@ inline io::Json to_json(const UnitResult& u) {
   using detail::number_or_null;
   Json j = Json::object();
   j.set("method", Json::string(u.method));
-  j.set("bits", Json::number(static_cast<std::int64_t>(u.bits)));
+  if (UnitResult::has_bits(u.method)) j.set("bits", Json::number(static_cast<std::int64_t>(u.bits)));
   j.set("test_nll", number_or_null(u.test_nll));
   j.set("test_ppl", number_or_null(std::isfinite(u.test_nll) ? u.test_ppl() : nan_value));
   j.set("val_nll", number_or_null(u.val_nll));
@@ -57,6 +57,7 @@ inline io::Json to_json(const UnitResult& u) {
   j.set("weight_distance", number_or_null(u.weight_distance));
   j.set("weight_bytes", number_or_null(u.weight_bytes));
   j.set("learning_rate", number_or_null(u.learning_rate));
+  if (std::isfinite(u.basin_radius)) j.set("basin_radius", number_or_null(u.basin_radius));
   j.set("epoch_test_nll", detail::numbers(u.epoch_test_nll));
   j.set("epoch_val_nll", detail::numbers(u.epoch_val_nll));
   Json curve = Json::array();
@@ -91,15 +92,23 @@ inline UnitResult unit_from_json(const io::Json& j, const std::string& where) {
   lowbit::detail::check(j.is_object(), where, ": a unit result must be a JSON object");
   UnitResult u;
   u.method = detail::read_string(j, "method", where);
-  const double bits = detail::read_number(j, "bits", where);
-  lowbit::detail::check(bits >= 2 && bits <= 8, where, ": 'bits' must be 2..8");
-  u.bits = static_cast<int>(bits);
+  if (UnitResult::has_bits(u.method)) {  // files before 2026-12-07 also record 8 for fp and the landscape
+    const double bits = detail::read_number(j, "bits", where);
+    lowbit::detail::check(bits >= 2 && bits <= 8, where, ": 'bits' must be 2..8");
+    u.bits = static_cast<int>(bits);
+  }
   u.test_nll = detail::read_number(j, "test_nll", where);
   u.val_nll = detail::read_number(j, "val_nll", where);
   u.ood_nll = detail::read_number(j, "ood_nll", where);
   u.weight_distance = detail::read_number(j, "weight_distance", where);
   u.weight_bytes = detail::read_number(j, "weight_bytes", where);
   u.learning_rate = detail::read_number(j, "learning_rate", where);
+  if (j.find("basin_radius")) {
+    u.basin_radius = detail::read_number(j, "basin_radius", where);
+  } else if (u.method == "landscape") {  // files before 2026-12-07 kept R(w) in weight_distance
+    u.basin_radius = u.weight_distance;
+    u.weight_distance = nan_value;
+  }
   u.epoch_test_nll = detail::read_numbers(j, "epoch_test_nll", where);
   u.epoch_val_nll = detail::read_numbers(j, "epoch_val_nll", where);
   if (const io::Json* c = j.find("lr_curve"); c && c->is_array())

@@ -16,6 +16,7 @@
 #include "lowbit/autograd/tensor.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/nn/transformer.hpp"
+#include "lowbit/train/lm_step.hpp"
 #include "lowbit/train/train_state.hpp"
 #include "lowbit/train/window_sampler.hpp"
 
@@ -137,19 +138,12 @@ class Pretrainer {
                           "pretrain: another autograd Graph was created after this trainer and is still alive; "
                           "train with one Pretrainer at a time per thread");
     sampler_.fill(step_, inputs_, targets_);
-    for (auto* p : model_.parameters()) p->zero_grad();
-    graph_.clear();
-    const autograd::Tensor logits = model_.forward(inputs_, settings_.batch, settings_.model.context);
-    const autograd::Tensor loss = autograd::cross_entropy(logits, targets_);
-    r.loss = static_cast<double>(loss.item());
-    lowbit::detail::check(std::isfinite(r.loss), "pretrain: the training loss is not finite at step ", step_,
-                          " (lower the learning rate)");
-    autograd::backward(loss);
-    r.grad_norm = autograd::clip_grad_norm(model_.parameters(), settings_.clip);
-    for (auto* o : {&decayed_.front(), &plain_.front()}) {
-      o->set_lr(r.lr);
-      o->step();
-    }
+    autograd::AdamW* const optimizers[] = {&decayed_.front(), &plain_.front()};
+    const LmStepReport s = lm_step(model_, graph_, model_.parameters(), optimizers,
+                                   {inputs_, targets_, settings_.batch, settings_.model.context},
+                                   {r.lr, settings_.clip, "pretrain", "lower the learning rate"}, step_);
+    r.loss = s.loss;
+    r.grad_norm = s.grad_norm;
     ++step_;
     return r;
   }

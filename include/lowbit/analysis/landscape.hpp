@@ -15,7 +15,7 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_view.hpp"
 
-namespace lowbit::study {
+namespace lowbit::analysis {
 
 /// The tensors being probed (e.g. every quantizable linear weight of the stack),
 /// viewed together as one flat vector w. The probes write into them and restore them.
@@ -161,4 +161,4 @@ inline BasinEstimate basin_radius(const std::vector<double>& radii, const std::v
   return e;
 }
 
-}  // namespace lowbit::study
+}  // namespace lowbit::analysis

@@ -4,10 +4,10 @@
 #include <cmath>
 #include <vector>
 
-#include "lowbit/study/landscape.hpp"
+#include "lowbit/analysis/landscape.hpp"
 
 using namespace lowbit;
-using namespace lowbit::study;
+using namespace lowbit::analysis;
 
 TEST_CASE("radial profile of a quadratic is quadratic and the set is restored") {
   std::vector<float> a = {1.0f, -2.0f, 0.5f}, b = {3.0f};

@@ -1,4 +1,4 @@
-// SvgPlot: the study's figures as self-contained SVG, so no Python is needed.
+// SvgPlot: figures as self-contained SVG (the study's, lowbit_pretrain's), so no Python is needed.
 #pragma once
 
 #include <algorithm>
@@ -13,7 +13,7 @@
 #include "lowbit/core/atomic_file.hpp"
 #include "lowbit/core/error.hpp"
 
-namespace lowbit::study {
+namespace lowbit::analysis {
 
 /// One data series: markers, a polyline, or both.
 struct Series {
@@ -242,4 +242,4 @@ class SvgPlot {
   std::vector<Series> series_;
 };
 
-}  // namespace lowbit::study
+}  // namespace lowbit::analysis

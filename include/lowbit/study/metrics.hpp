@@ -1,0 +1,91 @@
+// What the study measures of a quantized model's weights besides its NLL: per layer,
+// ‖Q(W) − W‖² and the output MSE ‖(Q(W) − W)X‖² on the test windows' inputs (X from
+// the full-precision model, through the layer's Hessian XXᵀ, so no second forward
+// pass), the whole stack's distance ‖w_q − w‖, and the bytes of the packed model.
+#pragma once
+
+#include <cmath>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "lowbit/nn/calibration.hpp"
+#include "lowbit/nn/transformer.hpp"
+#include "lowbit/quant/packing.hpp"
+#include "lowbit/quant/spec.hpp"
+#include "lowbit/study/results.hpp"
+
+namespace lowbit::study {
+
+/// The registered layers' weights, in registry order.
+inline std::vector<std::vector<float>> linear_weights(const nn::Transformer& m) {
+  std::vector<std::vector<float>> out;
+  for (const auto& l : m.linear_layers()) out.emplace_back(l.weight->values().begin(), l.weight->values().end());
+  return out;
+}
+
+/// Packed codes + one scale per slice (and zero points) for the quantized layers at
+/// `bits` of `scheme`, fp32 for every other parameter.
+inline double model_bytes(const nn::Transformer& model, const QuantSpec& scheme, int bits) {
+  double bytes = 4.0 * static_cast<double>(model.parameter_count());
+  const QuantSpec q = scheme.with_bits(bits);
+  for (const auto& l : model.linear_layers()) {
+    const Index rows = l.out_features(), cols = l.in_features();
+    const auto scales = static_cast<double>(q.layout(rows, cols, l.name).num_scales());
+    const double scale_bytes = q.storage == ScaleStorage::f32 ? 4.0 : 2.0;
+    const double zero_bytes = q.codes == CodeSet::asym ? std::ceil(scales * bits / 8.0) : 0.0;
+    bytes += -4.0 * static_cast<double>(rows * cols) + static_cast<double>(rows * packed_bytes(cols, bits)) +
+             scale_bytes * scales + zero_bytes;
+  }
+  return bytes;
+}
+
+/// Measures quantized weights against the full-precision ones: made once per run
+/// (the test windows' Hessians, computed on first use from the fp model, are kept).
+class WeightMetrics {
+ public:
+  /// `fp_linear`: linear_weights() of the full-precision model; both must outlive this.
+  WeightMetrics(const std::vector<std::vector<float>>& fp_linear, const std::vector<std::span<const int>>& test)
+      : fp_linear_(fp_linear), test_(test) {}
+
+  /// Fills u.layers (with GPTQ's chosen damping per layer, when given) and
+  /// u.weight_distance from the model's current weights. `fp_model` runs the model at
+  /// full precision for as long as it takes to compute the test Hessians (once).
+  template <class AtFullPrecision>
+  void measure(nn::Transformer& model, UnitResult& u, const std::map<std::string, double>& damp,
+               AtFullPrecision&& fp_model) {
+    if (hessians_.empty()) fp_model([&] { hessians_ = nn::layer_hessians(model, test_); });
+    double total = 0;
+    u.layers.clear();
+    for (std::size_t i = 0; i < model.linear_layers().size(); ++i) {
+      const auto& l = model.linear_layers()[i];
+      const Index rows = l.out_features(), cols = l.in_features();
+      Eigen::MatrixXf delta(rows, cols);
+      for (Index r = 0; r < rows; ++r)
+        for (Index c = 0; c < cols; ++c)
+          delta(r, c) = l.weight->data()[r * cols + c] - fp_linear_[i][static_cast<std::size_t>(r * cols + c)];
+      // The sums as cast expressions, as results before 2026-12-07 were computed: Eigen
+      // orders a reduction over an expression differently from one over a double
+      // matrix (the last bits), and resumed runs mix old and new units.
+      LayerResult lr;
+      lr.name = l.name;
+      lr.weight_sq_error = static_cast<double>(delta.cast<double>().squaredNorm());
+      const Eigen::MatrixXd dh = delta.cast<double>() * hessians_[i].matrix.cast<double>();
+      lr.output_mse = hessians_[i].output_mse((dh.array() * delta.cast<double>().array()).sum(), rows);
+      if (const auto it = damp.find(l.name); it != damp.end()) lr.damp = it->second;
+      total += lr.weight_sq_error;
+      u.layers.push_back(std::move(lr));
+    }
+    u.weight_distance = std::sqrt(total);
+  }
+
+ private:
+  const std::vector<std::vector<float>>& fp_linear_;
+  const std::vector<std::span<const int>>& test_;
+  std::vector<Hessian> hessians_;
+};
+
+}  // namespace lowbit::study

@@ -1,0 +1,69 @@
+// GPTQ as the study runs it: the calibration windows' Hessians layer by layer in
+// true-sequential order (nn::quantize_with_calibration), each layer solved at every
+// damping of the grid and the one with the lowest calibration error kept
+// (damp_search, the paper's per-layer search).
+#pragma once
+
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lowbit/gptq/damp_search.hpp"
+#include "lowbit/gptq/gptq.hpp"
+#include "lowbit/nn/calibration.hpp"
+#include "lowbit/quant/spec.hpp"
+#include "lowbit/study/unit_context.hpp"
+
+namespace lowbit::study {
+
+struct GptqUnit {
+  QuantSpec q;
+
+  UnitResult run(UnitContext& c) const {
+    const std::string k = c.key("gptq", q.bits);
+    return c.cached_or(k, [&] {
+      UnitResult u;
+      u.method = "gptq";
+      u.bits = q.bits;
+      if (c.streamed) {
+        c.streamed->quantize(u, q, k);
+        u.weight_bytes = model_bytes(c.model, c.options.scheme, q.bits);
+        return u;
+      }
+      c.restore_fp();
+      const auto t0 = UnitContext::clock::now();
+      std::map<std::string, double> damp;
+      std::vector<QuantizedTensor> packed;
+      solve(c, u, damp, packed);
+      u.seconds["quantize"] = UnitContext::seconds_since(t0);
+      c.finish_quantized(u, k, packed, damp);
+      return u;
+    });
+  }
+
+ private:
+  void solve(UnitContext& c, UnitResult& u, std::map<std::string, double>& damp, std::vector<QuantizedTensor>& packed) const {
+    Progress p("  gptq " + c.label(q.bits), static_cast<long>(c.model.linear_layers().size()), "layer",
+               c.progress_stream(), 30.0);
+    const SpecGptq<> solver(q);
+    nn::quantize_with_calibration(
+        c.model, c.setup.data.calibration,
+        [&](const nn::LinearLayer& l, const Hessian& h) {
+          c.check_stop();
+          const DampSearchResult best =
+              damp_search(solver, l.weight->matrix(), h, std::span<const double>(c.options.damp_grid), l.name);
+          const SolveResult& res = best.best_result;
+          std::copy(res.weights.data(), res.weights.data() + res.weights.size(), l.weight->data());
+          damp[l.name] = best.curve[best.best].used_percdamp;
+          if (!res.retries.empty())
+            u.notes.push_back(l.name + ": damping " + detail::num(res.retries.front().percdamp, 3) + " failed (" +
+                              res.retries.front().reason + "), retried up to " + detail::num(res.percdamp, 3));
+          if (c.options.save) packed.push_back(QuantizedTensor{res.params, res.codes});
+        },
+        {}, [&](std::size_t done, std::size_t) { p.update(static_cast<long>(done)); });
+    p.finish();
+  }
+};
+
+}  // namespace lowbit::study

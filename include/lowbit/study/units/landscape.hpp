@@ -1,0 +1,232 @@
+// The loss landscape as study units (the paper's Figure 3 and beyond), drawn after
+// every quantized unit: "landscape" — radial profiles of the global NLL along random
+// unit directions from w, the mean basin radius R(w), and straight segments from w to
+// each unit's weights and from w_GPTQ to w_QAFT; "landscape-layers" (not with
+// --quick) — one random direction inside each layer. The probes themselves are
+// analysis/landscape.hpp's.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "lowbit/analysis/landscape.hpp"
+#include "lowbit/io/file.hpp"
+#include "lowbit/io/json.hpp"
+#include "lowbit/nn/evaluate.hpp"
+#include "lowbit/study/results_json.hpp"
+#include "lowbit/study/unit_context.hpp"
+
+namespace lowbit::study {
+
+struct LandscapeUnits {
+  /// Fills r.profiles, r.basin_radius and (not --quick) r.layer_profiles.
+  void run(UnitContext& c, StudyResults& r) const {
+    const io::Json inputs = drawn_from(c, r);
+    const UnitResult u = with_profiles(c, "landscape", r.profiles, inputs, [&] { return whole_stack(c, r); });
+    r.basin_radius = u.basin_radius;
+    if (!c.options.quick)  // per layer: beyond the study, and ~layers × 12 evaluations
+      (void)with_profiles(c, "landscape-layers", r.layer_profiles, inputs, [&] { return per_layer(c, r); });
+  }
+
+ private:
+  /// Radii as fractions of the largest RTN distance × 1.5.
+  static constexpr double fractions[] = {0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0};
+
+  /// What the landscape is drawn from: the units of this run and whether each
+  /// one's weights are on disk (radii come from the RTN units, segments from the
+  /// weights). A rerun with more bit widths, or whose units gained weights, draws
+  /// the landscape again instead of reusing one that lacks them.
+  static io::Json drawn_from(const UnitContext& c, const StudyResults& r) {
+    io::Json a = io::Json::array();
+    for (const auto& u : r.units) {
+      io::Json e = io::Json::object();
+      e.set("unit", io::Json::string(u.key()));
+      e.set("weights", io::Json::boolean(std::filesystem::exists(c.weights_path(c.key(u.method, u.bits)))));
+      a.push_back(std::move(e));
+    }
+    return a;
+  }
+
+  /// A landscape unit and the profiles checkpointed beside it (units/<k>-profiles.json,
+  /// written before the unit): unreadable profiles make the unit count as corrupt,
+  /// so it is set aside and computed again.
+  template <class F>
+  static UnitResult with_profiles(UnitContext& c, const std::string& k, std::vector<Profile>& profiles,
+                                  const io::Json& inputs, F&& f) {
+    const auto side = profiles_path(c, k);
+    UnitResult u = c.cached_or(k, f, &inputs);
+    try {
+      profiles = read_profiles(side);
+      return u;
+    } catch (const Error& e) {
+      c.log("warning: %s is unreadable (%s); computing the %s unit again", side.string().c_str(), e.what(), k.c_str());
+    }
+    std::error_code ec;
+    std::filesystem::rename(c.store.path(k), std::filesystem::path(c.store.path(k)) += ".corrupt", ec);
+    u = c.cached_or(k, f, &inputs);
+    profiles = read_profiles(side);
+    return u;
+  }
+
+  static std::filesystem::path profiles_path(const UnitContext& c, const std::string& k) {
+    return c.options.out / "units" / (k + "-profiles.json");
+  }
+
+  static std::vector<Profile> read_profiles(const std::filesystem::path& path) {
+    std::vector<Profile> out;
+    lowbit::detail::check(std::filesystem::exists(path), path.string(), ": is missing");
+    const io::Json j = io::Json::parse(io::read_file(path), path.string());
+    for (const auto& e : j.at("profiles").items()) {
+      Profile p;
+      p.label = e.at("label").as_string();
+      p.t = detail::read_numbers(e, "t", path.string());
+      p.nll = detail::read_numbers(e, "nll", path.string());
+      p.basin_radius = detail::read_number(e, "basin_radius", path.string());
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+
+  static void write_profiles(const UnitContext& c, const std::string& k, std::vector<Profile> profiles) {
+    StudyResults tmp;
+    tmp.profiles = std::move(profiles);
+    io::write_file_atomic(profiles_path(c, k), to_json(tmp).dump() + "\n");
+  }
+
+  /// The global NLL on the first validation windows (8 with --quick, else 32).
+  static auto probe_loss(UnitContext& c) {
+    const auto& val = c.setup.data.validation;
+    const long n = std::min<long>(c.options.quick ? 8 : 32, static_cast<long>(val.size()));
+    return [&c, probe = std::vector<std::span<const int>>(val.begin(), val.begin() + n)] {
+      c.check_stop();
+      return nn::evaluate(c.model, probe).mean_nll();
+    };
+  }
+
+  static analysis::ParameterSet linear_weights_of(UnitContext& c) {
+    analysis::ParameterSet set;
+    for (const auto& l : c.model.linear_layers()) set.add(l.weight->values());
+    return set;
+  }
+
+  /// A segment that cannot be drawn: the unit was computed without --landscape,
+  /// so its weights were not kept. Said on the log and in the report's notes.
+  static void missing_weights(UnitContext& c, const std::string& unit, std::vector<std::string>& notes) {
+    notes.push_back("no segment w -> " + unit + ": weights/" + unit +
+                    ".safetensors is missing (the unit was computed without --landscape; delete units/" + unit +
+                    ".json to recompute it with its weights)");
+    c.log("warning: %s", notes.back().c_str());
+  }
+
+  /// The profile from `from` to `to` at the fractions ts, x axis in distance units.
+  static Profile segment(analysis::ParameterSet& set, const std::vector<float>& from, const std::vector<float>& to,
+                         std::string label, const auto& loss) {
+    static const std::vector<double> ts = {0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0};
+    const double dist = analysis::distance(from, to);
+    Profile pr;
+    pr.label = std::move(label);
+    for (double t : ts) pr.t.push_back(t * dist);
+    pr.nll = analysis::profile(set, from, analysis::difference(from, to), ts, loss);
+    return pr;
+  }
+
+  UnitResult whole_stack(UnitContext& c, const StudyResults& r) const {
+    UnitResult u;
+    u.method = "landscape";
+    c.restore_fp();
+    analysis::ParameterSet set = linear_weights_of(c);
+    const std::vector<float> base = set.snapshot();
+    const auto loss = probe_loss(c);
+    double r_max = 0;
+    for (const auto& x : r.units)
+      if (x.method == "rtn") r_max = std::max(r_max, x.weight_distance);
+    if (!(r_max > 0)) r_max = 0.1 * std::sqrt(static_cast<double>(set.size())) * 0.02;  // no RTN unit: a guess
+    std::vector<double> radii;
+    for (double f : fractions) radii.push_back(1.5 * r_max * f);
+    std::vector<Profile> profiles;
+    double radius_sum = 0;
+    int radius_count = 0;
+    const long directions = c.options.directions;
+    Progress p("  landscape", directions, "dir", c.progress_stream(), 30.0);
+    for (long k = 0; k < directions; ++k) {
+      const auto dir = analysis::random_unit_direction(set.size(), c.options.seed * 1000 + static_cast<std::uint64_t>(k) + 1);
+      Profile pr;
+      pr.label = "random " + std::to_string(k);
+      pr.t = radii;
+      pr.nll = analysis::profile(set, base, dir, radii, loss);
+      pr.basin_radius = analysis::basin_radius(radii, pr.nll).radius;
+      if (std::isfinite(pr.basin_radius)) radius_sum += pr.basin_radius, ++radius_count;
+      profiles.push_back(std::move(pr));
+      p.advance();
+    }
+    p.finish();
+    // Segments w → w_method.
+    for (const auto& x : r.units) {
+      c.restore_fp();
+      if (!c.load_weights(c.key(x.method, x.bits))) {
+        missing_weights(c, x.key(), u.notes);
+        continue;
+      }
+      const std::vector<float> target = set.snapshot();
+      c.restore_fp();
+      profiles.push_back(segment(set, base, target, "w -> w_" + x.method + " (int" + std::to_string(x.bits) + ")", loss));
+    }
+    // Segments w_GPTQ → w_QAFT: is there a barrier between the two solutions?
+    for (const int bits : c.options.bits) {
+      c.restore_fp();
+      if (!c.load_weights(c.key("gptq", bits))) continue;
+      const std::vector<float> from = set.snapshot();
+      if (!c.load_weights(c.key("qaft", bits))) continue;
+      const std::vector<float> to = set.snapshot();
+      profiles.push_back(segment(set, from, to, "w_gptq -> w_qaft (" + c.label(bits) + ")", loss));
+    }
+    c.restore_fp();
+    write_profiles(c, "landscape", std::move(profiles));
+    u.basin_radius = radius_count > 0 ? radius_sum / radius_count : nan_value;
+    if (radius_count < directions)
+      u.notes.push_back(std::to_string(directions - radius_count) +
+                        " radial profile(s) stayed quadratic up to the largest radius probed");
+    return u;
+  }
+
+  /// One layer at a time: a random unit direction inside that layer's weight, radii up
+  /// to 1.5 × the largest ‖W_RTN − W‖ of that layer in this run, and its basin radius.
+  UnitResult per_layer(UnitContext& c, const StudyResults& r) const {
+    c.restore_fp();
+    const auto loss = probe_loss(c);
+    std::vector<Profile> profiles;
+    Progress p("  layer landscape", static_cast<long>(c.model.linear_layers().size()), "layer", c.progress_stream(), 30.0);
+    std::uint64_t k = 0;
+    for (const auto& l : c.model.linear_layers()) {
+      double r_max = 0;
+      for (const auto& x : r.units)
+        if (x.method == "rtn")
+          for (const auto& lr : x.layers)
+            if (lr.name == l.name) r_max = std::max(r_max, std::sqrt(lr.weight_sq_error));
+      if (!(r_max > 0)) continue;
+      analysis::ParameterSet set;
+      set.add(l.weight->values());
+      const std::vector<float> base = set.snapshot();
+      std::vector<double> radii;
+      for (double f : fractions) radii.push_back(1.5 * r_max * f);
+      Profile pr;
+      pr.label = "layer " + l.name;
+      pr.t = radii;
+      pr.nll = analysis::profile(set, base, analysis::random_unit_direction(set.size(), c.options.seed * 7919 + 100 + k++),
+                                 radii, loss);
+      pr.basin_radius = analysis::basin_radius(radii, pr.nll).radius;
+      profiles.push_back(std::move(pr));
+      p.advance();
+    }
+    p.finish();
+    write_profiles(c, "landscape-layers", std::move(profiles));
+    UnitResult u;
+    u.method = "landscape-layers";
+    return u;
+  }
+};
+
+}  // namespace lowbit::study

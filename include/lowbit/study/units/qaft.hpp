@@ -1,0 +1,106 @@
+// Quantization-aware fine-tuning as a study unit: one run per learning rate of the
+// grid (each its own unit, "qaft-int4-lr1e-05", with the quantized validation and
+// test NLL after every epoch), then the run with the lowest validation NLL is the
+// unit "qaft-int4" — its weights and packed model copied under that name.
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lowbit/quant/spec.hpp"
+#include "lowbit/quant/spec_quantizer.hpp"
+#include "lowbit/study/qaft.hpp"
+#include "lowbit/study/unit_context.hpp"
+
+namespace lowbit::study {
+
+struct QaftUnit {
+  QuantSpec q;
+
+  /// Each learning rate is its own unit, named with one significant digit: two
+  /// rates that share a name (1e-4 and 1.4e-4) would share a unit, so refuse them.
+  static void check_rate_keys(const UnitContext& c) {
+    std::map<std::string, double> seen;
+    for (const double lr : c.options.lr_grid) {
+      const auto [it, fresh] = seen.emplace(rate_key(c, 2, lr), lr);
+      if (!fresh)
+        throw UsageError("--lr-grid: rates " + detail::num(it->second, 6) + " and " + detail::num(lr, 6) +
+                         " share the unit name " + it->first.substr(10) +
+                         "; use rates that differ in their first significant digit");
+    }
+  }
+
+  UnitResult run(UnitContext& c) const {
+    const std::string final_key = c.key("qaft", q.bits);
+    if (auto done = c.store.reuse(final_key)) return std::move(*done);
+    std::vector<UnitResult> runs;
+    for (const double lr : c.options.lr_grid) {
+      const std::string k = rate_key(c, q.bits, lr);
+      runs.push_back(c.cached_or(k, [&] { return train(c, lr); }));
+      if (runs.back().learning_rate != lr)
+        throw UsageError(c.store.path(k).string() + ": records learning rate " +
+                         detail::num(runs.back().learning_rate, 6) + ", not " + detail::num(lr, 6) +
+                         "; delete it to recompute");
+    }
+    std::size_t best = 0;
+    for (std::size_t i = 1; i < runs.size(); ++i)
+      if (runs[i].val_nll < runs[best].val_nll) best = i;
+    UnitResult u = runs[best];
+    u.lr_curve.clear();
+    for (const auto& r : runs) u.lr_curve.emplace_back(r.learning_rate, r.val_nll);
+    // The chosen run's weights and packed model are the unit's.
+    for (const char* folder : {"weights", "models"}) {
+      namespace fs = std::filesystem;
+      const auto from = c.options.out / folder / (rate_key(c, q.bits, u.learning_rate) + ".safetensors");
+      if (fs::exists(from))
+        fs::copy_file(from, c.options.out / folder / (final_key + ".safetensors"), fs::copy_options::overwrite_existing);
+    }
+    c.store.store(final_key, u);
+    return u;
+  }
+
+ private:
+  static std::string rate_key(const UnitContext& c, int bits, double lr) {
+    char b[64];
+    std::snprintf(b, sizeof b, "qaft-%s-lr%.0e", c.label(bits).c_str(), lr);
+    return b;
+  }
+
+  UnitResult train(UnitContext& c, double lr) const {
+    UnitResult u;
+    u.method = "qaft";
+    u.bits = q.bits;
+    u.learning_rate = lr;
+    c.restore_fp();
+    const auto& data = c.setup.data;
+    c.log("  qaft %s, learning rate %g: %ld epoch(s) over %zu sequences", c.label(q.bits).c_str(), lr,
+          c.options.qaft_epochs, data.calibration.size());
+    const SpecQuantizer quantizer(q);
+    QaftOptions opt;
+    opt.lr = lr;
+    opt.epochs = c.options.qaft_epochs;
+    opt.batch = c.options.qaft_batch;
+    opt.lr_decay = c.options.lr_decay;
+    opt.seed = c.options.seed;
+    const auto t0 = UnitContext::clock::now();
+    qaft_train(c.model, data.calibration, quantizer, opt, [&](long epoch, double loss) {
+      with_quantized_weights(c.model, quantizer, [&] {
+        u.epoch_val_nll.push_back(c.nll(data.validation, "validation"));
+        u.epoch_test_nll.push_back(c.nll(data.test, "test"));
+      });
+      c.log("    epoch %ld: train loss %.5f, quantized validation NLL %.5f, test NLL %.5f", epoch + 1, loss,
+            u.epoch_val_nll.back(), u.epoch_test_nll.back());
+      c.check_stop();
+    });
+    u.seconds["train"] = UnitContext::seconds_since(t0);
+    std::vector<QuantizedTensor> packed;
+    c.round_layers(quantizer, packed);
+    c.finish_quantized(u, rate_key(c, q.bits, lr), packed);
+    return u;
+  }
+};
+
+}  // namespace lowbit::study
