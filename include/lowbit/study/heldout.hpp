@@ -34,6 +34,13 @@ inline std::string method_order(std::vector<const HeldOutRow*> rows, double Held
   return out;
 }
 
+/// Largest minus smallest `nll` among the rows: how far apart the methods are.
+inline double spread(const std::vector<const HeldOutRow*>& rows, double HeldOutRow::*nll) {
+  double lo = INFINITY, hi = -INFINITY;
+  for (const auto* r : rows) lo = std::min(lo, r->*nll), hi = std::max(hi, r->*nll);
+  return rows.empty() ? nan_value : hi - lo;
+}
+
 inline std::string heldout_markdown(const std::vector<HeldOutRow>& rows, const StudyResults& r, const std::string& data,
                                     const std::vector<std::string>& notes) {
   using detail::num;
@@ -42,9 +49,10 @@ inline std::string heldout_markdown(const std::vector<HeldOutRow>& rows, const S
     << "Every unit's model on " << data << ", which no choice of the study saw (learning rates and damping were "
     << "chosen on the validation stories), next to its test NLL on the study's split.\n\n"
     << "| unit | test NLL (study split) | held-out NLL |\n|---|---|---|\n";
-  for (const auto& x : rows) o << "| " << x.unit << " | " << num(x.test_nll, 5) << " | " << num(x.heldout_nll, 5) << " |\n";
+  for (const auto& x : rows) o << "| " << x.unit << " | " << num(x.test_nll, 6) << " | " << num(x.heldout_nll, 6) << " |\n";
   o << "\n## Order of the methods per bit width (lowest NLL first)\n\n"
-    << "| bits | study test split | held-out | same order |\n|---|---|---|---|\n";
+    << "| bits | study test split | held-out | same order | spread of the test NLLs | spread of the held-out NLLs |\n"
+    << "|---|---|---|---|---|---|\n";
   std::vector<int> widths;
   for (const auto& x : rows)
     if (x.bits > 0 && std::find(widths.begin(), widths.end(), x.bits) == widths.end()) widths.push_back(x.bits);
@@ -53,7 +61,8 @@ inline std::string heldout_markdown(const std::vector<HeldOutRow>& rows, const S
     for (const auto& x : rows)
       if (x.bits == b && std::isfinite(x.heldout_nll)) at.push_back(&x);
     const std::string test = method_order(at, &HeldOutRow::test_nll), held = method_order(at, &HeldOutRow::heldout_nll);
-    o << "| " << r.label(b) << " | " << test << " | " << held << " | " << (test == held ? "yes" : "**no**") << " |\n";
+    o << "| " << r.label(b) << " | " << test << " | " << held << " | " << (test == held ? "yes" : "**no**") << " | "
+      << num(spread(at, &HeldOutRow::test_nll), 3) << " | " << num(spread(at, &HeldOutRow::heldout_nll), 3) << " |\n";
   }
   for (const auto& n : notes) o << "\n- " << n;
   if (!notes.empty()) o << "\n";
