@@ -85,3 +85,20 @@ TEST_CASE("study options: --heldout, not with --streaming") {
   CHECK(!parse_study_options({}).heldout);
   CHECK_THROWS_WITH_AS(parse_study_options({"--streaming", "--heldout"}), doctest::Contains("--heldout"), UsageError);
 }
+
+TEST_CASE("study options: a llama.cpp block format is one bit width with llama.cpp's own scales") {
+  const auto k = parse_study_options({"--scheme", "q4_k"});
+  CHECK(k.scheme.is_block());
+  CHECK(k.bits == std::vector<int>{4});
+  CHECK(parse_study_options({"--scheme", "q2_k"}).bits == std::vector<int>{2});
+  CHECK(parse_study_options({"--scheme", "tq2_0", "--bits", "2"}).bits == std::vector<int>{2});
+  CHECK(parse_study_options({"--scheme", "q8_0", "--quick"}).bits == std::vector<int>{8});
+  using V = std::vector<std::string>;
+  for (const auto& [args, flag] : {std::pair{V{"--scheme", "q4_k", "--bits", "3"}, "--bits 3: does not apply to q4_k, which has 4 bits"},
+                                   std::pair{V{"--scheme", "q4_0", "--save"}, "--save with --scheme q4_0"},
+                                   std::pair{V{"--scheme", "q4_0", "--granularity", "channel"}, "--granularity with --scheme q4_0"},
+                                   std::pair{V{"--scheme", "q3_k", "--scale", "mse"}, "--scale with --scheme q3_k"}}) {
+    INFO(flag);
+    CHECK_THROWS_WITH_AS(parse_study_options(args), doctest::Contains(flag), UsageError);
+  }
+}

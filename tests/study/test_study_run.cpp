@@ -359,6 +359,52 @@ TEST_CASE("lowbit-study --streaming: one block at a time, the in-memory runner's
   fs::remove_all(root);
 }
 
+TEST_CASE("lowbit-study with a llama.cpp block format: each layer in its type, the rest full precision; resumes") {
+  LOWBIT_REQUIRE_SHARED_DATA(data);
+  const fs::path root = fs::temp_directory_path() / ("lowbit_study_block_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  const auto model = write_tiny_llama2c(root / "model", data / "stories260K" / "tok512.bin");
+  auto o = tiny_options(model, data, root / "out");
+  o.scheme = lowbit::QuantSpec::parse("q4_0");
+  o.bits = {4};
+  o.save = false;
+  o.quick = true;
+  StudySetup setup = StudySetup::prepare(o, "test");
+  const auto first = StudyRunner(setup, nullptr, nullptr).run();
+  // dim 16, hidden 32: only the down projection's rows (32 wide) are whole q4_0 blocks.
+  REQUIRE(first.notes.size() == 1);
+  CHECK(first.notes[0].find("q4_0 1,") != std::string::npos);
+  CHECK(first.notes[0].find("full precision (no block type fits; llama.cpp keeps F16) 6") != std::string::npos);
+  CHECK(first.grid == "q4_0");
+  REQUIRE(first.units.size() == 3);
+  for (const auto& u : first.units) {
+    INFO(u.method);
+    CHECK(u.bits == 4);
+    CHECK(fs::exists(root / "out" / "units" / (u.method + "-q4_0.json")));
+    CHECK(std::isfinite(u.test_nll));
+    int changed = 0;
+    for (const auto& l : u.layers) changed += l.weight_sq_error > 0 ? 1 : 0;
+    CHECK(changed == 1);  // the other six stay at full precision
+  }
+  // Bytes as llama.cpp stores them: one 18-byte q4_0 block per 32-weight row of the down
+  // projection, F16 for the six others, fp32 for everything else.
+  double bytes = first.fp_weight_bytes;
+  for (const auto& l : setup.model.linear_layers()) {
+    const double n = static_cast<double>(l.out_features() * l.in_features());
+    bytes += -4.0 * n + (l.in_features() == 32 ? 18.0 * static_cast<double>(l.out_features()) : 2.0 * n);
+  }
+  for (const auto& u : first.units) CHECK(u.weight_bytes == doctest::Approx(bytes));
+  StudySetup again = StudySetup::prepare(o, "test");
+  FILE* log = std::tmpfile();
+  const auto second = StudyRunner(again, nullptr, log).run();
+  const std::string text = read_log(log);
+  std::fclose(log);
+  CHECK(text.find("gptq-q4_0: reusing") != std::string::npos);
+  CHECK(text.find("epoch 1") == std::string::npos);
+  for (std::size_t i = 0; i < 3; ++i) CHECK(second.units[i].test_nll == first.units[i].test_nll);
+  fs::remove_all(root);
+}
+
 TEST_CASE("lowbit-study input errors are UsageErrors naming the flag, raised before any work") {
   LOWBIT_REQUIRE_SHARED_DATA(data);
   const fs::path root = fs::temp_directory_path() / ("lowbit_study_err_" + std::to_string(::getpid()));

@@ -12,6 +12,7 @@
 
 #include <Eigen/Core>
 
+#include "lowbit/nn/block_quantize.hpp"
 #include "lowbit/nn/calibration.hpp"
 #include "lowbit/nn/transformer.hpp"
 #include "lowbit/quant/packing.hpp"
@@ -27,13 +28,29 @@ inline std::vector<std::vector<float>> linear_weights(const nn::Transformer& m) 
   return out;
 }
 
+/// The scheme layer `l` is quantized with under the study's scheme `q`: q itself, or
+/// for a llama.cpp block format the type llama.cpp stores the layer in (its fallback
+/// where the rows are not whole blocks: q4_k → q5_0, …); nullopt where no block type
+/// fits — llama.cpp keeps such a layer in F16, the study at full precision.
+inline std::optional<QuantSpec> layer_scheme(const QuantSpec& q, const nn::LinearLayer& l) {
+  return q.is_block() ? nn::fitted_block_spec(q, l) : std::optional<QuantSpec>(q);
+}
+
 /// Packed codes + one scale per slice (and zero points) for the quantized layers at
-/// `bits` of `scheme`, fp32 for every other parameter.
+/// `bits` of `scheme` — a block format's rows as llama.cpp stores them, F16 where no
+/// block type fits — fp32 for every other parameter.
 inline double model_bytes(const nn::Transformer& model, const QuantSpec& scheme, int bits) {
   double bytes = 4.0 * static_cast<double>(model.parameter_count());
   const QuantSpec q = scheme.with_bits(bits);
   for (const auto& l : model.linear_layers()) {
     const Index rows = l.out_features(), cols = l.in_features();
+    if (q.is_block()) {
+      const auto fit = layer_scheme(q, l);
+      bytes += -4.0 * static_cast<double>(rows * cols) +
+               (fit ? static_cast<double>(rows) * static_cast<double>(blocks::row_bytes(fit->block, cols, l.name))
+                    : 2.0 * static_cast<double>(rows * cols));
+      continue;
+    }
     const auto scales = static_cast<double>(q.layout(rows, cols, l.name).num_scales());
     const double scale_bytes = q.storage == ScaleStorage::f32 ? 4.0 : 2.0;
     const double zero_bytes = q.codes == CodeSet::asym ? std::ceil(scales * bits / 8.0) : 0.0;

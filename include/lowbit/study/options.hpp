@@ -29,6 +29,16 @@ enum class Method { rtn, gptq, qaft };
 /// PyTorch-compatible histogram-MSE scales (the bit width comes from --bits).
 inline QuantSpec default_study_scheme() { return QuantSpec::parse("int4:hist"); }
 
+/// The bit width a run of `s` is filed under: its bits, or for a llama.cpp block format
+/// the code width its name gives (q4_k: 4, q2_k and tq2_0: 2, q8_0: 8) — what the report
+/// and the unit files call its bit width; the format itself decides the codes.
+inline int nominal_bits(const QuantSpec& s) {
+  if (!s.is_block()) return s.bits;
+  for (const char* c = blocks::info(s.block).name; *c; ++c)
+    if (*c >= '0' && *c <= '9') return *c - '0';
+  return 0;
+}
+
 struct StudyOptions {
   std::filesystem::path model;  ///< empty: stories260K under the data folder
   std::filesystem::path data;   ///< empty: $LOWBIT_DATA, else ../shared/data
@@ -68,7 +78,9 @@ inline const char* study_usage() {
          "  --out DIR              results folder (default: study-out); finished units are reused\n"
          "  --bits LIST            e.g. 8,6,4,3,2\n"
          "  --methods LIST         subset of rtn,gptq,qaft\n"
-         "  --scheme SPEC          quantization scheme, e.g. int4:g64:asym (docs/formats.md); its\n"
+         "  --scheme SPEC          quantization scheme, e.g. int4:g64:asym, or a llama.cpp block\n"
+         "                         format (q4_0, q4_k, q3_k, q2_k, ...: one bit width, each layer\n"
+         "                         in llama.cpp's type for it) (docs/formats.md); its\n"
          "                         bit width is the default for --bits (default: int4:hist)\n"
          "  --granularity G        the scheme's granularity: tensor | channel | group:N\n"
          "  --scale S              the scheme's scale search: hist | hist-true | absmax | mse | weighted\n"
@@ -231,16 +243,24 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
       usage_fail(flag, "", "is not an option (see --help)");
     }
   }
+  if (o.scheme.is_block()) {  // a llama.cpp block format: one bit width, its own blocks and scales
+    const std::string name = o.scheme.str();
+    if (granularity) usage_fail("--granularity", "with --scheme " + name, "a block format's blocks fix where its scales live");
+    if (search) usage_fail("--scale", "with --scheme " + name, "a block format's scales are llama.cpp's");
+    if (o.save)
+      usage_fail("--save", "with --scheme " + name,
+                 "--save writes lowbit's packed integer grids; lowbit-quantize --format gguf writes block formats");
+    const int bits = nominal_bits(o.scheme);
+    if (!bits_set) o.bits = {bits};
+    for (const int b : o.bits)
+      if (b != bits) usage_fail("--bits", std::to_string(b), "does not apply to " + name + ", which has " + std::to_string(bits) + " bits");
+  }
   if (granularity) {
     o.scheme.granularity = granularity->first;
     o.scheme.group_size = granularity->second;
   }
   if (search) o.scheme.search = *search;
-  if (o.scheme.is_block())
-    usage_fail("--scheme", o.scheme.str(),
-               "is a llama.cpp block format; lowbit-study sweeps integer grids over --bits (block formats: "
-               "blocks::quantize, docs/formats.md)");
-  if (scheme_set && !bits_set) o.bits = {o.scheme.bits};
+  if (scheme_set && !bits_set && !o.scheme.is_block()) o.bits = {o.scheme.bits};
   if (o.scheme.is_nf4()) {  // NF4 is one table of 4-bit levels with absmax scales
     if (o.scheme.search != SearchKind::absmax)
       usage_fail("--scale", spec_detail::token_of(search_choices, o.scheme.search),

@@ -298,6 +298,8 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
         << detail::verdict(q->epoch_test_nll.front() < g->test_nll) << " (" << num(q->epoch_test_nll.front(), 5)
         << " vs " << num(g->test_nll, 5) << ").\n";
   }
+  if (!r.notes.empty()) o << "\nNotes:\n";
+  for (const auto& n : r.notes) o << "- " << n << "\n";
   o << "\nTidy data: `units.csv`, `layers.csv`, `qaft.csv`, `profiles.csv`; everything in `results.json`.\n";
   return o.str();
 }

@@ -12,6 +12,13 @@ namespace lowbit::study {
 
 inline constexpr double nan_value = std::numeric_limits<double>::quiet_NaN();
 
+/// What a run's bit width is called, from its grid: "int4" and "nf4" for the integer
+/// and NF grids; a llama.cpp block format has one bit width and is called by its
+/// name ("q4_k"). Unit keys, logs and the report all use it.
+inline std::string unit_label(const std::string& grid, int bits) {
+  return grid == "int" || grid == "nf" ? grid + std::to_string(bits) : grid;
+}
+
 /// One quantizable linear layer's figures for one quantized model.
 struct LayerResult {
   std::string name;
@@ -63,15 +70,16 @@ struct StudyResults {
   double fp_val_nll = nan_value;
   double fp_ood_nll = nan_value;
   std::string ood_data;  ///< what fp_ood_nll / ood_nll were measured on
-  std::string grid = "int";  ///< what a bit width is called: "int" (int4, int2) or "nf" (nf4)
+  std::string grid = "int";  ///< "int" (int4, int2), "nf" (nf4), or a block format's name ("q4_k"): unit_label
   double fp_weight_bytes = nan_value;
   std::vector<UnitResult> units;
   std::vector<Profile> profiles;        ///< random directions and segments (Figure 3)
   std::vector<Profile> layer_profiles;  ///< one random direction inside each layer ("layer <name>")
   double basin_radius = nan_value;  ///< mean R(w) over the random radial directions
+  std::vector<std::string> notes;   ///< about the run as a whole (a block format's type per layer)
 
   /// "int4", "nf4": a unit's bit width as the logs and the report name it.
-  [[nodiscard]] std::string label(int bits) const { return grid + std::to_string(bits); }
+  [[nodiscard]] std::string label(int bits) const { return unit_label(grid, bits); }
 
   [[nodiscard]] const UnitResult* find(const std::string& method, int bits) const {
     for (const auto& u : units)

@@ -147,6 +147,11 @@ inline io::Json to_json(const StudyResults& r) {
   j.set("fp_val_nll", number_or_null(r.fp_val_nll));
   j.set("fp_ood_nll", number_or_null(r.fp_ood_nll));
   j.set("fp_weight_bytes", number_or_null(r.fp_weight_bytes));
+  if (!r.notes.empty()) {
+    Json notes = Json::array();
+    for (const auto& n : r.notes) notes.push_back(Json::string(n));
+    j.set("notes", std::move(notes));
+  }
   j.set("basin_radius", number_or_null(r.basin_radius));
   Json units = Json::array();
   for (const auto& u : r.units) units.push_back(to_json(u));

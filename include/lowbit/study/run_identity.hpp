@@ -57,10 +57,15 @@ inline std::string data_fingerprint(const StudyData& d) {
   return hex64(h);
 }
 
+/// StudyResults::grid of a run of scheme `s`: "int", "nf", or the block format's name.
+inline std::string study_grid(const QuantSpec& s) {
+  return s.is_block() ? s.str() : s.is_nf4() ? "nf" : "int";
+}
+
 /// The study's scheme without its bit width ("int:g64:asym"): the units sweep the bits.
 inline std::string scheme_family(const QuantSpec& s) {
   const std::string t = s.str();
-  if (s.is_nf4()) return t;  // one bit width: nothing to leave out
+  if (s.is_nf4() || s.is_block()) return t;  // one bit width: nothing to leave out
   const auto colon = t.find(':');
   return colon == std::string::npos ? std::string("int") : "int" + t.substr(colon);
 }
@@ -70,7 +75,8 @@ inline std::string scheme_family(const QuantSpec& s) {
 /// committed docs/results runs among them) still resume; any other scheme is
 /// recorded by its spelling without the bit width.
 inline std::string quantizer_identity(const QuantSpec& s) {
-  const bool earlier = s.codes == CodeSet::narrow && s.storage == ScaleStorage::f32 && s.search != SearchKind::weighted;
+  const bool earlier = !s.is_block() && s.codes == CodeSet::narrow && s.storage == ScaleStorage::f32 &&
+                       s.search != SearchKind::weighted;
   if (!earlier) return "scheme " + scheme_family(s);
   const std::string g = s.granularity == ScaleLayout::Kind::tensor    ? "per-tensor"
                         : s.granularity == ScaleLayout::Kind::channel ? "per-channel"

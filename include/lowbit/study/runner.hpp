@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <string>
 
 #include "lowbit/io/file.hpp"
@@ -72,11 +73,30 @@ class StudyRunner {
     r.parameters = static_cast<long>(m.parameter_count());
     for (const auto& l : m.linear_layers()) r.quantized_parameters += static_cast<long>(l.weight->numel());
     r.fp_weight_bytes = 4.0 * static_cast<double>(r.parameters);
+    const QuantSpec& q = c_.options.scheme;
+    const std::string scheme = q.is_block() ? q.describe() : "scheme " + scheme_family(q) + " (" + q.describe().substr(5) + ")";
     c_.log("lowbit-study: %s, %zu quantizable layers (%ld of %ld parameters); %s", r.model.c_str(),
-           m.linear_layers().size(), r.quantized_parameters, r.parameters,
-           ("scheme " + scheme_family(c_.options.scheme) + " (" + c_.options.scheme.describe().substr(5) + ")").c_str());
+           m.linear_layers().size(), r.quantized_parameters, r.parameters, scheme.c_str());
     c_.log("data: %s", r.data.c_str());
+    if (q.is_block()) {
+      r.notes.push_back(block_layer_types(q));
+      c_.log("%s", r.notes.back().c_str());
+    }
     return r;
+  }
+
+  /// "layers by llama.cpp type: q4_k 28, q5_0 7 (fallback), full precision 0": which
+  /// type each layer of a block-format run is quantized in (layer_scheme).
+  std::string block_layer_types(const QuantSpec& q) const {
+    std::map<std::string, int> count;
+    int full = 0;
+    for (const auto& l : c_.model.linear_layers()) {
+      if (const auto fit = layer_scheme(q, l)) ++count[fit->str()];
+      else ++full;
+    }
+    std::string s = "layers by llama.cpp type (its fallback where a row is not whole blocks):";
+    for (const auto& [name, n] : count) s += " " + name + " " + std::to_string(n) + ",";
+    return s + " full precision (no block type fits; llama.cpp keeps F16) " + std::to_string(full);
   }
 
   UnitContext c_;

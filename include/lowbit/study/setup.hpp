@@ -52,8 +52,8 @@ struct StudySetup {
     nn::Transformer m = ck ? nn::Transformer::streaming(ck) : nn::Transformer::load(model);
     const long ood = o.quick ? 8 : 32;
     StudyData d = load_study_data(o, m.config(), model, data_dir, ood);
-    for (const auto& l : m.linear_layers())
-      if (!o.scheme.fits(l.in_features()))
+    for (const auto& l : m.linear_layers())  // a block format takes llama.cpp's fallback type instead
+      if (!o.scheme.is_block() && !o.scheme.fits(l.in_features()))
         throw UsageError("--scheme " + o.scheme.str() + ": layer '" + l.name + "' has only " +
                          std::to_string(l.in_features()) + " input columns, fewer than a group");
     return StudySetup{std::move(o), data_dir, model, std::move(ck), std::move(m), std::move(d), std::move(command)};

@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "lowbit/core/error.hpp"
@@ -19,7 +20,9 @@
 #include "lowbit/io/safetensors.hpp"
 #include "lowbit/nn/evaluate.hpp"
 #include "lowbit/nn/transformer.hpp"
+#include "lowbit/quant/layer_quantizers.hpp"
 #include "lowbit/quant/packing.hpp"
+#include "lowbit/quant/spec_quantizer.hpp"
 #include "lowbit/study/metrics.hpp"
 #include "lowbit/study/progress.hpp"
 #include "lowbit/study/results.hpp"
@@ -43,8 +46,9 @@ class UnitContext {
         fp_(s.model.is_streaming() ? nn::WeightSnapshot{} : s.model.snapshot()),
         fp_linear_(s.model.is_streaming() ? std::vector<std::vector<float>>{} : linear_weights(s.model)),
         metrics_(fp_linear_, s.data.test),
-        setup(s), options(s.options), model(s.model), grid(options.scheme.is_nf4() ? "nf" : "int"),
-        store(options.out, run_identity(s, model.is_streaming() ? model_fingerprint(model) : model_fingerprint(fp_)), log) {
+        setup(s), options(s.options), model(s.model), grid(study_grid(options.scheme)),
+        store(options.out, run_identity(s, model.is_streaming() ? model_fingerprint(model) : model_fingerprint(fp_)), log,
+              grid) {
     if (model.is_streaming()) streamed.emplace(s.checkpoint, s.data, options, [this] { check_stop(); }, log_);
   }
 
@@ -64,8 +68,8 @@ class UnitContext {
   UnitStore store;
   std::optional<StreamedUnits> streamed;  ///< --streaming: the model stays in its files
 
-  /// "int4" or "nf4" (StudyResults::label); unit keys and logs use it.
-  [[nodiscard]] std::string label(int bits) const { return grid + std::to_string(bits); }
+  /// "int4", "nf4" or "q4_k" (unit_label); unit keys and logs use it.
+  [[nodiscard]] std::string label(int bits) const { return unit_label(grid, bits); }
   [[nodiscard]] std::string key(const std::string& method, int bits) const { return method + "-" + label(bits); }
 
   template <class... A>
@@ -143,12 +147,24 @@ class UnitContext {
     save_weights(k, packed, u.method);
   }
 
+  /// Each layer's quantizer for a block format (layer_scheme: llama.cpp's type for
+  /// the layer, round-to-nearest as llama.cpp encodes it); layers no block type fits
+  /// have none and stay at full precision.
+  [[nodiscard]] LayerQuantizers block_quantizers(const QuantSpec& q) const {
+    LayerQuantizers out;
+    for (const auto& l : model.linear_layers())
+      if (const auto fit = layer_scheme(q, l)) out.set(l.name, SpecQuantizer(*fit));
+    return out;
+  }
+
   /// Q(W) into every registered layer — RTN, and QAFT's final weights — and, with
-  /// --save, their integer codes.
+  /// --save, their integer codes (integer grids only: options refuse --save with a
+  /// block format).
   template <class Quant>
   void round_layers(const Quant& quantizer, std::vector<QuantizedTensor>& packed) {
     for (const auto& l : model.linear_layers()) {
-      if (options.save) packed.push_back(quantizer.quantize(l.weight->matrix(), l.name));
+      if constexpr (std::is_same_v<Quant, SpecQuantizer>)
+        if (options.save) packed.push_back(quantizer.quantize(l.weight->matrix(), l.name));
       quantizer.fake_quantize_in_place(l.weight->matrix(), l.name);
     }
   }

@@ -32,9 +32,10 @@ namespace lowbit::study {
 
 class UnitStore {
  public:
-  /// `run` is this run's identity (run_identity()); `log` may be null.
-  UnitStore(std::filesystem::path out, io::Json run, FILE* log)
-      : out_(std::move(out)), run_(std::move(run)), log_(log) {}
+  /// `run` is this run's identity (run_identity()); `log` may be null; `grid` names
+  /// the run's bit widths in unit keys (StudyResults::grid).
+  UnitStore(std::filesystem::path out, io::Json run, FILE* log, std::string grid = "int")
+      : out_(std::move(out)), run_(std::move(run)), log_(log), grid_(std::move(grid)) {}
 
   [[nodiscard]] std::filesystem::path path(const std::string& key) const { return out_ / "units" / (key + ".json"); }
   [[nodiscard]] const io::Json& run() const { return run_; }
@@ -131,14 +132,13 @@ class UnitStore {
 
  private:
   /// The unit's method and bits must be what its key names: "rtn-int4" is an
-  /// RTN int4 unit, "qaft-int3-lr1e-03" a QAFT int3 one; keys without a bit width
-  /// (fp, landscape, landscape-layers) name the method alone.
-  static bool method_and_bits_match(const UnitResult& u, const std::string& key) {
-    const auto dash = key.find("-int");
-    if (dash == std::string::npos) return key == u.method;
-    const std::string head = key.substr(0, dash + 4) + std::to_string(u.bits);
-    return key.substr(0, dash) == u.method && key.compare(0, head.size(), head) == 0 &&
-           (key.size() == head.size() || key[head.size()] == '-');
+  /// RTN int4 unit, "qaft-int3-lr1e-03" a QAFT int3 one, "gptq-q4_k" a GPTQ q4_k one
+  /// (unit_label of the run's grid); keys of units without a bit width (fp,
+  /// landscape, landscape-layers) name the method alone.
+  [[nodiscard]] bool method_and_bits_match(const UnitResult& u, const std::string& key) const {
+    if (!UnitResult::has_bits(u.method)) return key == u.method;
+    const std::string head = u.method + "-" + unit_label(grid_, u.bits);
+    return key.compare(0, head.size(), head) == 0 && (key.size() == head.size() || key[head.size()] == '-');
   }
 
   UsageError stale(const std::filesystem::path& file, const io::Json& recorded, const std::string& k) const {
@@ -177,6 +177,7 @@ class UnitStore {
   std::filesystem::path out_;
   io::Json run_;
   FILE* log_;
+  std::string grid_;
   std::unique_ptr<io::FileLock> lock_;
 };
 

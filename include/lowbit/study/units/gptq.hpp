@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -46,13 +47,21 @@ struct GptqUnit {
   void solve(UnitContext& c, UnitResult& u, std::map<std::string, double>& damp, std::vector<QuantizedTensor>& packed) const {
     Progress p("  gptq " + c.label(q.bits), static_cast<long>(c.model.linear_layers().size()), "layer",
                c.progress_stream(), 30.0);
-    const SpecGptq<> solver(q);
+    std::optional<SpecGptq<>> solver;  // one for every layer, but a block format's differ by layer
+    if (!q.is_block()) solver.emplace(q);
     nn::quantize_with_calibration(
         c.model, c.setup.data.calibration,
         [&](const nn::LinearLayer& l, const Hessian& h) {
           c.check_stop();
+          std::optional<SpecGptq<>> fitted;
+          if (q.is_block()) {
+            const auto fit = layer_scheme(q, l);
+            if (!fit) return;  // no block type fits: full precision (llama.cpp: F16)
+            fitted.emplace(*fit);
+          }
+          const SpecGptq<>& s = fitted ? *fitted : *solver;
           const DampSearchResult best =
-              damp_search(solver, l.weight->matrix(), h, std::span<const double>(c.options.damp_grid), l.name);
+              damp_search(s, l.weight->matrix(), h, std::span<const double>(c.options.damp_grid), l.name);
           const SolveResult& res = best.best_result;
           std::copy(res.weights.data(), res.weights.data() + res.weights.size(), l.weight->data());
           damp[l.name] = best.curve[best.best].used_percdamp;

@@ -43,7 +43,7 @@ struct LandscapeUnits {
     io::Json a = io::Json::array();
     for (const auto& u : r.units) {
       io::Json e = io::Json::object();
-      e.set("unit", io::Json::string(u.key()));
+      e.set("unit", io::Json::string(c.key(u.method, u.bits)));
       e.set("weights", io::Json::boolean(std::filesystem::exists(c.weights_path(c.key(u.method, u.bits)))));
       a.push_back(std::move(e));
     }
@@ -167,12 +167,12 @@ struct LandscapeUnits {
     for (const auto& x : r.units) {
       c.restore_fp();
       if (!c.load_weights(c.key(x.method, x.bits))) {
-        missing_weights(c, x.key(), u.notes);
+        missing_weights(c, c.key(x.method, x.bits), u.notes);
         continue;
       }
       const std::vector<float> target = set.snapshot();
       c.restore_fp();
-      profiles.push_back(segment(set, base, target, "w -> w_" + x.method + " (int" + std::to_string(x.bits) + ")", loss));
+      profiles.push_back(segment(set, base, target, "w -> w_" + x.method + " (" + c.label(x.bits) + ")", loss));
     }
     // Segments w_GPTQ → w_QAFT: is there a barrier between the two solutions?
     for (const int bits : c.options.bits) {

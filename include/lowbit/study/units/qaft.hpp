@@ -70,6 +70,12 @@ struct QaftUnit {
   }
 
   UnitResult train(UnitContext& c, double lr) const {
+    if (q.is_block()) return train_with(c, lr, c.block_quantizers(q));  // layers no type fits stay frozen
+    return train_with(c, lr, SpecQuantizer(q));
+  }
+
+  template <class Quant>
+  UnitResult train_with(UnitContext& c, double lr, const Quant& quantizer) const {
     UnitResult u;
     u.method = "qaft";
     u.bits = q.bits;
@@ -78,7 +84,6 @@ struct QaftUnit {
     const auto& data = c.setup.data;
     c.log("  qaft %s, learning rate %g: %ld epoch(s) over %zu sequences", c.label(q.bits).c_str(), lr,
           c.options.qaft_epochs, data.calibration.size());
-    const SpecQuantizer quantizer(q);
     QaftOptions opt;
     opt.lr = lr;
     opt.epochs = c.options.qaft_epochs;

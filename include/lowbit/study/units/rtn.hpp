@@ -1,5 +1,6 @@
 // Round-to-nearest: every registered layer's weights replaced by Q(W) of the run's
-// scheme at one bit width, no calibration data.
+// scheme at one bit width, no calibration data (a block format: llama.cpp's own
+// quantizer of each layer's type).
 #pragma once
 
 #include <vector>
@@ -27,7 +28,8 @@ struct RtnUnit {
       c.restore_fp();
       const auto t0 = UnitContext::clock::now();
       std::vector<QuantizedTensor> packed;
-      c.round_layers(SpecQuantizer(q), packed);
+      if (q.is_block()) c.round_layers(c.block_quantizers(q), packed);
+      else c.round_layers(SpecQuantizer(q), packed);
       u.seconds["quantize"] = UnitContext::seconds_since(t0);
       c.finish_quantized(u, k, packed);
       return u;
