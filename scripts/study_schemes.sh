@@ -26,7 +26,7 @@ models=("$@")
 # k-quants and tq2_0; stories260K's 64/172-wide rows take 32-blocks where they can).
 schemes_for() {
   case "$1" in
-    stories260K) echo "int4:g32 q4_0 iq4_nl q8_0" ;;
+    stories260K) echo "q4_0 int4:g32 iq4_nl q8_0" ;;
     pd-1m) echo "int4:g32 q4_0 iq4_nl" ;;
     pd-5m) echo "int4:g128 q4_k q3_k q2_k tq2_0" ;;
     *) echo "study_schemes: unknown model $1" >&2; exit 2 ;;
