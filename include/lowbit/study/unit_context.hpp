@@ -130,6 +130,33 @@ class UnitContext {
     u.seconds["evaluate"] = seconds_since(t0);
   }
 
+  /// A post-training unit (RTN, GPTQ) of `method` at q: from its file; else block by
+  /// block (--streaming); else in memory, where quantize(u, packed, damp) puts Q(W)
+  /// into the model's layers (GPTQ also records each layer's damping), then the model
+  /// is evaluated and measured (finish_quantized).
+  template <class Quantize>
+  UnitResult post_training_unit(const std::string& method, const QuantSpec& q, Quantize&& quantize) {
+    const std::string k = key(method, q.bits);
+    return cached_or(k, [&] {
+      UnitResult u;
+      u.method = method;
+      u.bits = q.bits;
+      if (streamed) {
+        streamed->quantize(u, q, k);
+        u.weight_bytes = model_bytes(model, options.scheme, q.bits);
+        return u;
+      }
+      restore_fp();
+      const auto t0 = clock::now();
+      std::map<std::string, double> damp;
+      std::vector<QuantizedTensor> packed;
+      quantize(u, packed, damp);
+      u.seconds["quantize"] = seconds_since(t0);
+      finish_quantized(u, k, packed, damp);
+      return u;
+    });
+  }
+
   /// A quantized model in memory, done: its NLLs, its weights' metrics (with GPTQ's
   /// damping per layer) and bytes, and its weights saved (saved_weights()).
   void finish_quantized(UnitResult& u, const std::string& k, const std::vector<QuantizedTensor>& packed,

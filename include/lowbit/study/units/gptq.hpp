@@ -22,25 +22,8 @@ struct GptqUnit {
   QuantSpec q;
 
   UnitResult run(UnitContext& c) const {
-    const std::string k = c.key("gptq", q.bits);
-    return c.cached_or(k, [&] {
-      UnitResult u;
-      u.method = "gptq";
-      u.bits = q.bits;
-      if (c.streamed) {
-        c.streamed->quantize(u, q, k);
-        u.weight_bytes = model_bytes(c.model, c.options.scheme, q.bits);
-        return u;
-      }
-      c.restore_fp();
-      const auto t0 = UnitContext::clock::now();
-      std::map<std::string, double> damp;
-      std::vector<QuantizedTensor> packed;
-      solve(c, u, damp, packed);
-      u.seconds["quantize"] = UnitContext::seconds_since(t0);
-      c.finish_quantized(u, k, packed, damp);
-      return u;
-    });
+    return c.post_training_unit("gptq", q, [&](UnitResult& u, std::vector<QuantizedTensor>& packed,
+                                               std::map<std::string, double>& damp) { solve(c, u, damp, packed); });
   }
 
  private:

@@ -15,24 +15,9 @@ struct RtnUnit {
   QuantSpec q;
 
   UnitResult run(UnitContext& c) const {
-    const std::string k = c.key("rtn", q.bits);
-    return c.cached_or(k, [&] {
-      UnitResult u;
-      u.method = "rtn";
-      u.bits = q.bits;
-      if (c.streamed) {
-        c.streamed->quantize(u, q, k);
-        u.weight_bytes = model_bytes(c.model, c.options.scheme, q.bits);
-        return u;
-      }
-      c.restore_fp();
-      const auto t0 = UnitContext::clock::now();
-      std::vector<QuantizedTensor> packed;
+    return c.post_training_unit("rtn", q, [&](UnitResult&, std::vector<QuantizedTensor>& packed, auto&) {
       if (q.is_block()) c.round_layers(c.block_quantizers(q), packed);
       else c.round_layers(SpecQuantizer(q), packed);
-      u.seconds["quantize"] = UnitContext::seconds_since(t0);
-      c.finish_quantized(u, k, packed);
-      return u;
     });
   }
 };
