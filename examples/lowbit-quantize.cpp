@@ -35,6 +35,7 @@
 #include <tuple>
 #include <vector>
 
+#include <lowbit/core/cli.hpp>
 #include <lowbit/core/tool_main.hpp>
 #include <lowbit/io/file.hpp>
 #include <lowbit/nn/block_quantize.hpp>

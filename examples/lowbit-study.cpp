@@ -40,14 +40,20 @@ int main(int argc, char** argv) {
   std::optional<lowbit::study::StudySetup> setup;
   const int prepared = lowbit::cli::guarded("lowbit-study", "reading the model and data", lowbit::cli::exit_bad_input, [&] {
     try {
-      setup.emplace(lowbit::study::StudySetup::prepare(lowbit::study::parse_study_options(args), command));
+      auto options = lowbit::study::parse_study_options(args);
+      if (!options.compare.empty()) {  // no study: finished runs side by side
+        lowbit::study::write_compare(options.compare, options.out, command);
+        std::fprintf(stderr, "lowbit-study: wrote %s and fig2_compare.svg\n", (options.out / "compare.md").string().c_str());
+        return lowbit::cli::exit_ok;
+      }
+      setup.emplace(lowbit::study::StudySetup::prepare(std::move(options), command));
     } catch (const lowbit::study::UsageError& e) {
       std::fprintf(stderr, "lowbit-study: %s\n\n%s", e.what(), lowbit::study::study_usage());
       return lowbit::cli::exit_bad_input;
     }
     return lowbit::cli::exit_ok;
   });
-  if (prepared != lowbit::cli::exit_ok) return prepared;
+  if (prepared != lowbit::cli::exit_ok || !setup) return prepared;  // an error, or --compare done
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
   return lowbit::cli::guarded("lowbit-study", "running the study", lowbit::cli::exit_failed, [&] {

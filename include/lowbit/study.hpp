@@ -5,6 +5,7 @@
 #pragma once
 
 #include "lowbit/analysis.hpp"
+#include "lowbit/study/compare.hpp"
 #include "lowbit/study/data.hpp"
 #include "lowbit/study/heldout.hpp"
 #include "lowbit/study/metrics.hpp"

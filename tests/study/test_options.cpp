@@ -80,10 +80,12 @@ TEST_CASE("study options: --streaming runs RTN and GPTQ unless told otherwise") 
   CHECK(!parse_study_options({}).streaming);
 }
 
-TEST_CASE("study options: --heldout, not with --streaming") {
-  CHECK(parse_study_options({"--heldout"}).heldout);
+TEST_CASE("study options: --heldout needs the weights --landscape keeps, and not --streaming") {
+  CHECK(parse_study_options({"--heldout", "--landscape"}).heldout);
   CHECK(!parse_study_options({}).heldout);
-  CHECK_THROWS_WITH_AS(parse_study_options({"--streaming", "--heldout"}), doctest::Contains("--heldout"), UsageError);
+  CHECK_THROWS_WITH_AS(parse_study_options({"--heldout"}), doctest::Contains("--heldout without --landscape"), UsageError);
+  CHECK_THROWS_WITH_AS(parse_study_options({"--streaming", "--heldout"}), doctest::Contains("--heldout with --streaming"),
+                       UsageError);
 }
 
 TEST_CASE("study options: a llama.cpp block format is one bit width with llama.cpp's own scales") {
@@ -97,7 +99,8 @@ TEST_CASE("study options: a llama.cpp block format is one bit width with llama.c
   for (const auto& [args, flag] : {std::pair{V{"--scheme", "q4_k", "--bits", "3"}, "--bits 3: does not apply to q4_k, which has 4 bits"},
                                    std::pair{V{"--scheme", "q4_0", "--save"}, "--save with --scheme q4_0"},
                                    std::pair{V{"--scheme", "q4_0", "--granularity", "channel"}, "--granularity with --scheme q4_0"},
-                                   std::pair{V{"--scheme", "q3_k", "--scale", "mse"}, "--scale with --scheme q3_k"}}) {
+                                   std::pair{V{"--scheme", "q3_k", "--scale", "mse"}, "--scale with --scheme q3_k"},
+                                   std::pair{V{"--scheme", "q4_k", "--streaming"}, "--streaming with --scheme q4_k"}}) {
     INFO(flag);
     CHECK_THROWS_WITH_AS(parse_study_options(args), doctest::Contains(flag), UsageError);
   }

@@ -94,7 +94,7 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
 
   REQUIRE(first.units.size() == 3);
   for (const auto& u : first.units) {
-    INFO(u.key());
+    INFO(u.method << " " << u.bits);
     CHECK(std::isfinite(u.test_nll));
     CHECK(std::isfinite(u.val_nll));
     CHECK(std::isfinite(u.ood_nll));
@@ -291,8 +291,8 @@ TEST_CASE("lowbit-study --streaming: one block at a time, the in-memory runner's
   for (std::size_t i = 0; i < 2; ++i) {
     const auto& s = streamed.units[i];
     const auto& m = memory.units[i];
-    INFO(s.key());
-    CHECK(s.key() == m.key());
+    INFO(s.method << " " << s.bits);
+    CHECK((s.method == m.method && s.bits == m.bits));
     CHECK(s.test_nll == doctest::Approx(m.test_nll).epsilon(1e-5));
     CHECK(s.val_nll == doctest::Approx(m.val_nll).epsilon(1e-5));
     CHECK(s.ood_nll == doctest::Approx(m.ood_nll).epsilon(1e-5));
@@ -374,7 +374,7 @@ TEST_CASE("lowbit-study with a llama.cpp block format: each layer in its type, t
   // dim 16, hidden 32: only the down projection's rows (32 wide) are whole q4_0 blocks.
   REQUIRE(first.notes.size() == 1);
   CHECK(first.notes[0].find("q4_0 1,") != std::string::npos);
-  CHECK(first.notes[0].find("full precision (no block type fits; llama.cpp keeps F16) 6") != std::string::npos);
+  CHECK(first.notes[0].find("full precision (no block type fits: fp32 here, F16 in llama.cpp) 6") != std::string::npos);
   CHECK(first.grid == "q4_0");
   REQUIRE(first.units.size() == 3);
   for (const auto& u : first.units) {
@@ -386,12 +386,12 @@ TEST_CASE("lowbit-study with a llama.cpp block format: each layer in its type, t
     for (const auto& l : u.layers) changed += l.weight_sq_error > 0 ? 1 : 0;
     CHECK(changed == 1);  // the other six stay at full precision
   }
-  // Bytes as llama.cpp stores them: one 18-byte q4_0 block per 32-weight row of the down
-  // projection, F16 for the six others, fp32 for everything else.
+  // Bytes: one 18-byte q4_0 block per 32-weight row of the down projection as llama.cpp
+  // stores it; the six others stay fp32, as everything else.
   double bytes = first.fp_weight_bytes;
   for (const auto& l : setup.model.linear_layers()) {
     const double n = static_cast<double>(l.out_features() * l.in_features());
-    bytes += -4.0 * n + (l.in_features() == 32 ? 18.0 * static_cast<double>(l.out_features()) : 2.0 * n);
+    if (l.in_features() == 32) bytes += -4.0 * n + 18.0 * static_cast<double>(l.out_features());
   }
   for (const auto& u : first.units) CHECK(u.weight_bytes == doctest::Approx(bytes));
   StudySetup again = StudySetup::prepare(o, "test");

@@ -60,6 +60,10 @@ inline std::string heldout_markdown(const std::vector<HeldOutRow>& rows, const S
     std::vector<const HeldOutRow*> at;
     for (const auto& x : rows)
       if (x.bits == b && std::isfinite(x.heldout_nll)) at.push_back(&x);
+    if (at.size() < 2) {
+      o << "| " << r.label(b) << " | n/a | n/a | n/a (fewer than two methods measured) | | |\n";
+      continue;
+    }
     const std::string test = method_order(at, &HeldOutRow::test_nll), held = method_order(at, &HeldOutRow::heldout_nll);
     o << "| " << r.label(b) << " | " << test << " | " << held << " | " << (test == held ? "yes" : "**no**") << " | "
       << num(spread(at, &HeldOutRow::test_nll), 3) << " | " << num(spread(at, &HeldOutRow::heldout_nll), 3) << " |\n";

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -31,14 +32,15 @@ inline std::vector<std::vector<float>> linear_weights(const nn::Transformer& m) 
 /// The scheme layer `l` is quantized with under the study's scheme `q`: q itself, or
 /// for a llama.cpp block format the type llama.cpp stores the layer in (its fallback
 /// where the rows are not whole blocks: q4_k → q5_0, …); nullopt where no block type
-/// fits — llama.cpp keeps such a layer in F16, the study at full precision.
+/// fits — llama.cpp keeps such a layer in F16, the study at full precision (fp32, and
+/// counted so in model_bytes).
 inline std::optional<QuantSpec> layer_scheme(const QuantSpec& q, const nn::LinearLayer& l) {
   return q.is_block() ? nn::fitted_block_spec(q, l) : std::optional<QuantSpec>(q);
 }
 
 /// Packed codes + one scale per slice (and zero points) for the quantized layers at
-/// `bits` of `scheme` — a block format's rows as llama.cpp stores them, F16 where no
-/// block type fits — fp32 for every other parameter.
+/// `bits` of `scheme` — a block format's rows as llama.cpp stores them — fp32 for every
+/// other parameter (a layer no block type fits included: the study keeps it so).
 inline double model_bytes(const nn::Transformer& model, const QuantSpec& scheme, int bits) {
   double bytes = 4.0 * static_cast<double>(model.parameter_count());
   const QuantSpec q = scheme.with_bits(bits);
@@ -48,7 +50,7 @@ inline double model_bytes(const nn::Transformer& model, const QuantSpec& scheme,
       const auto fit = layer_scheme(q, l);
       bytes += -4.0 * static_cast<double>(rows * cols) +
                (fit ? static_cast<double>(rows) * static_cast<double>(blocks::row_bytes(fit->block, cols, l.name))
-                    : 2.0 * static_cast<double>(rows * cols));
+                    : 4.0 * static_cast<double>(rows * cols));
       continue;
     }
     const auto scales = static_cast<double>(q.layout(rows, cols, l.name).num_scales());

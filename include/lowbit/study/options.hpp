@@ -67,6 +67,8 @@ struct StudyOptions {
   long directions = 4;  ///< random directions for --landscape
   /// Every unit measured again on held-out stories (study/heldout.hpp; TinyStories data only).
   bool heldout = false;
+  /// --compare: finished run folders drawn and tabulated together into --out (study/compare.hpp).
+  std::vector<std::filesystem::path> compare;
 };
 
 inline const char* study_usage() {
@@ -102,6 +104,8 @@ inline const char* study_usage() {
          "  --landscape            radial loss profiles and segments\n"
          "  --directions K         random directions for --landscape (default 4)\n"
          "  --save                 write the quantized models (packed safetensors)\n"
+         "  --compare DIR,DIR,...  no study: finished runs drawn together (Figure 2 across models or\n"
+         "                         schemes, Pareto front, QAFT-GPTQ gaps) into --out/compare.md\n"
          "  --heldout              every unit's NLL again on TinyStories-valid.next.txt, which no\n"
          "                         choice saw (heldout.md; needs the weights --landscape keeps)\n"
          "  --quick                a reduced grid that finishes in minutes\n";
@@ -150,6 +154,11 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
       o.save = true;
     } else if (flag == "--heldout") {
       o.heldout = true;
+    } else if (flag == "--compare") {
+      const std::string v = value();
+      for (const auto& d : detail::split(v, ','))
+        if (d.empty()) usage_fail(flag, v, "names an empty folder");
+        else o.compare.emplace_back(d);
     } else if (flag == "--streaming") {
       o.streaming = true;
     } else if (flag == "--model") {
@@ -283,10 +292,15 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
                    "rtn and gptq");
     if (o.landscape) usage_fail("--landscape", "with --streaming", "the landscape moves the whole model at once; run it in memory");
     if (o.heldout) usage_fail("--heldout", "with --streaming", "it measures the weights --landscape keeps; run it in memory");
+    if (o.scheme.is_block())
+      usage_fail("--streaming", "with --scheme " + o.scheme.str(),
+                 "block formats are studied in memory; lowbit-quantize --format gguf quantizes a model into them block by block");
     if (o.save)
       usage_fail("--save", "with --streaming", "--save writes the whole model at once; lowbit-quantize writes a "
                  "quantized model block by block");
   }
+  if (o.heldout && !o.landscape)
+    usage_fail("--heldout", "without --landscape", "it measures the weights each unit keeps, which --landscape writes");
   return o;
 }
 

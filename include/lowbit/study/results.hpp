@@ -50,7 +50,6 @@ struct UnitResult {
   [[nodiscard]] static bool has_bits(const std::string& method) {
     return method != "fp" && method != "landscape" && method != "landscape-layers";
   }
-  [[nodiscard]] std::string key() const { return method + "-int" + std::to_string(bits); }
 };
 
 /// A radial or segment profile of the global NLL.

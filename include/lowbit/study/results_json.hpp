@@ -147,6 +147,7 @@ inline io::Json to_json(const StudyResults& r) {
   j.set("fp_val_nll", number_or_null(r.fp_val_nll));
   j.set("fp_ood_nll", number_or_null(r.fp_ood_nll));
   j.set("fp_weight_bytes", number_or_null(r.fp_weight_bytes));
+  j.set("grid", Json::string(r.grid));
   if (!r.notes.empty()) {
     Json notes = Json::array();
     for (const auto& n : r.notes) notes.push_back(Json::string(n));
@@ -171,6 +172,44 @@ inline io::Json to_json(const StudyResults& r) {
   j.set("profiles", profiles(r.profiles));
   j.set("layer_profiles", profiles(r.layer_profiles));
   return j;
+}
+
+/// Reads results.json back (lowbit-study --compare); `where` names the file. A run
+/// written before results.json recorded its grid reads as "int" (read_compared_run
+/// then takes the grid from run.json).
+inline StudyResults results_from_json(const io::Json& j, const std::string& where) {
+  lowbit::detail::check(j.is_object(), where, ": results must be a JSON object");
+  StudyResults r;
+  r.model = detail::read_string(j, "model", where);
+  r.data = detail::read_string(j, "data", where);
+  if (j.find("ood_data")) r.ood_data = detail::read_string(j, "ood_data", where);
+  r.parameters = static_cast<long>(detail::read_number(j, "parameters", where));
+  r.quantized_parameters = static_cast<long>(detail::read_number(j, "quantized_parameters", where));
+  r.fp_test_nll = detail::read_number(j, "fp_test_nll", where);
+  r.fp_val_nll = detail::read_number(j, "fp_val_nll", where);
+  r.fp_ood_nll = detail::read_number(j, "fp_ood_nll", where);
+  r.fp_weight_bytes = detail::read_number(j, "fp_weight_bytes", where);
+  r.basin_radius = detail::read_number(j, "basin_radius", where);
+  if (j.find("grid")) r.grid = detail::read_string(j, "grid", where);
+  if (const io::Json* n = j.find("notes"); n && n->is_array())
+    for (const auto& x : n->items()) r.notes.push_back(x.as_string());
+  const io::Json* units = j.find("units");
+  lowbit::detail::check(units && units->is_array(), where, ": 'units' is missing or not an array");
+  for (const auto& u : units->items()) r.units.push_back(unit_from_json(u, where));
+  const auto profiles = [&](const char* key, std::vector<Profile>& out) {
+    if (const io::Json* a = j.find(key); a && a->is_array())
+      for (const auto& e : a->items()) {
+        Profile p;
+        p.label = detail::read_string(e, "label", where);
+        p.t = detail::read_numbers(e, "t", where);
+        p.nll = detail::read_numbers(e, "nll", where);
+        p.basin_radius = detail::read_number(e, "basin_radius", where);
+        out.push_back(std::move(p));
+      }
+  };
+  profiles("profiles", r.profiles);
+  profiles("layer_profiles", r.layer_profiles);
+  return r;
 }
 
 }  // namespace lowbit::study

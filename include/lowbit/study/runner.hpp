@@ -96,7 +96,7 @@ class StudyRunner {
     }
     std::string s = "layers by llama.cpp type (its fallback where a row is not whole blocks):";
     for (const auto& [name, n] : count) s += " " + name + " " + std::to_string(n) + ",";
-    return s + " full precision (no block type fits; llama.cpp keeps F16) " + std::to_string(full);
+    return s + " full precision (no block type fits: fp32 here, F16 in llama.cpp) " + std::to_string(full);
   }
 
   UnitContext c_;

@@ -2,6 +2,7 @@
 // the model (in memory, or --streaming from its files) and the data split.
 #pragma once
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -52,6 +53,11 @@ struct StudySetup {
     nn::Transformer m = ck ? nn::Transformer::streaming(ck) : nn::Transformer::load(model);
     const long ood = o.quick ? 8 : 32;
     StudyData d = load_study_data(o, m.config(), model, data_dir, ood);
+    if (o.scheme.is_block() &&
+        std::none_of(m.linear_layers().begin(), m.linear_layers().end(),
+                     [&](const nn::LinearLayer& l) { return o.scheme.fallback_for(l.in_features()).has_value(); }))
+      throw UsageError("--scheme " + o.scheme.str() + ": no layer's rows are whole blocks of it or of llama.cpp's "
+                       "fallback type, so nothing would be quantized");
     for (const auto& l : m.linear_layers())  // a block format takes llama.cpp's fallback type instead
       if (!o.scheme.is_block() && !o.scheme.fits(l.in_features()))
         throw UsageError("--scheme " + o.scheme.str() + ": layer '" + l.name + "' has only " +

@@ -177,12 +177,7 @@ class UnitContext {
   /// Each layer's quantizer for a block format (layer_scheme: llama.cpp's type for
   /// the layer, round-to-nearest as llama.cpp encodes it); layers no block type fits
   /// have none and stay at full precision.
-  [[nodiscard]] LayerQuantizers block_quantizers(const QuantSpec& q) const {
-    LayerQuantizers out;
-    for (const auto& l : model.linear_layers())
-      if (const auto fit = layer_scheme(q, l)) out.set(l.name, SpecQuantizer(*fit));
-    return out;
-  }
+  [[nodiscard]] LayerQuantizers block_quantizers(const QuantSpec& q) const { return nn::block_quantizers(model, q); }
 
   /// Q(W) into every registered layer — RTN, and QAFT's final weights — and, with
   /// --save, their integer codes (integer grids only: options refuse --save with a

@@ -50,7 +50,7 @@ void pretokenize(std::string_view s, F&& f) {
   std::size_t i = 0;
   const std::size_t n = s.size();
   std::size_t len = 0;
-  const auto class_at = [&](std::size_t p, std::size_t& l) { return classify(decode_utf8(s, p, l)); };
+  const auto class_at = [&](std::size_t p, std::size_t& l) { return text::class_at(s, p, l); };
   // End of the run of code points of class c starting at p.
   const auto run_end = [&](std::size_t p, CharClass c) {
     std::size_t l = 0;

@@ -117,7 +117,9 @@ class PieceCache {
     std::uint64_t h = (prefix ^ (n * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
     for (std::size_t i = 8; i < n; i += 8)
       h = ((h ^ (h >> 31)) ^ load_prefix(data + i, std::min<std::size_t>(8, n - i))) * 0x94D049BB133111EBull;
-    return h ^ (h >> 29);
+    h ^= h >> 32;  // one more round, so that every byte reaches the low bits the slot index uses
+    h *= 0xD6E8FEB86659FD93ull;
+    return h ^ (h >> 32);
   }
   static Key key(std::string_view s) {
     const std::uint64_t prefix = load_prefix(s.data(), s.size());

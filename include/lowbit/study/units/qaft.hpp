@@ -28,7 +28,7 @@ struct QaftUnit {
       const auto [it, fresh] = seen.emplace(rate_key(c, 2, lr), lr);
       if (!fresh)
         throw UsageError("--lr-grid: rates " + detail::num(it->second, 6) + " and " + detail::num(lr, 6) +
-                         " share the unit name " + it->first.substr(10) +
+                         " share the unit name " + it->first.substr(it->first.rfind("-lr") + 1) +
                          "; use rates that differ in their first significant digit");
     }
   }

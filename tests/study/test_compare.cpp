@@ -1,0 +1,96 @@
+// lowbit-study --compare: finished runs read back from their folders and drawn and
+// tabulated together, each with its protocol and its own bit-width names.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../io/shared_data.hpp"
+#include "lowbit/io/file.hpp"
+#include "lowbit/study/compare.hpp"
+#include "lowbit/study/runner.hpp"
+
+namespace fs = std::filesystem;
+using namespace lowbit::study;
+
+namespace {
+// The tiny llama2.c model of test_study_run.cpp's kind: dim 32 (rows of whole q4_0
+// blocks), hidden 64, 1 layer, 2 heads, 1 kv head, the stories260K vocabulary.
+fs::path write_compare_model(const fs::path& dir, const fs::path& tokenizer) {
+  fs::create_directories(dir);
+  const int d = 32, h = 64, L = 1, H = 2, KV = 1, V = 512, T = 512, hd = d / H, kv = KV * hd;
+  const std::int32_t header[7] = {d, h, L, H, KV, V, T};
+  const long floats = static_cast<long>(V) * d + L * d + L * d * d + 2L * L * d * kv + L * d * d + L * d +
+                      3L * L * h * d + d + static_cast<long>(T) * hd;
+  std::mt19937 gen(11);
+  std::normal_distribution<float> nd(0.0f, 0.1f);
+  std::ofstream out(dir / "tiny.bin", std::ios::binary);
+  out.write(reinterpret_cast<const char*>(header), sizeof header);
+  for (long i = 0; i < floats; ++i) {
+    const float v = nd(gen);
+    out.write(reinterpret_cast<const char*>(&v), 4);
+  }
+  out.close();
+  fs::copy_file(tokenizer, dir / "tok512.bin", fs::copy_options::overwrite_existing);
+  return dir / "tiny.bin";
+}
+
+StudyResults run_scheme(const fs::path& model, const fs::path& data, const fs::path& out, const char* scheme) {
+  StudyOptions o;
+  o.model = model;
+  o.data = data;
+  o.out = out;
+  o.scheme = lowbit::QuantSpec::parse(scheme);
+  o.bits = {4};
+  o.methods = {Method::rtn, Method::gptq};
+  o.calib = 4;
+  o.seq_len = 32;
+  o.damp_grid = {1e-2};
+  o.quick = true;
+  StudySetup s = StudySetup::prepare(o, "test");
+  return StudyRunner(s, nullptr, nullptr).run();
+}
+}  // namespace
+
+TEST_CASE("lowbit-study --compare: runs of two schemes side by side, each read back as written") {
+  LOWBIT_REQUIRE_SHARED_DATA(data);
+  const fs::path root = fs::temp_directory_path() / ("lowbit_compare_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  const auto model = write_compare_model(root / "model", data / "stories260K" / "tok512.bin");
+  const StudyResults int4 = run_scheme(model, data, root / "int4", "int4:hist");
+  const StudyResults q40 = run_scheme(model, data, root / "q4_0", "q4_0");
+
+  const auto runs = write_compare({root / "int4", root / "q4_0"}, root / "cmp", "lowbit-study --compare ...");
+  REQUIRE(runs.size() == 2);
+  CHECK(runs[1].results.grid == "q4_0");
+  CHECK(runs[0].protocol.find("quick") == 0);
+  REQUIRE(runs[1].results.units.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {  // read back exactly as the run returned them
+    CHECK(runs[0].results.units[i].test_nll == int4.units[i].test_nll);
+    CHECK(runs[1].results.units[i].weight_bytes == q40.units[i].weight_bytes);
+    CHECK(runs[1].results.units[i].layers.size() == q40.units[i].layers.size());
+  }
+  CHECK(runs[1].results.notes == q40.notes);
+  const std::string md = lowbit::io::read_file(root / "cmp" / "compare.md");
+  CHECK(md.find("| int4 | ") != std::string::npos);
+  CHECK(md.find("| q4_0 | ") != std::string::npos);
+  CHECK(md.find("Pareto front") != std::string::npos);
+  const std::string svg = lowbit::io::read_file(root / "cmp" / "fig2_compare.svg");
+  CHECK(svg.find("Pareto front") != std::string::npos);
+  CHECK(svg.find("QAFT - GPTQ gap") == std::string::npos);  // no QAFT in these runs
+  // The Pareto front: no point of it is beaten on both bytes and NLL by another unit.
+  std::vector<std::pair<double, double>> all;
+  for (const auto& r : runs)
+    for (const auto& u : r.results.units) all.emplace_back(u.weight_bytes, u.test_nll);
+  for (const auto& [x, y] : detail::pareto_front(all))
+    for (const auto& [x2, y2] : all) CHECK_FALSE((x2 <= x && y2 < y));
+  // A folder that is not a finished run is named.
+  CHECK_THROWS_WITH_AS(read_compared_run(root / "model"), doctest::Contains((root / "model").string().c_str()), UsageError);
+  fs::remove_all(root);
+}
