@@ -43,21 +43,35 @@ inline std::string grid_of_quantizer(const std::string& quantizer) {
   return s.rfind("nf", 0) == 0 ? "nf" : "int";
 }
 
+/// A short name for a run folder, for legends and tables: its own name, or for a
+/// folder of scripts/study_schemes.sh ("stories260K-schemes/q4_0") the model and scheme.
+inline std::string run_name(const std::filesystem::path& dir) {
+  const std::filesystem::path d = dir.lexically_normal();
+  const std::string last = (d.has_filename() ? d : d.parent_path()).filename().string();
+  std::string parent = (d.has_filename() ? d : d.parent_path()).parent_path().filename().string();
+  for (const std::string suffix : {"-schemes-quick", "-schemes"})
+    if (parent.size() > suffix.size() && parent.ends_with(suffix))
+      return parent.substr(0, parent.size() - suffix.size()) + " " + last + (suffix == "-schemes-quick" ? " (quick)" : "");
+  return last;
+}
+
 /// Reads a finished run folder; UsageError naming the folder when it is not one.
 inline ComparedRun read_compared_run(const std::filesystem::path& dir) {
   const auto results = dir / "results.json", run = dir / "run.json";
   if (!std::filesystem::exists(results) || !std::filesystem::exists(run))
     throw UsageError("--compare " + dir.string() + ": no results.json and run.json (not a finished lowbit-study run)");
   ComparedRun c;
-  c.name = dir.lexically_normal().string();
+  c.name = run_name(dir);
   c.results = results_from_json(io::Json::parse(io::read_file(results), results.string()), results.string());
   const io::Json r = io::Json::parse(io::read_file(run), run.string());
   if (!io::Json::parse(io::read_file(results), results.string()).find("grid"))
     c.results.grid = grid_of_quantizer(detail::read_string(r, "quantizer", run.string()));
-  const bool quick = r.find("quick") && r.at("quick").is_bool() && r.at("quick").as_bool();
+  // run.json before 2026-12-07 recorded neither --quick nor the rates: say so.
+  const io::Json* quick = r.find("quick");
   std::ostringstream p;
-  p << (quick ? "quick" : "paper") << ", QAFT " << detail::read_number(r, "qaft_epochs", run.string()) << " epoch(s) at "
-    << r.at("lr_grid").size() << " rate(s)";
+  p << (quick && quick->is_bool() ? (quick->as_bool() ? "quick" : "paper") : "older run") << ", QAFT "
+    << detail::read_number(r, "qaft_epochs", run.string()) << " epoch(s)";
+  if (const io::Json* rates = r.find("lr_grid"); rates && rates->is_array()) p << " at " << rates->size() << " rate(s)";
   c.protocol = p.str();
   return c;
 }
@@ -79,7 +93,7 @@ inline std::vector<std::pair<double, double>> pareto_front(std::vector<std::pair
 /// quantized unit in grey, and each run's QAFT–GPTQ gap as a vertical line per bit width.
 inline analysis::SvgPlot figure_compare(const std::vector<ComparedRun>& runs) {
   analysis::SvgPlot p;
-  p.title = "Test NLL vs weight size, " + std::to_string(runs.size()) + " runs";
+  p.title = "Test NLL vs weight size: QAFT solid, GPTQ dashed, RTN points";
   p.x_label = "weight bytes";
   p.y_label = "test NLL (nats/token)";
   p.log_x = true;
@@ -88,15 +102,19 @@ inline analysis::SvgPlot figure_compare(const std::vector<ComparedRun>& runs) {
   for (std::size_t k = 0; k < runs.size(); ++k) {
     const StudyResults& r = runs[k].results;
     const std::string color = analysis::SvgPlot::palette_color(k);
+    bool listed = false;  // the run in the legend once, by its first method
     for (const std::string m : {"qaft", "gptq", "rtn"}) {
-      analysis::Series s{runs[k].name + " " + m, {}, {}, m != "rtn", true, color, m == "gptq"};
+      analysis::Series s{runs[k].name, {}, {}, m != "rtn", true, color, m == "gptq", false};
       for (const int b : detail::bit_widths(r))
         if (const auto* u = r.find(m, b)) {
           s.x.push_back(u->weight_bytes);
           s.y.push_back(u->test_nll);
           all.emplace_back(u->weight_bytes, u->test_nll);
         }
-      if (!s.x.empty()) p.add(s);
+      if (s.x.empty()) continue;
+      s.in_legend = !listed;
+      listed = true;
+      p.add(s);
     }
     for (const int b : detail::bit_widths(r)) {
       const auto *g = r.find("gptq", b), *q = r.find("qaft", b);
@@ -110,7 +128,7 @@ inline analysis::SvgPlot figure_compare(const std::vector<ComparedRun>& runs) {
       fp_listed = true;
     }
   }
-  analysis::Series front{"Pareto front (quantized units)", {}, {}, true, false, "#b0b0b0", false};
+  analysis::Series front{"Pareto front", {}, {}, true, false, "#b0b0b0", false};
   for (const auto& [x, y] : detail::pareto_front(all)) front.x.push_back(x), front.y.push_back(y);
   front.markers = front.x.size() == 1;  // a front of one unit is that unit
   if (!front.x.empty()) p.add(front);
