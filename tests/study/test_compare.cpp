@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../io/shared_data.hpp"
+#include "../support/tiny_llama2c.hpp"
 #include "lowbit/io/file.hpp"
 #include "lowbit/study/compare.hpp"
 #include "lowbit/study/runner.hpp"
@@ -20,25 +21,9 @@ namespace fs = std::filesystem;
 using namespace lowbit::study;
 
 namespace {
-// The tiny llama2.c model of test_study_run.cpp's kind: dim 32 (rows of whole q4_0
-// blocks), hidden 64, 1 layer, 2 heads, 1 kv head, the stories260K vocabulary.
+// dim 32, hidden 64: every layer's rows are whole q4_0 blocks.
 fs::path write_compare_model(const fs::path& dir, const fs::path& tokenizer) {
-  fs::create_directories(dir);
-  const int d = 32, h = 64, L = 1, H = 2, KV = 1, V = 512, T = 512, hd = d / H, kv = KV * hd;
-  const std::int32_t header[7] = {d, h, L, H, KV, V, T};
-  const long floats = static_cast<long>(V) * d + L * d + L * d * d + 2L * L * d * kv + L * d * d + L * d +
-                      3L * L * h * d + d + static_cast<long>(T) * hd;
-  std::mt19937 gen(11);
-  std::normal_distribution<float> nd(0.0f, 0.1f);
-  std::ofstream out(dir / "tiny.bin", std::ios::binary);
-  out.write(reinterpret_cast<const char*>(header), sizeof header);
-  for (long i = 0; i < floats; ++i) {
-    const float v = nd(gen);
-    out.write(reinterpret_cast<const char*>(&v), 4);
-  }
-  out.close();
-  fs::copy_file(tokenizer, dir / "tok512.bin", fs::copy_options::overwrite_existing);
-  return dir / "tiny.bin";
+  return lowbit::test::write_tiny_llama2c(dir, tokenizer, 1, 32, 64, 11);
 }
 
 StudyResults run_scheme(const fs::path& model, const fs::path& data, const fs::path& out, const char* scheme) {

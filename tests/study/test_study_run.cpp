@@ -17,6 +17,7 @@
 
 #include "../io/shared_data.hpp"
 #include "../nn/tiny_config.hpp"
+#include "../support/tiny_llama2c.hpp"
 #include "lowbit/io/file.hpp"
 #include "lowbit/nn/save.hpp"
 #include "lowbit/study/runner.hpp"
@@ -28,26 +29,7 @@ using lowbit::study::StudyOptions;
 using lowbit::study::StudyRunner;
 using lowbit::study::StudySetup;
 
-// A llama2.c v0 checkpoint: dim 16, hidden 32, `L` layers, 2 heads, 1 kv head, vocab 512
-// (shared classifier), context 512, weights in run.c's order, N(0, 0.1) values.
-fs::path write_tiny_llama2c(const fs::path& dir, const fs::path& tokenizer, int L = 1) {
-  fs::create_directories(dir);
-  const int d = 16, h = 32, H = 2, KV = 1, V = 512, T = 512, hd = d / H, kv = KV * hd;
-  const std::int32_t header[7] = {d, h, L, H, KV, V, T};
-  const long floats = static_cast<long>(V) * d + L * d + L * d * d + 2L * L * d * kv + L * d * d + L * d +
-                      3L * L * h * d + d + static_cast<long>(T) * hd;
-  std::mt19937 gen(5);
-  std::normal_distribution<float> nd(0.0f, 0.1f);
-  std::ofstream out(dir / "tiny.bin", std::ios::binary);
-  out.write(reinterpret_cast<const char*>(header), sizeof header);
-  for (long i = 0; i < floats; ++i) {
-    const float v = nd(gen);
-    out.write(reinterpret_cast<const char*>(&v), 4);
-  }
-  out.close();
-  fs::copy_file(tokenizer, dir / "tok512.bin", fs::copy_options::overwrite_existing);
-  return dir / "tiny.bin";
-}
+using lowbit::test::write_tiny_llama2c;  // dim 16, hidden 32 by default
 
 StudyOptions tiny_options(const fs::path& model, const fs::path& data, const fs::path& out) {
   StudyOptions o;

@@ -174,6 +174,22 @@ inline io::Json to_json(const StudyResults& r) {
   return j;
 }
 
+/// The profiles a results object (or a landscape unit's profiles file) holds under
+/// `key`; none when the key is absent.
+inline std::vector<Profile> profiles_from_json(const io::Json& j, std::string_view key, const std::string& where) {
+  std::vector<Profile> out;
+  if (const io::Json* a = j.find(key); a && a->is_array())
+    for (const auto& e : a->items()) {
+      Profile p;
+      p.label = detail::read_string(e, "label", where);
+      p.t = detail::read_numbers(e, "t", where);
+      p.nll = detail::read_numbers(e, "nll", where);
+      p.basin_radius = detail::read_number(e, "basin_radius", where);
+      out.push_back(std::move(p));
+    }
+  return out;
+}
+
 /// Reads results.json back (lowbit-study --compare); `where` names the file. A run
 /// written before results.json recorded its grid reads as "int" (read_compared_run
 /// then takes the grid from run.json).
@@ -196,19 +212,8 @@ inline StudyResults results_from_json(const io::Json& j, const std::string& wher
   const io::Json* units = j.find("units");
   lowbit::detail::check(units && units->is_array(), where, ": 'units' is missing or not an array");
   for (const auto& u : units->items()) r.units.push_back(unit_from_json(u, where));
-  const auto profiles = [&](const char* key, std::vector<Profile>& out) {
-    if (const io::Json* a = j.find(key); a && a->is_array())
-      for (const auto& e : a->items()) {
-        Profile p;
-        p.label = detail::read_string(e, "label", where);
-        p.t = detail::read_numbers(e, "t", where);
-        p.nll = detail::read_numbers(e, "nll", where);
-        p.basin_radius = detail::read_number(e, "basin_radius", where);
-        out.push_back(std::move(p));
-      }
-  };
-  profiles("profiles", r.profiles);
-  profiles("layer_profiles", r.layer_profiles);
+  r.profiles = profiles_from_json(j, "profiles", where);
+  r.layer_profiles = profiles_from_json(j, "layer_profiles", where);
   return r;
 }
 

@@ -76,18 +76,10 @@ struct LandscapeUnits {
   }
 
   static std::vector<Profile> read_profiles(const std::filesystem::path& path) {
-    std::vector<Profile> out;
     lowbit::detail::check(std::filesystem::exists(path), path.string(), ": is missing");
     const io::Json j = io::Json::parse(io::read_file(path), path.string());
-    for (const auto& e : j.at("profiles").items()) {
-      Profile p;
-      p.label = e.at("label").as_string();
-      p.t = detail::read_numbers(e, "t", path.string());
-      p.nll = detail::read_numbers(e, "nll", path.string());
-      p.basin_radius = detail::read_number(e, "basin_radius", path.string());
-      out.push_back(std::move(p));
-    }
-    return out;
+    lowbit::detail::check(j.find("profiles") && j.at("profiles").is_array(), path.string(), ": no 'profiles' array");
+    return profiles_from_json(j, "profiles", path.string());
   }
 
   static void write_profiles(const UnitContext& c, const std::string& k, std::vector<Profile> profiles) {
