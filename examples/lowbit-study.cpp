@@ -41,9 +41,16 @@ int main(int argc, char** argv) {
   const int prepared = lowbit::cli::guarded("lowbit-study", "reading the model and data", lowbit::cli::exit_bad_input, [&] {
     try {
       auto options = lowbit::study::parse_study_options(args);
-      if (!options.compare.empty()) {  // no study: finished runs side by side
-        lowbit::study::write_compare(options.compare, options.out, command);
-        std::fprintf(stderr, "lowbit-study: wrote %s and fig2_compare.svg\n", (options.out / "compare.md").string().c_str());
+      if (!options.compare.empty() || !options.predict.empty()) {  // no study: finished runs read back
+        if (!options.compare.empty()) {
+          lowbit::study::write_compare(options.compare, options.out, command);
+          std::fprintf(stderr, "lowbit-study: wrote %s and fig2_compare.svg\n", (options.out / "compare.md").string().c_str());
+        }
+        if (!options.predict.empty()) {
+          lowbit::study::write_predictor(options.predict, options.out, command);
+          std::fprintf(stderr, "lowbit-study: wrote %s, predictor.csv and fig_predictor.svg\n",
+                       (options.out / "predictor.md").string().c_str());
+        }
         return lowbit::cli::exit_ok;
       }
       setup.emplace(lowbit::study::StudySetup::prepare(std::move(options), command));

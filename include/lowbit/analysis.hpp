@@ -4,4 +4,5 @@
 #pragma once
 
 #include "lowbit/analysis/landscape.hpp"
+#include "lowbit/analysis/predictor.hpp"
 #include "lowbit/analysis/svg_plot.hpp"

@@ -10,6 +10,7 @@
 #include "lowbit/study/heldout.hpp"
 #include "lowbit/study/metrics.hpp"
 #include "lowbit/study/options.hpp"
+#include "lowbit/study/predict.hpp"
 #include "lowbit/study/progress.hpp"
 #include "lowbit/study/qaft.hpp"
 #include "lowbit/study/report.hpp"

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "lowbit/io/file.hpp"
+#include "../support/render_svg.hpp"
 #include "lowbit/study/report.hpp"
 
 using namespace lowbit::study;
@@ -85,24 +86,13 @@ TEST_CASE("write_report writes every file into the folder") {
                         "fig1_layer_mse.svg", "fig2_nll_vs_size.svg", "fig3_landscape.svg", "report.md"})
     CHECK(std::filesystem::exists(dir / f));
 
-  // Every figure renders: librsvg (Debian's librsvg2-bin, which scripts/test.sh
-  // installs) parses each SVG and draws it to a PNG, so a malformed figure fails here.
-  if (std::system("rsvg-convert --version >/dev/null 2>&1") != 0) {
-    MESSAGE("skipped: rsvg-convert not found (Debian package librsvg2-bin), so the figures were not rendered");
-  } else {
+  // Every figure renders (a malformed one fails here).
+  if (lowbit::test::have_rsvg_convert()) {
     int figures = 0;
     for (const auto& e : std::filesystem::directory_iterator(dir)) {
       if (e.path().extension() != ".svg") continue;
       ++figures;
-      const auto png = std::filesystem::path(e.path()).replace_extension(".png");
-      const std::string cmd = "rsvg-convert -o '" + png.string() + "' '" + e.path().string() + "' 2>&1";
-      INFO(cmd);
-      CHECK(std::system(cmd.c_str()) == 0);
-      std::ifstream in(png, std::ios::binary);
-      char magic[8] = {};
-      in.read(magic, 8);
-      CHECK(std::string(magic + 1, 3) == "PNG");
-      CHECK(std::filesystem::file_size(png) > 1000);
+      lowbit::test::check_renders(e.path());
     }
     CHECK(figures == 4);
   }

@@ -20,6 +20,7 @@
 #include "../support/tiny_llama2c.hpp"
 #include "lowbit/io/file.hpp"
 #include "lowbit/nn/save.hpp"
+#include "lowbit/quant/spec_quantizer.hpp"
 #include "lowbit/study/runner.hpp"
 
 namespace {
@@ -50,6 +51,25 @@ StudyOptions tiny_options(const fs::path& model, const fs::path& data, const fs:
   return o;
 }
 
+/// ‖Q(W) − W‖ of per-tensor histogram-MSE 2-bit RTN for each linear layer, then over
+/// all of them (the landscape's probe scale), computed here without the study's code.
+std::vector<double> rtn2_distances(const lowbit::nn::Transformer& m) {
+  const lowbit::SpecQuantizer q(lowbit::QuantSpec::parse("int2:hist"));
+  std::vector<double> d;
+  double total = 0;
+  for (const auto& l : m.linear_layers()) {
+    const auto w = l.weight->matrix();
+    std::vector<float> wq(static_cast<std::size_t>(w.rows * w.cols));
+    q.fake_quantize(w, lowbit::MatrixView(wq.data(), w.rows, w.cols), l.name);
+    double s = 0;
+    for (std::size_t i = 0; i < wq.size(); ++i) s += std::pow(double(wq[i]) - double(w.data[i]), 2);
+    d.push_back(std::sqrt(s));
+    total += s;
+  }
+  d.push_back(std::sqrt(total));
+  return d;
+}
+
 std::string read_log(FILE* f) {
   std::rewind(f);
   std::string s;
@@ -70,6 +90,7 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
   FILE* log = std::tmpfile();
   REQUIRE(log != nullptr);
   StudySetup setup = StudySetup::prepare(tiny_options(model, data, out), "test");
+  const auto probe_scale = rtn2_distances(setup.model);  // before the run: the fp weights
   const auto first = StudyRunner(setup, nullptr, log).run();
   const std::string log1 = read_log(log);
   std::fclose(log);
@@ -96,11 +117,14 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
     CHECK(first.profiles[i].nll.size() == first.profiles[i].t.size());
     CHECK(first.profiles[i].nll.front() == doctest::Approx(first.profiles[0].nll.front()));  // the NLL at w
   }
-  // Per layer: one profile per linear layer, radii up to 1.5 × that layer's ‖ΔW_RTN‖.
+  // The model's probe grid, whatever the run's widths (3 bits here): radii up to 1.5 ×
+  // ‖ΔW‖ of per-tensor 2-bit RTN, over all layers and per layer.
+  CHECK(first.profiles[0].t.back() == doctest::Approx(1.5 * probe_scale.back()));
   REQUIRE(first.layer_profiles.size() == 7);
   const auto& rtn_layers = first.find("rtn", 3)->layers;
   CHECK(first.layer_profiles[2].label == "layer " + rtn_layers[2].name);
-  CHECK(first.layer_profiles[2].t.back() == doctest::Approx(1.5 * std::sqrt(rtn_layers[2].weight_sq_error)));
+  CHECK(first.layer_profiles[2].t.back() == doctest::Approx(1.5 * probe_scale[2]));
+  CHECK(probe_scale[2] > std::sqrt(rtn_layers[2].weight_sq_error));  // int2 moves the weights further than int3
   for (const char* f : {"results.json", "report.md", "units.csv", "layers.csv", "qaft.csv", "profiles.csv",
                         "fig1_nll_qaft_vs_gptq.svg", "fig1_layer_mse.svg", "fig2_nll_vs_size.svg", "fig3_landscape.svg",
                         "units/fp.json", "units/rtn-int3.json", "units/gptq-int3.json", "units/qaft-int3-lr1e-03.json",

@@ -55,11 +55,11 @@ inline std::string run_name(const std::filesystem::path& dir) {
   return last;
 }
 
-/// Reads a finished run folder; UsageError naming the folder when it is not one.
-inline ComparedRun read_compared_run(const std::filesystem::path& dir) {
+/// Reads a finished run folder; UsageError naming the flag and folder when it is not one.
+inline ComparedRun read_compared_run(const std::filesystem::path& dir, const std::string& flag = "--compare") {
   const auto results = dir / "results.json", run = dir / "run.json";
   if (!std::filesystem::exists(results) || !std::filesystem::exists(run))
-    throw UsageError("--compare " + dir.string() + ": no results.json and run.json (not a finished lowbit-study run)");
+    throw UsageError(flag + " " + dir.string() + ": no results.json and run.json (not a finished lowbit-study run)");
   ComparedRun c;
   c.name = run_name(dir);
   c.results = results_from_json(io::Json::parse(io::read_file(results), results.string()), results.string());

@@ -69,6 +69,8 @@ struct StudyOptions {
   bool heldout = false;
   /// --compare: finished run folders drawn and tabulated together into --out (study/compare.hpp).
   std::vector<std::filesystem::path> compare;
+  /// --predict: finished run folders the landscape predictor is fitted on (study/predict.hpp).
+  std::vector<std::filesystem::path> predict;
 };
 
 inline const char* study_usage() {
@@ -106,6 +108,9 @@ inline const char* study_usage() {
          "  --save                 write the quantized models (packed safetensors)\n"
          "  --compare DIR,DIR,...  no study: finished runs drawn together (Figure 2 across models or\n"
          "                         schemes, Pareto front, QAFT-GPTQ gaps) into --out/compare.md\n"
+         "  --predict DIR,DIR,...  no study: from finished runs with --landscape, how well the landscape\n"
+         "                         before fine-tuning predicts RTN's and GPTQ's NLL increase and\n"
+         "                         whether QAFT beats GPTQ, leaving one model out (--out/predictor.md)\n"
          "  --heldout              every unit's NLL again on TinyStories-valid.next.txt, which no\n"
          "                         choice saw (heldout.md; needs the weights --landscape keeps)\n"
          "  --quick                a reduced grid that finishes in minutes\n";
@@ -154,11 +159,11 @@ inline StudyOptions parse_study_options(const std::vector<std::string>& args) {
       o.save = true;
     } else if (flag == "--heldout") {
       o.heldout = true;
-    } else if (flag == "--compare") {
+    } else if (flag == "--compare" || flag == "--predict") {
       const std::string v = value();
       for (const auto& d : detail::split(v, ','))
         if (d.empty()) usage_fail(flag, v, "names an empty folder");
-        else o.compare.emplace_back(d);
+        else (flag == "--compare" ? o.compare : o.predict).emplace_back(d);
     } else if (flag == "--streaming") {
       o.streaming = true;
     } else if (flag == "--model") {

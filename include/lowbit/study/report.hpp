@@ -271,7 +271,14 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
       if (const auto* rt = r.find("rtn", b))
         o << " " << r.label(b) << " " << num(rt->weight_distance, 4)
           << (std::isfinite(r.basin_radius) ? (rt->weight_distance > r.basin_radius ? " (outside)" : " (inside)") : "");
-    o << ". The study predicts that local (layer-wise) and global objectives disagree once ‖Δw‖ leaves the basin.\n";
+    o << ". The study predicts that local (layer-wise) and global objectives disagree once ‖Δw‖ leaves the basin.";
+    for (const auto& p : r.profiles)
+      if (p.label.starts_with("random") && !p.t.empty()) {
+        o << " Radii probed up to " << num(p.t.back(), 4)
+          << " (1.5 × ‖Δw‖ of per-tensor 2-bit RTN: the same for every run of this model, whatever its scheme).";
+        break;
+      }
+    o << "\n";
   }
   // 4b. the same, layer by layer (beyond the study)
   if (!r.layer_profiles.empty()) {

@@ -16,6 +16,8 @@
 #include "lowbit/io/file.hpp"
 #include "lowbit/io/json.hpp"
 #include "lowbit/nn/evaluate.hpp"
+#include "lowbit/quant/spec_quantizer.hpp"
+#include "lowbit/study/options.hpp"
 #include "lowbit/study/results_json.hpp"
 #include "lowbit/study/unit_context.hpp"
 
@@ -24,22 +26,63 @@ namespace lowbit::study {
 struct LandscapeUnits {
   /// Fills r.profiles, r.basin_radius and (not --quick) r.layer_profiles.
   void run(UnitContext& c, StudyResults& r) const {
-    const io::Json inputs = drawn_from(c, r);
-    const UnitResult u = with_profiles(c, "landscape", r.profiles, inputs, [&] { return whole_stack(c, r); });
+    const ProbeScale scale = probe_scale(c);
+    const io::Json inputs = drawn_from(c, r, scale);
+    const UnitResult u = with_profiles(c, "landscape", r.profiles, inputs, [&] { return whole_stack(c, r, scale); });
     r.basin_radius = u.basin_radius;
     if (!c.options.quick)  // per layer: beyond the study, and ~layers × 12 evaluations
-      (void)with_profiles(c, "landscape-layers", r.layer_profiles, inputs, [&] { return per_layer(c, r); });
+      (void)with_profiles(c, "landscape-layers", r.layer_profiles, inputs, [&] { return per_layer(c, scale); });
+  }
+
+  /// How far the probes reach: ‖Q(W) − W‖ of round-to-nearest in the study's default
+  /// scheme (per-tensor histogram-MSE) at 2 bits, over all quantizable layers and per
+  /// layer. A property of the model alone — not of the run's scheme or widths — so
+  /// that every run of one model probes the same radii and its R(w) compares across
+  /// schemes: the basin radius is read off a quadratic fitted to the first radii, and
+  /// radii scaled by each run's own ‖Δw_RTN‖ (7.3 for q4_0, 92.6 per-tensor on
+  /// stories260K) gave one model radii 4× apart. For the default scheme's 8…2-bit
+  /// runs this is the largest RTN distance, the scale those runs always used.
+  struct ProbeScale {
+    double whole = 0;
+    std::vector<double> layer;  // in model.linear_layers() order
+  };
+  static ProbeScale probe_scale(UnitContext& c) {
+    c.restore_fp();
+    const SpecQuantizer q(default_study_scheme().with_bits(2));
+    ProbeScale s;
+    double total = 0;
+    for (const auto& l : c.model.linear_layers()) {
+      const Index rows = l.out_features(), cols = l.in_features();
+      std::vector<float> wq(static_cast<std::size_t>(rows * cols));
+      q.fake_quantize(l.weight->matrix(), MatrixView(wq.data(), rows, cols), l.name);
+      // Summed as metrics.hpp sums ‖ΔW‖² (a float difference, then double), so that the
+      // default scheme's runs keep the radii their RTN distance gave them, to the bit.
+      Eigen::MatrixXf delta(rows, cols);
+      for (Index r = 0; r < rows; ++r)
+        for (Index k = 0; k < cols; ++k)
+          delta(r, k) = wq[static_cast<std::size_t>(r * cols + k)] - l.weight->data()[r * cols + k];
+      const double d2 = static_cast<double>(delta.cast<double>().squaredNorm());
+      s.layer.push_back(std::sqrt(d2));
+      total += d2;
+    }
+    s.whole = std::sqrt(total);
+    return s;
   }
 
  private:
-  /// Radii as fractions of the largest RTN distance × 1.5.
+  /// Radii as fractions of 1.5 × the probe scale.
   static constexpr double fractions[] = {0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0};
+  static std::vector<double> radii_up_to(double scale) {
+    std::vector<double> radii;
+    for (double f : fractions) radii.push_back(1.5 * scale * f);
+    return radii;
+  }
 
-  /// What the landscape is drawn from: the units of this run and whether each
-  /// one's weights are on disk (radii come from the RTN units, segments from the
+  /// What the landscape is drawn from: the model's probe scale, the units of this
+  /// run and whether each one's weights are on disk (segments come from the
   /// weights). A rerun with more bit widths, or whose units gained weights, draws
   /// the landscape again instead of reusing one that lacks them.
-  static io::Json drawn_from(const UnitContext& c, const StudyResults& r) {
+  static io::Json drawn_from(const UnitContext& c, const StudyResults& r, const ProbeScale& scale) {
     io::Json a = io::Json::array();
     for (const auto& u : r.units) {
       io::Json e = io::Json::object();
@@ -47,7 +90,10 @@ struct LandscapeUnits {
       e.set("weights", io::Json::boolean(std::filesystem::exists(c.weights_path(c.key(u.method, u.bits)))));
       a.push_back(std::move(e));
     }
-    return a;
+    io::Json in = io::Json::object();
+    in.set("probe_scale", io::Json::number(scale.whole));
+    in.set("units", std::move(a));
+    return in;
   }
 
   /// A landscape unit and the profiles checkpointed beside it (units/<k>-profiles.json,
@@ -125,19 +171,16 @@ struct LandscapeUnits {
     return pr;
   }
 
-  UnitResult whole_stack(UnitContext& c, const StudyResults& r) const {
+  UnitResult whole_stack(UnitContext& c, const StudyResults& r, const ProbeScale& scale) const {
     UnitResult u;
     u.method = "landscape";
     c.restore_fp();
     analysis::ParameterSet set = linear_weights_of(c);
     const std::vector<float> base = set.snapshot();
     const auto loss = probe_loss(c);
-    double r_max = 0;
-    for (const auto& x : r.units)
-      if (x.method == "rtn") r_max = std::max(r_max, x.weight_distance);
-    if (!(r_max > 0)) r_max = 0.1 * std::sqrt(static_cast<double>(set.size())) * 0.02;  // no RTN unit: a guess
-    std::vector<double> radii;
-    for (double f : fractions) radii.push_back(1.5 * r_max * f);
+    lowbit::detail::check(scale.whole > 0, "landscape: 2-bit round-to-nearest leaves every weight as it is, so there is "
+                          "no scale to probe at (are all quantizable weights zero?)");
+    const std::vector<double> radii = radii_up_to(scale.whole);
     std::vector<Profile> profiles;
     double radius_sum = 0;
     int radius_count = 0;
@@ -185,25 +228,21 @@ struct LandscapeUnits {
   }
 
   /// One layer at a time: a random unit direction inside that layer's weight, radii up
-  /// to 1.5 × the largest ‖W_RTN − W‖ of that layer in this run, and its basin radius.
-  UnitResult per_layer(UnitContext& c, const StudyResults& r) const {
+  /// to 1.5 × that layer's probe scale, and its basin radius.
+  UnitResult per_layer(UnitContext& c, const ProbeScale& scale) const {
     c.restore_fp();
     const auto loss = probe_loss(c);
     std::vector<Profile> profiles;
     Progress p("  layer landscape", static_cast<long>(c.model.linear_layers().size()), "layer", c.progress_stream(), 30.0);
     std::uint64_t k = 0;
+    std::size_t index = 0;
     for (const auto& l : c.model.linear_layers()) {
-      double r_max = 0;
-      for (const auto& x : r.units)
-        if (x.method == "rtn")
-          for (const auto& lr : x.layers)
-            if (lr.name == l.name) r_max = std::max(r_max, std::sqrt(lr.weight_sq_error));
+      const double r_max = scale.layer[index++];
       if (!(r_max > 0)) continue;
       analysis::ParameterSet set;
       set.add(l.weight->values());
       const std::vector<float> base = set.snapshot();
-      std::vector<double> radii;
-      for (double f : fractions) radii.push_back(1.5 * r_max * f);
+      const std::vector<double> radii = radii_up_to(r_max);
       Profile pr;
       pr.label = "layer " + l.name;
       pr.t = radii;

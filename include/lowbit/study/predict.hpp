@@ -1,0 +1,309 @@
+// lowbit-study --predict: can the loss landscape around w, measured before any
+// fine-tuning, tell how much round-to-nearest and GPTQ will cost and whether QAFT
+// will beat GPTQ? (issue #15, after Xu et al. 2024, "Scaling laws for post training
+// quantized LLMs", which fits such predictors from local landscape features.)
+//
+// One point per finished run and bit width that has RTN, GPTQ and QAFT units and a
+// landscape. Its features need only the model, the calibration-free RTN weights and
+// the validation windows the landscape probes:
+//   * log10 ‖w_RTN − w‖ / R(w) — the perturbation against the basin radius (the
+//     radii are the model's own probe grid, the same in every run of it);
+//   * the fraction of layers whose ‖ΔW_RTN‖ leaves that layer's own basin;
+//   * log10 of RTN's mean layer output MSE (‖ΔW·X‖² per output, on the test windows).
+// Targets: the test-NLL increase over full precision after RTN and after GPTQ
+// (log10, floored at 1e-3 nats), and whether QAFT's test NLL is below GPTQ's by more
+// than PredictorPoint::win_margin. Each
+// model is predicted by fits on the other models only (leave one model out), and the
+// report says how often that works — whichever way it goes.
+#pragma once
+
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "lowbit/analysis/predictor.hpp"
+#include "lowbit/analysis/svg_plot.hpp"
+#include "lowbit/core/atomic_file.hpp"
+#include "lowbit/study/compare.hpp"
+#include "lowbit/study/report.hpp"
+
+namespace lowbit::study {
+
+/// One run × bit width, as the predictor sees it.
+struct PredictorPoint {
+  std::string model, run, width;  ///< width: "int4", "q4_0"
+  std::string protocol;
+  double log_ratio = nan_value;   ///< log10 ‖Δw_RTN‖ / R(w)
+  bool radius_beyond = false;     ///< R(w) beyond the probes: log_ratio is an upper bound
+  double exits = nan_value;       ///< fraction of layers outside their own basin
+  double log_mse = nan_value;     ///< log10 mean RTN layer output MSE
+  double rtn_increase = nan_value, gptq_increase = nan_value;  ///< test NLL − fp test NLL
+  double qaft_minus_gptq = nan_value;
+
+  /// QAFT counts as beating GPTQ when its test NLL is lower by more than this: the
+  /// order of methods closer than that flips between the test split and held-out
+  /// stories (stories260K at int8/int6, docs/results/README.md), so a smaller
+  /// difference is a tie, not a verdict on either objective.
+  static constexpr double win_margin = 0.02;
+  [[nodiscard]] bool qaft_wins() const { return qaft_minus_gptq < -win_margin; }
+};
+
+/// The model a run studied: the first word of results.json's "model" without its
+/// extension ("stories260K.bin (5 layers, d=64)" → "stories260K").
+inline std::string model_name(const StudyResults& r) {
+  return std::filesystem::path(r.model.substr(0, r.model.find(' '))).stem().string();
+}
+
+namespace detail {
+/// The largest radius a run's random profiles probed (R(w) is beyond it when NaN).
+inline double largest_probe(const StudyResults& r) {
+  double m = nan_value;
+  for (const auto& p : r.profiles)
+    if (p.label.starts_with("random") && !p.t.empty()) m = std::isnan(m) ? p.t.back() : std::max(m, p.t.back());
+  return m;
+}
+
+inline double exit_fraction(const StudyResults& r, const UnitResult& rtn) {
+  int outside = 0, total = 0;
+  for (const auto& p : r.layer_profiles)
+    for (const auto& l : rtn.layers)
+      if (p.label == "layer " + l.name) {
+        ++total;
+        outside += std::isfinite(p.basin_radius) && std::sqrt(l.weight_sq_error) > p.basin_radius ? 1 : 0;
+      }
+  return total > 0 ? static_cast<double>(outside) / total : nan_value;
+}
+
+inline double log_mean_mse(const UnitResult& rtn) {
+  double s = 0;
+  for (const auto& l : rtn.layers) s += l.output_mse;
+  return rtn.layers.empty() || !(s > 0) ? nan_value : std::log10(s / static_cast<double>(rtn.layers.size()));
+}
+}  // namespace detail
+
+/// The points of finished runs; `skipped` says which widths could not be used and why.
+inline std::vector<PredictorPoint> predictor_points(const std::vector<ComparedRun>& runs, std::vector<std::string>& skipped) {
+  std::vector<PredictorPoint> pts;
+  for (const auto& run : runs) {
+    const StudyResults& r = run.results;
+    const double probe = detail::largest_probe(r);
+    for (const int b : detail::bit_widths(r)) {
+      const auto *rt = r.find("rtn", b), *g = r.find("gptq", b), *q = r.find("qaft", b);
+      const std::string what = run.name + " " + r.label(b);
+      if (!rt || !g || !q) { skipped.push_back(what + ": lacks an RTN, GPTQ or QAFT unit"); continue; }
+      if (std::isnan(probe)) { skipped.push_back(what + ": the run has no landscape (--landscape)"); continue; }
+      PredictorPoint p{model_name(r), run.name, r.label(b), run.protocol};
+      p.radius_beyond = !std::isfinite(r.basin_radius);
+      p.log_ratio = std::log10(rt->weight_distance / (p.radius_beyond ? probe : r.basin_radius));
+      p.exits = detail::exit_fraction(r, *rt);
+      p.log_mse = detail::log_mean_mse(*rt);
+      p.rtn_increase = rt->test_nll - r.fp_test_nll;
+      p.gptq_increase = g->test_nll - r.fp_test_nll;
+      p.qaft_minus_gptq = q->test_nll - g->test_nll;
+      if (!std::isfinite(p.exits) || !std::isfinite(p.log_mse) || !std::isfinite(p.log_ratio)) {
+        skipped.push_back(what + ": no per-layer landscape (a --quick run) or no layer errors");
+        continue;
+      }
+      pts.push_back(std::move(p));
+    }
+  }
+  return pts;
+}
+
+/// Which features a model reads.
+enum class FeatureSet { ratio, all };
+
+inline Eigen::MatrixXd feature_matrix(const std::vector<PredictorPoint>& pts, const std::vector<int>& rows, FeatureSet f) {
+  Eigen::MatrixXd x(static_cast<Eigen::Index>(rows.size()), f == FeatureSet::all ? 3 : 1);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& p = pts[static_cast<std::size_t>(rows[i])];
+    const auto k = static_cast<Eigen::Index>(i);
+    x(k, 0) = p.log_ratio;
+    if (f == FeatureSet::all) x(k, 1) = p.exits, x(k, 2) = p.log_mse;
+  }
+  return x;
+}
+
+/// The regression target: log10 of an NLL increase, floored at 1e-3 nats (an 8-bit
+/// model can come out a hair better than full precision).
+inline double log_increase(double d) { return std::log10(std::max(d, 1e-3)); }
+
+/// What leaving each model out gave.
+struct PredictorEvaluation {
+  std::vector<double> rtn_all, rtn_ratio, gptq_all, gptq_ratio;  ///< predicted log10 increases
+  std::vector<double> wins_threshold, wins_logistic, wins_majority;  ///< predicted labels (NaN: no other model)
+};
+
+inline PredictorEvaluation evaluate_predictor(const std::vector<PredictorPoint>& pts) {
+  std::vector<std::string> groups;
+  for (const auto& p : pts) groups.push_back(p.model);
+  const auto regress = [&](auto target, FeatureSet f) {
+    return analysis::leave_one_group_out(groups, [&](const std::vector<int>& train, const std::vector<int>& test) {
+      Eigen::VectorXd y(static_cast<Eigen::Index>(train.size()));
+      for (std::size_t i = 0; i < train.size(); ++i) y(static_cast<Eigen::Index>(i)) = target(pts[static_cast<std::size_t>(train[i])]);
+      const auto m = analysis::RidgeRegression::fit(feature_matrix(pts, train, f), y);
+      const Eigen::VectorXd p = m.predict(feature_matrix(pts, test, f));
+      return std::vector<double>(p.data(), p.data() + p.size());
+    });
+  };
+  const auto rtn = [](const PredictorPoint& p) { return log_increase(p.rtn_increase); };
+  const auto gptq = [](const PredictorPoint& p) { return log_increase(p.gptq_increase); };
+  PredictorEvaluation e;
+  e.rtn_all = regress(rtn, FeatureSet::all);
+  e.rtn_ratio = regress(rtn, FeatureSet::ratio);
+  e.gptq_all = regress(gptq, FeatureSet::all);
+  e.gptq_ratio = regress(gptq, FeatureSet::ratio);
+  e.wins_threshold = analysis::leave_one_group_out(groups, [&](const std::vector<int>& train, const std::vector<int>& test) {
+    std::vector<double> x;
+    std::vector<int> y;
+    for (const int i : train) x.push_back(pts[static_cast<std::size_t>(i)].log_ratio), y.push_back(pts[static_cast<std::size_t>(i)].qaft_wins());
+    const auto rule = analysis::ThresholdRule::fit(x, y);
+    std::vector<double> out;
+    for (const int i : test) out.push_back(rule.predict(pts[static_cast<std::size_t>(i)].log_ratio));
+    return out;
+  });
+  e.wins_logistic = analysis::leave_one_group_out(groups, [&](const std::vector<int>& train, const std::vector<int>& test) {
+    Eigen::VectorXd y(static_cast<Eigen::Index>(train.size()));
+    for (std::size_t i = 0; i < train.size(); ++i) y(static_cast<Eigen::Index>(i)) = pts[static_cast<std::size_t>(train[i])].qaft_wins();
+    const Eigen::VectorXd p = analysis::LogisticRegression::fit(feature_matrix(pts, train, FeatureSet::all), y)
+                                  .probability(feature_matrix(pts, test, FeatureSet::all));
+    std::vector<double> out;
+    for (Eigen::Index k = 0; k < p.size(); ++k) out.push_back(p(k) > 0.5 ? 1 : 0);
+    return out;
+  });
+  e.wins_majority = analysis::leave_one_group_out(groups, [&](const std::vector<int>& train, const std::vector<int>& test) {
+    double wins = 0;
+    for (const int i : train) wins += pts[static_cast<std::size_t>(i)].qaft_wins();
+    return std::vector<double>(test.size(), 2 * wins >= static_cast<double>(train.size()) ? 1 : 0);
+  });
+  return e;
+}
+
+namespace detail {
+/// "7/9 (78 %)" of the points that have a prediction.
+inline std::string accuracy(const std::vector<PredictorPoint>& pts, const std::vector<double>& predicted) {
+  int right = 0, total = 0;
+  for (std::size_t i = 0; i < pts.size(); ++i)
+    if (std::isfinite(predicted[i])) ++total, right += (predicted[i] == 1.0) == pts[i].qaft_wins() ? 1 : 0;
+  if (total == 0) return "— (needs two models)";
+  return std::to_string(right) + "/" + std::to_string(total) + " (" + num(100.0 * right / total, 3) + " %)";
+}
+
+/// Mean |predicted − actual| in log10 units and Spearman's ρ over predicted points.
+inline std::string regression_score(const std::vector<PredictorPoint>& pts, const std::vector<double>& predicted,
+                                    bool gptq) {
+  std::vector<double> a, p;
+  double err = 0;
+  for (std::size_t i = 0; i < pts.size(); ++i)
+    if (std::isfinite(predicted[i])) {
+      a.push_back(log_increase(gptq ? pts[i].gptq_increase : pts[i].rtn_increase));
+      p.push_back(predicted[i]);
+      err += std::fabs(p.back() - a.back());
+    }
+  if (a.empty()) return "— (needs two models)";
+  return "mean |error| " + num(err / static_cast<double>(a.size()), 3) + " decades (×" +
+         num(std::pow(10.0, err / static_cast<double>(a.size())), 3) + "), Spearman ρ " + num(analysis::spearman(a, p), 3) +
+         " over " + std::to_string(a.size()) + " points";
+}
+}  // namespace detail
+
+/// predictor.md: the points, leave-one-model-out accuracy of each model against a
+/// baseline, and the rule fitted on every point.
+inline std::string predictor_markdown(const std::vector<PredictorPoint>& pts, const PredictorEvaluation& e,
+                                      const std::vector<std::string>& skipped, const std::string& command) {
+  using detail::num;
+  std::ostringstream o;
+  o << "# When does GPTQ fail? A predictor from the landscape\n\nCommand: `" << command << "`\n\n"
+    << "Features (before any fine-tuning): r = log10 ‖w_RTN − w‖ / R(w) (≤: R(w) beyond the probes), the fraction of "
+       "layers whose ‖ΔW_RTN‖ leaves that layer's basin, log10 of RTN's mean layer output MSE. Every model is predicted "
+       "by fits on the other models only (leave one model out).\n\n"
+    << "![predicted vs measured](fig_predictor.svg)\n\n"
+    << "| model | run | width | protocol | r | layers outside | log10 MSE | ΔNLL RTN | ΔNLL GPTQ | QAFT − GPTQ | "
+       "predicted ΔNLL RTN | predicted ΔNLL GPTQ | QAFT wins: threshold | logistic |\n"
+    << "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  const auto label = [](double v) { return std::isfinite(v) ? std::string(v == 1.0 ? "yes" : "no") : std::string("—"); };
+  const auto back = [](double v) { return std::isfinite(v) ? num(std::pow(10.0, v), 3) : std::string("—"); };
+  for (std::size_t i = 0; i < pts.size(); ++i) {
+    const auto& p = pts[i];
+    o << "| " << p.model << " | " << p.run << " | " << p.width << " | " << p.protocol << " | "
+      << (p.radius_beyond ? "≤ " : "") << num(p.log_ratio, 3) << " | " << num(p.exits, 3) << " | " << num(p.log_mse, 3)
+      << " | " << num(p.rtn_increase, 4) << " | " << num(p.gptq_increase, 4) << " | " << num(p.qaft_minus_gptq, 4) << " | "
+      << back(e.rtn_all[i]) << " | " << back(e.gptq_all[i]) << " | " << label(e.wins_threshold[i]) << " | "
+      << label(e.wins_logistic[i]) << " |\n";
+  }
+  o << "\n## Held-out accuracy (leave one model out)\n\n"
+    << "- ΔNLL after RTN, all three features: " << detail::regression_score(pts, e.rtn_all, false) << "; r alone: "
+    << detail::regression_score(pts, e.rtn_ratio, false) << ".\n"
+    << "- ΔNLL after GPTQ, all three features: " << detail::regression_score(pts, e.gptq_all, true) << "; r alone: "
+    << detail::regression_score(pts, e.gptq_ratio, true) << ".\n"
+    << "- QAFT beats GPTQ (by more than " << num(PredictorPoint::win_margin, 2) << " nats; closer is a tie) — threshold on r: " << detail::accuracy(pts, e.wins_threshold)
+    << "; logistic regression on all three: " << detail::accuracy(pts, e.wins_logistic)
+    << "; baseline (the other models' majority): " << detail::accuracy(pts, e.wins_majority) << ".\n";
+  if (!pts.empty()) {
+    std::vector<double> x;
+    std::vector<int> y;
+    for (const auto& p : pts) x.push_back(p.log_ratio), y.push_back(p.qaft_wins());
+    const auto rule = analysis::ThresholdRule::fit(x, y);
+    std::vector<double> fitted;
+    for (const double v : x) fitted.push_back(rule.predict(v));
+    o << "\nFitted on every point: QAFT beats GPTQ when r " << (rule.above ? ">" : "<") << " " << num(rule.threshold, 3)
+      << " (‖Δw_RTN‖ " << (rule.above ? "above" : "below") << " " << num(std::pow(10.0, rule.threshold), 3)
+      << " × R(w)); right for " << detail::accuracy(pts, fitted) << " of the points it was fitted on.\n";
+  }
+  if (!skipped.empty()) {
+    o << "\nNot used:\n";
+    for (const auto& s : skipped) o << "- " << s << "\n";
+  }
+  return o.str();
+}
+
+/// Measured against leave-one-model-out predicted NLL increases (log axes), y = x drawn.
+inline analysis::SvgPlot figure_predictor(const std::vector<PredictorPoint>& pts, const PredictorEvaluation& e) {
+  analysis::SvgPlot p;
+  p.title = "NLL increase: predicted (other models only) vs measured";
+  p.x_label = "measured test NLL increase (nats)";
+  p.y_label = "predicted (nats)";
+  p.log_x = p.log_y = true;
+  p.identity_line = true;
+  for (const bool gptq : {false, true}) {
+    analysis::Series s{gptq ? "GPTQ" : "RTN", {}, {}, false, true, analysis::SvgPlot::palette_color(gptq ? 1 : 0)};
+    for (std::size_t i = 0; i < pts.size(); ++i) {
+      const double pred = gptq ? e.gptq_all[i] : e.rtn_all[i];
+      if (!std::isfinite(pred)) continue;
+      s.x.push_back(std::pow(10.0, log_increase(gptq ? pts[i].gptq_increase : pts[i].rtn_increase)));
+      s.y.push_back(std::pow(10.0, pred));
+    }
+    if (!s.x.empty()) p.add(std::move(s));
+  }
+  return p;
+}
+
+/// Reads the runs of `dirs`, writes predictor.md, predictor.csv and fig_predictor.svg into `out`.
+inline std::vector<PredictorPoint> write_predictor(const std::vector<std::filesystem::path>& dirs,
+                                                   const std::filesystem::path& out, const std::string& command) {
+  std::vector<ComparedRun> runs;
+  for (const auto& d : dirs) runs.push_back(read_compared_run(d, "--predict"));
+  std::vector<std::string> skipped;
+  const auto pts = predictor_points(runs, skipped);
+  const auto e = evaluate_predictor(pts);
+  std::ostringstream csv;
+  csv << "model,run,width,protocol,log_ratio,radius_beyond,layers_outside,log_mse,rtn_increase,gptq_increase,"
+         "qaft_minus_gptq,pred_log_rtn,pred_log_gptq,pred_wins_threshold,pred_wins_logistic\n";
+  for (std::size_t i = 0; i < pts.size(); ++i) {
+    const auto& p = pts[i];
+    using detail::csv_field, detail::num;
+    csv << csv_field(p.model) << "," << csv_field(p.run) << "," << p.width << "," << csv_field(p.protocol) << ","
+        << num(p.log_ratio) << "," << p.radius_beyond << "," << num(p.exits) << "," << num(p.log_mse) << ","
+        << num(p.rtn_increase) << "," << num(p.gptq_increase) << "," << num(p.qaft_minus_gptq) << "," << num(e.rtn_all[i])
+        << "," << num(e.gptq_all[i]) << "," << num(e.wins_threshold[i]) << "," << num(e.wins_logistic[i]) << "\n";
+  }
+  std::filesystem::create_directories(out);
+  write_file_atomic(out / "predictor.csv", csv.str());
+  write_file_atomic(out / "fig_predictor.svg", figure_predictor(pts, e).svg());
+  write_file_atomic(out / "predictor.md", predictor_markdown(pts, e, skipped, command));
+  return pts;
+}
+
+}  // namespace lowbit::study

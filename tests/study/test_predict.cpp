@@ -1,0 +1,137 @@
+// lowbit-study --predict on runs whose answer is built in: three models whose NLL
+// increases follow ‖Δw_RTN‖ / R(w) exactly and where QAFT wins exactly when the
+// perturbation leaves the basin. Leaving one model out must then predict the others.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "../support/render_svg.hpp"
+#include "lowbit/io/file.hpp"
+#include "lowbit/study/predict.hpp"
+
+namespace fs = std::filesystem;
+using namespace lowbit::study;
+
+namespace {
+
+UnitResult unit(const std::string& method, int bits, double nll, double distance, double layer_scale) {
+  UnitResult u;
+  u.method = method;
+  u.bits = bits;
+  u.test_nll = nll;
+  u.weight_distance = distance;
+  for (int k = 0; k < 4; ++k) {
+    LayerResult l;
+    l.name = "layer" + std::to_string(k);
+    l.weight_sq_error = std::pow(layer_scale * (k + 1), 2);
+    l.output_mse = 1e-4 * distance * distance;
+    u.layers.push_back(l);
+  }
+  return u;
+}
+
+/// A model whose basin radius is `radius`; at each width RTN moves the weights by
+/// `d`, RTN's and GPTQ's NLL increases are 0.1·(d/R)² and 0.05·(d/R)², and QAFT
+/// beats GPTQ by 0.1 exactly when d > R.
+StudyResults model_run(const std::string& model, double radius, const std::vector<double>& distances, bool landscape = true) {
+  StudyResults r;
+  r.model = model + ".bin (2 layers, d=16)";
+  r.fp_test_nll = 2.0;
+  r.basin_radius = landscape ? radius : lowbit::study::nan_value;
+  int bits = 8;
+  for (const double d : distances) {
+    const double x = d / radius;
+    const double rtn = 2.0 + 0.1 * x * x, gptq = 2.0 + 0.05 * x * x;
+    r.units.push_back(unit("rtn", bits, rtn, d, d / 4));
+    r.units.push_back(unit("gptq", bits, gptq, 1.2 * d, d / 4));
+    r.units.push_back(unit("qaft", bits, gptq + (x > 1 ? -0.1 : 0.1), 1.3 * d, d / 4));
+    bits -= 2;
+  }
+  if (landscape) {
+    r.profiles.push_back({"random 0", {0, radius, 3 * radius}, {2, 2.1, 3}, radius});
+    for (int k = 0; k < 4; ++k)  // layer k's basin: R/2; RTN's layer error (d/4)(k+1)
+      r.layer_profiles.push_back({"layer layer" + std::to_string(k), {0, radius}, {2, 2.1}, radius / 2});
+  }
+  return r;
+}
+
+ComparedRun compared(const std::string& name, StudyResults r) {
+  ComparedRun c;
+  c.name = name;
+  c.protocol = "paper, QAFT 8 epoch(s) at 4 rate(s)";
+  c.results = std::move(r);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("predictor: points from runs, what cannot be used named") {
+  std::vector<std::string> skipped;
+  const auto pts = predictor_points({compared("a-paper", model_run("a", 10, {2, 8, 30})),
+                                     compared("no-landscape", model_run("b", 10, {2}, false))},
+                                    skipped);
+  REQUIRE(pts.size() == 3);
+  CHECK(pts[0].model == "a");
+  CHECK(pts[0].width == "int8");
+  CHECK(pts[2].log_ratio == doctest::Approx(std::log10(3.0)));
+  CHECK(pts[2].rtn_increase == doctest::Approx(0.9));
+  CHECK(pts[2].qaft_wins());
+  CHECK_FALSE(pts[1].qaft_wins());
+  CHECK(pts[0].exits == 0.0);  // layer errors d/4·(k+1) = 0.5..2, all inside R/2 = 5
+  CHECK(pts[1].exits == 0.5);  // 2, 4, 6, 8: two of four outside
+  CHECK(pts[2].exits == 1.0);
+  PredictorPoint tie;  // closer than the margin: a tie, not a win
+  tie.qaft_minus_gptq = -0.5 * PredictorPoint::win_margin;
+  CHECK_FALSE(tie.qaft_wins());
+  tie.qaft_minus_gptq = -1.5 * PredictorPoint::win_margin;
+  CHECK(tie.qaft_wins());
+  REQUIRE(skipped.size() == 1);
+  CHECK(skipped[0].find("no-landscape int8") != std::string::npos);
+  CHECK(skipped[0].find("--landscape") != std::string::npos);
+}
+
+TEST_CASE("predictor: leaving one model out predicts a law the others share") {
+  std::vector<std::string> skipped;
+  const auto pts = predictor_points({compared("a", model_run("a", 10, {2, 8, 15, 30})),
+                                     compared("b", model_run("b", 40, {10, 30, 60, 200})),
+                                     compared("c", model_run("c", 5, {1, 3, 6, 20}))},
+                                    skipped);
+  REQUIRE(pts.size() == 12);
+  const auto e = evaluate_predictor(pts);
+  for (std::size_t i = 0; i < pts.size(); ++i) {
+    INFO(pts[i].run << " " << pts[i].width);
+    // log10 ΔNLL = log10 0.1 + 2 r: linear in r, so r alone predicts it across models.
+    // (The ridge penalty shrinks the slope by ~1 %: a few hundredths of a decade.)
+    CHECK(std::fabs(e.rtn_ratio[i] - log_increase(pts[i].rtn_increase)) < 0.05);
+    CHECK(std::fabs(e.gptq_ratio[i] - log_increase(pts[i].gptq_increase)) < 0.05);
+    CHECK(e.wins_threshold[i] == (pts[i].qaft_wins() ? 1.0 : 0.0));
+  }
+  const fs::path out = fs::temp_directory_path() / ("lowbit_predict_" + std::to_string(::getpid()));
+  fs::remove_all(out);
+  const std::string md = predictor_markdown(pts, e, skipped, "lowbit-study --predict a,b,c");
+  CHECK(md.find("— threshold on r: 12/12 (100 %)") != std::string::npos);
+  CHECK(md.find("Fitted on every point: QAFT beats GPTQ when r > ") != std::string::npos);
+  fs::create_directories(out);
+  lowbit::io::write_file_atomic(out / "fig_predictor.svg", figure_predictor(pts, e).svg());
+  if (lowbit::test::have_rsvg_convert()) lowbit::test::check_renders(out / "fig_predictor.svg");
+  fs::remove_all(out);
+}
+
+TEST_CASE("predictor: one model alone cannot be judged, and says so") {
+  std::vector<std::string> skipped;
+  const auto pts = predictor_points({compared("a", model_run("a", 10, {2, 8, 30}))}, skipped);
+  const auto e = evaluate_predictor(pts);
+  CHECK(std::isnan(e.rtn_all[0]));
+  const std::string md = predictor_markdown(pts, e, skipped, "x");
+  CHECK(md.find("needs two models") != std::string::npos);
+}
+
+TEST_CASE("--predict names a folder that is not a finished run") {
+  const fs::path missing = fs::temp_directory_path() / "lowbit_predict_no_such_run";
+  CHECK_THROWS_WITH_AS(write_predictor({missing}, missing / "out", "x"), doctest::Contains("--predict"), UsageError);
+}
