@@ -148,6 +148,15 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
   const auto results = lowbit::io::Json::parse(lowbit::io::read_file(out / "results.json"));
   CHECK(results.at("units").size() == 3);
   CHECK(log1.find("reusing") == std::string::npos);
+  // Each rate kept its quantized weights per epoch only until the choice: the test
+  // curve is the chosen rate's alone, and the epoch folders are gone.
+  for (const char* rate : {"qaft-int3-lr1e-03", "qaft-int3-lr1e-02"}) {
+    INFO(rate);
+    const auto unit = lowbit::io::Json::parse(lowbit::io::read_file(out / "units" / (std::string(rate) + ".json")));
+    CHECK(unit.at("epoch_val_nll").size() == 1);
+    CHECK(unit.at("epoch_test_nll").size() == 0);
+    CHECK_FALSE(fs::exists(out / "units" / (std::string(rate) + ".epochs")));
+  }
 
   // Resume: nothing is recomputed, the results are the same; --heldout (not part of
   // the run's identity) measures every unit again on the held-out stories.
@@ -178,8 +187,11 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
     CHECK(md.find("| int3 | ") != std::string::npos);
   }
 
-  // A lost unit (the run was killed while computing it) is recomputed, identically.
+  // A lost unit (the run was killed while computing it) is recomputed, identically;
+  // so is the chosen QAFT rate when its test curve is needed and its epoch weights
+  // are gone (trained again: the same run).
   fs::remove(out / "units" / "gptq-int3.json");
+  fs::remove(out / "units" / "qaft-int3.json");
   FILE* log3f = std::tmpfile();
   StudySetup third_setup = StudySetup::prepare(tiny_options(model, data, out), "test");
   const auto third = StudyRunner(third_setup, nullptr, log3f).run();
@@ -188,6 +200,10 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
   CHECK(log3.find("gptq-int3: reusing") == std::string::npos);
   CHECK(log3.find("rtn-int3: reusing") != std::string::npos);
   CHECK(third.find("gptq", 3)->test_nll == doctest::Approx(first.find("gptq", 3)->test_nll).epsilon(1e-9));
+  CHECK(log3.find("training it again for its test curve") != std::string::npos);
+  REQUIRE(third.find("qaft", 3)->epoch_test_nll.size() == 1);
+  CHECK(third.find("qaft", 3)->epoch_test_nll[0] == doctest::Approx(first.find("qaft", 3)->epoch_test_nll[0]).epsilon(1e-9));
+  CHECK(third.find("qaft", 3)->test_nll == doctest::Approx(first.find("qaft", 3)->test_nll).epsilon(1e-9));
 
   // Different settings in the same --out are refused before any work.
   auto changed = tiny_options(model, data, out);

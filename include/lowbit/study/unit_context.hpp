@@ -198,8 +198,18 @@ class UnitContext {
   }
 
   /// Sets the model's quantizable weights to weights/<k>.safetensors; false if absent.
-  bool load_weights(const std::string& k) {
-    const auto path = weights_path(k);
+  bool load_weights(const std::string& k) { return read_linear_weights(weights_path(k)); }
+
+  /// The model's quantizable (linear) weights as they are now, into `path` (f32).
+  void write_linear_weights(const std::filesystem::path& path) const {
+    std::filesystem::create_directories(path.parent_path());
+    io::SafetensorsWriter w;
+    for (const auto& l : model.linear_layers()) w.add_f32(l.name, {l.out_features(), l.in_features()}, l.weight->values());
+    w.write(path);
+  }
+
+  /// Sets the model's quantizable weights to those written at `path`; false if absent.
+  bool read_linear_weights(const std::filesystem::path& path) {
     if (!std::filesystem::exists(path)) return false;
     const auto f = io::SafetensorsFile::open(path);
     for (const auto& l : model.linear_layers()) {
@@ -216,12 +226,7 @@ class UnitContext {
   /// --save, the packed model (models/<k>.safetensors).
   void save_weights(const std::string& k, const std::vector<QuantizedTensor>& packed, const std::string& method) {
     namespace fs = std::filesystem;
-    if (options.landscape) {
-      fs::create_directories(options.out / "weights");
-      io::SafetensorsWriter w;
-      for (const auto& l : model.linear_layers()) w.add_f32(l.name, {l.out_features(), l.in_features()}, l.weight->values());
-      w.write(weights_path(k));
-    }
+    if (options.landscape) write_linear_weights(weights_path(k));
     if (!options.save || packed.empty()) return;
     fs::create_directories(options.out / "models");
     io::SafetensorsWriter w;
