@@ -101,10 +101,10 @@ inline io::Json run_manifest(const Checkpoint& ck, std::string_view output, cons
 class BlockStore {
  public:
   BlockStore(std::filesystem::path dir, const io::Json& manifest) : dir_(std::move(dir)) {
-    const auto path = dir_ / "manifest.json";
+    const auto manifest_path = dir_ / "manifest.json";
     std::error_code ec;
-    if (std::filesystem::exists(path, ec)) {
-      const io::Json old = io::Json::parse(io::read_file(path), path.string());
+    if (std::filesystem::exists(manifest_path, ec)) {
+      const io::Json old = io::Json::parse(io::read_file(manifest_path), manifest_path.string());
       for (const std::string& key : manifest.keys()) {
         const io::Json* v = old.is_object() ? old.find(key) : nullptr;
         lowbit::detail::check(v && v->dump() == manifest.at(key).dump(), "work folder '", dir_.string(),
@@ -115,16 +115,23 @@ class BlockStore {
     }
     std::filesystem::create_directories(dir_, ec);
     lowbit::detail::check(std::filesystem::is_directory(dir_), "cannot create the work folder '", dir_.string(), "'");
-    io::write_file_atomic(path, manifest.dump());
+    io::write_file_atomic(manifest_path, manifest.dump());
+  }
+
+  /// The file a block is (or will be) written to.
+  [[nodiscard]] std::filesystem::path path(int block) const {
+    char name[32];
+    std::snprintf(name, sizeof name, "block-%05d.safetensors", block);
+    return dir_ / name;
   }
 
   [[nodiscard]] bool has(int block) const {
     std::error_code ec;
-    return std::filesystem::exists(file(block), ec);
+    return std::filesystem::exists(path(block), ec);
   }
   /// A block's file, written atomically: a block is in the folder whole or not at all.
-  void write(int block, const io::SafetensorsWriter& w) const { w.write(file(block)); }
-  [[nodiscard]] io::SafetensorsFile open(int block) const { return io::SafetensorsFile::open(file(block)); }
+  void write(int block, const io::SafetensorsWriter& w) const { w.write(path(block)); }
+  [[nodiscard]] io::SafetensorsFile open(int block) const { return io::SafetensorsFile::open(path(block)); }
 
   /// GGUF's encoded layers: each layer's bytes as a U8 tensor, its ggml type in the metadata.
   void write(int block, const std::map<std::string, EncodedTensor>& layers) const {
@@ -159,11 +166,6 @@ class BlockStore {
   }
 
  private:
-  [[nodiscard]] std::filesystem::path file(int block) const {
-    char name[32];
-    std::snprintf(name, sizeof name, "block-%05d.safetensors", block);
-    return dir_ / name;
-  }
   std::filesystem::path dir_;
 };
 

@@ -81,8 +81,7 @@ inline void write_heldout(UnitContext& c, const StudyResults& r) {
   c.restore_fp();
   rows.push_back({"fp", "fp", 0, r.fp_test_nll, c.nll(data.heldout, "held-out")});
   for (const auto& u : r.units) {
-    const std::string k = c.key(u.method, u.bits);
-    c.restore_fp();
+    const std::string k = c.key(u.method, u.bits);  // load_weights sets every linear layer: no restore needed
     HeldOutRow row{k, u.method, u.bits, u.test_nll, nan_value};
     if (c.load_weights(k)) row.heldout_nll = c.nll(data.heldout, "held-out");
     else notes.push_back("no weights/" + k + ".safetensors (the unit was computed without --landscape)");

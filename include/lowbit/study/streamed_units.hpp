@@ -100,7 +100,7 @@ class StreamedUnits {
     u.seconds["quantize"] = seconds_since(t0);
 
     std::map<std::string, std::filesystem::path> packed;
-    for (const auto& l : model.linear_layers()) packed.emplace(l.name, block_file(store, l.block));
+    for (const auto& l : model.linear_layers()) packed.emplace(l.name, store.path(l.block));
     const auto quantized = nn::with_packed_layers(ck_, packed);
     evaluate(quantized, u);
     t0 = clock::now();
@@ -131,9 +131,6 @@ class StreamedUnits {
     int n = 0;
     while (n < blocks && store.has(n)) ++n;
     return n;
-  }
-  static std::filesystem::path block_file(const nn::blockwise_detail::BlockStore& store, int b) {
-    return store.open(b).path();
   }
 
   /// The metadata key of a layer's figures (a JSON object) in its block file.
