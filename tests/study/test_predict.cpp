@@ -40,7 +40,7 @@ UnitResult unit(const std::string& method, int bits, double nll, double distance
 /// beats GPTQ by 0.1 exactly when d > R.
 StudyResults model_run(const std::string& model, double radius, const std::vector<double>& distances, bool landscape = true) {
   StudyResults r;
-  r.model = model + ".bin (2 layers, d=16)";
+  r.model = model + " (2 layers, d=16)";
   r.fp_test_nll = 2.0;
   r.basin_radius = landscape ? radius : lowbit::study::nan_value;
   int bits = 8;
@@ -120,6 +120,29 @@ TEST_CASE("predictor: leaving one model out predicts a law the others share") {
   lowbit::io::write_file_atomic(out / "fig_predictor.svg", figure_predictor(pts, e).svg());
   if (lowbit::test::have_rsvg_convert()) lowbit::test::check_renders(out / "fig_predictor.svg");
   fs::remove_all(out);
+}
+
+TEST_CASE("predictor: runs of the same weights are one model, whatever their names") {
+  ComparedRun a = compared("a", model_run("a", 10, {2, 8, 30})), copy = compared("a-copy", model_run("a.gguf", 10, {2, 30}));
+  a.model_fingerprint = copy.model_fingerprint = "0123abcd";
+  ComparedRun qwen = compared("q", model_run("Qwen2.5-0.5B", 10, {2, 30}));
+  std::vector<std::string> skipped;
+  const auto pts = predictor_points({a, copy, qwen}, skipped);
+  REQUIRE(pts.size() == 7);
+  CHECK(pts[3].model == "a");  // the GGUF copy's name without its extension
+  for (std::size_t i = 0; i < 5; ++i) CHECK(pts[i].group == "0123abcd");
+  CHECK(pts[5].model == "Qwen2.5-0.5B");
+  CHECK(pts[5].group == "Qwen2.5-0.5B");  // no fingerprint recorded: the name
+  // Leaving "a" out leaves its copy out too: the Qwen points alone predict them.
+  const auto e = evaluate_predictor(pts);
+  for (std::size_t i = 0; i < 5; ++i) CHECK(std::isfinite(e.rtn_ratio[i]));
+  // A diverged unit's NaN is no point, and says why.
+  ComparedRun bad = compared("bad", model_run("b", 10, {2}));
+  bad.results.units[2].test_nll = lowbit::study::nan_value;
+  skipped.clear();
+  CHECK(predictor_points({bad}, skipped).empty());
+  REQUIRE(skipped.size() == 1);
+  CHECK(skipped[0].find("not a number") != std::string::npos);
 }
 
 TEST_CASE("predictor: one model alone cannot be judged, and says so") {

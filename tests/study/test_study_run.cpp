@@ -192,6 +192,10 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
   // are gone (trained again: the same run).
   fs::remove(out / "units" / "gptq-int3.json");
   fs::remove(out / "units" / "qaft-int3.json");
+  // Epoch weights left that are not this run's (here RTN's) are recognised as such.
+  const std::string chosen = first.find("qaft", 3)->learning_rate == 1e-3 ? "qaft-int3-lr1e-03" : "qaft-int3-lr1e-02";
+  fs::create_directories(out / "units" / (chosen + ".epochs"));
+  fs::copy_file(out / "weights" / "rtn-int3.safetensors", out / "units" / (chosen + ".epochs") / "epoch-1.safetensors");
   FILE* log3f = std::tmpfile();
   StudySetup third_setup = StudySetup::prepare(tiny_options(model, data, out), "test");
   const auto third = StudyRunner(third_setup, nullptr, log3f).run();
@@ -200,7 +204,9 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
   CHECK(log3.find("gptq-int3: reusing") == std::string::npos);
   CHECK(log3.find("rtn-int3: reusing") != std::string::npos);
   CHECK(third.find("gptq", 3)->test_nll == doctest::Approx(first.find("gptq", 3)->test_nll).epsilon(1e-9));
+  CHECK(log3.find("not this run's") != std::string::npos);
   CHECK(log3.find("training it again for its test curve") != std::string::npos);
+  CHECK_FALSE(fs::exists(out / "units" / (chosen + ".epochs")));
   REQUIRE(third.find("qaft", 3)->epoch_test_nll.size() == 1);
   CHECK(third.find("qaft", 3)->epoch_test_nll[0] == doctest::Approx(first.find("qaft", 3)->epoch_test_nll[0]).epsilon(1e-9));
   CHECK(third.find("qaft", 3)->test_nll == doctest::Approx(first.find("qaft", 3)->test_nll).epsilon(1e-9));

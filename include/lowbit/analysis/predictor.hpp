@@ -43,7 +43,8 @@ struct Standardizer {
   }
 };
 
-/// y ≈ β₀ + βᵀz, minimising ‖y − Zβ‖² + λ‖β₁..‖² (the intercept unpenalised).
+/// y ≈ β₀ + βᵀz, minimising ‖y − Zβ‖² + λ·n·‖β₁..‖² over n rows (the intercept
+/// unpenalised; λ per row, so the shrinkage does not fade as points are added).
 struct RidgeRegression {
   Standardizer standardizer;
   Eigen::VectorXd beta;

@@ -31,6 +31,7 @@ struct ComparedRun {
   std::string name;      ///< the folder, as given
   std::string protocol;  ///< "paper" or "quick", and the QAFT epochs / rates
   StudyResults results;
+  std::string model_fingerprint;  ///< run.json's (the weights' hash); empty in older run.json
 };
 
 /// StudyResults::grid of a run from its run.json "quantizer" (runs before results.json
@@ -73,6 +74,7 @@ inline ComparedRun read_compared_run(const std::filesystem::path& dir, const std
     << detail::read_number(r, "qaft_epochs", run.string()) << " epoch(s)";
   if (const io::Json* rates = r.find("lr_grid"); rates && rates->is_array()) p << " at " << rates->size() << " rate(s)";
   c.protocol = p.str();
+  if (const io::Json* f = r.find("model_fingerprint"); f && f->is_string()) c.model_fingerprint = f->as_string();
   return c;
 }
 

@@ -29,6 +29,21 @@ inline std::vector<std::vector<float>> linear_weights(const nn::Transformer& m) 
   return out;
 }
 
+/// a − b for two row-major rows × cols weights, as a (column-major) float matrix.
+inline Eigen::MatrixXf weight_difference(const float* a, const float* b, Index rows, Index cols) {
+  Eigen::MatrixXf d(rows, cols);
+  for (Index r = 0; r < rows; ++r)
+    for (Index c = 0; c < cols; ++c) d(r, c) = a[r * cols + c] - b[r * cols + c];
+  return d;
+}
+
+/// ‖d‖² summed in double as a cast expression — how every ‖ΔW‖² of the study has
+/// been summed since before 2026-12-07: Eigen orders a reduction over an expression
+/// differently from one over a double matrix (the last bits), resumed runs mix old
+/// and new units, and the landscape's probe scale must equal the RTN distance it
+/// replaced to the bit.
+inline double squared_norm(const Eigen::MatrixXf& d) { return static_cast<double>(d.cast<double>().squaredNorm()); }
+
 /// The scheme layer `l` is quantized with under the study's scheme `q`: q itself, or
 /// for a llama.cpp block format the type llama.cpp stores the layer in (its fallback
 /// where the rows are not whole blocks: q4_k → q5_0, …); nullopt where no block type
@@ -82,16 +97,10 @@ class WeightMetrics {
     for (std::size_t i = 0; i < model.linear_layers().size(); ++i) {
       const auto& l = model.linear_layers()[i];
       const Index rows = l.out_features(), cols = l.in_features();
-      Eigen::MatrixXf delta(rows, cols);
-      for (Index r = 0; r < rows; ++r)
-        for (Index c = 0; c < cols; ++c)
-          delta(r, c) = l.weight->data()[r * cols + c] - fp_linear_[i][static_cast<std::size_t>(r * cols + c)];
-      // The sums as cast expressions, as results before 2026-12-07 were computed: Eigen
-      // orders a reduction over an expression differently from one over a double
-      // matrix (the last bits), and resumed runs mix old and new units.
+      const Eigen::MatrixXf delta = weight_difference(l.weight->data(), fp_linear_[i].data(), rows, cols);
       LayerResult lr;
       lr.name = l.name;
-      lr.weight_sq_error = static_cast<double>(delta.cast<double>().squaredNorm());
+      lr.weight_sq_error = squared_norm(delta);
       const Eigen::MatrixXd dh = delta.cast<double>() * hessians_[i].matrix.cast<double>();
       lr.output_mse = hessians_[i].output_mse((dh.array() * delta.cast<double>().array()).sum(), rows);
       if (const auto it = damp.find(l.name); it != damp.end()) lr.damp = it->second;

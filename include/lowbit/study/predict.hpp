@@ -4,12 +4,14 @@
 // quantized LLMs", which fits such predictors from local landscape features.)
 //
 // One point per finished run and bit width that has RTN, GPTQ and QAFT units and a
-// landscape. Its features need only the model, the calibration-free RTN weights and
-// the validation windows the landscape probes:
+// landscape. Its features need no fine-tuning and no GPTQ — the model, its RTN
+// weights, the validation windows the landscape probes and the layers' inputs:
 //   * log10 ‖w_RTN − w‖ / R(w) — the perturbation against the basin radius (the
 //     radii are the model's own probe grid, the same in every run of it);
 //   * the fraction of layers whose ‖ΔW_RTN‖ leaves that layer's own basin;
-//   * log10 of RTN's mean layer output MSE (‖ΔW·X‖² per output, on the test windows).
+//   * log10 of RTN's mean layer output MSE (‖ΔW·X‖² per output). Its X are the
+//     test split's activations (the study measures every unit's layer MSE there), the
+//     split the targets are measured on: a feature that shares data with its target.
 // Targets: the test-NLL increase over full precision after RTN and after GPTQ
 // (log10, floored at 1e-3 nats), and whether QAFT's test NLL is below GPTQ's by more
 // than PredictorPoint::win_margin. Each
@@ -34,6 +36,7 @@ namespace lowbit::study {
 /// One run × bit width, as the predictor sees it.
 struct PredictorPoint {
   std::string model, run, width;  ///< width: "int4", "q4_0"
+  std::string group;              ///< what leave-one-model-out leaves out: the weights' fingerprint
   std::string protocol;
   double log_ratio = nan_value;   ///< log10 ‖Δw_RTN‖ / R(w)
   bool radius_beyond = false;     ///< R(w) beyond the probes: log_ratio is an upper bound
@@ -50,32 +53,17 @@ struct PredictorPoint {
   [[nodiscard]] bool qaft_wins() const { return qaft_minus_gptq < -win_margin; }
 };
 
-/// The model a run studied: the first word of results.json's "model" without its
-/// extension ("stories260K.bin (5 layers, d=64)" → "stories260K").
+/// The model a run studied, for tables: the first word of results.json's "model"
+/// without a model file's extension ("stories260K.bin (5 layers, d=64)" →
+/// "stories260K"; a Hugging Face folder "Qwen2.5-0.5B" stays whole).
 inline std::string model_name(const StudyResults& r) {
-  return std::filesystem::path(r.model.substr(0, r.model.find(' '))).stem().string();
+  std::string name = std::filesystem::path(r.model.substr(0, r.model.find(' '))).filename().string();
+  for (const std::string ext : {".bin", ".gguf", ".safetensors"})
+    if (name.size() > ext.size() && name.ends_with(ext)) return name.substr(0, name.size() - ext.size());
+  return name;
 }
 
 namespace detail {
-/// The largest radius a run's random profiles probed (R(w) is beyond it when NaN).
-inline double largest_probe(const StudyResults& r) {
-  double m = nan_value;
-  for (const auto& p : r.profiles)
-    if (p.label.starts_with("random") && !p.t.empty()) m = std::isnan(m) ? p.t.back() : std::max(m, p.t.back());
-  return m;
-}
-
-inline double exit_fraction(const StudyResults& r, const UnitResult& rtn) {
-  int outside = 0, total = 0;
-  for (const auto& p : r.layer_profiles)
-    for (const auto& l : rtn.layers)
-      if (p.label == "layer " + l.name) {
-        ++total;
-        outside += std::isfinite(p.basin_radius) && std::sqrt(l.weight_sq_error) > p.basin_radius ? 1 : 0;
-      }
-  return total > 0 ? static_cast<double>(outside) / total : nan_value;
-}
-
 inline double log_mean_mse(const UnitResult& rtn) {
   double s = 0;
   for (const auto& l : rtn.layers) s += l.output_mse;
@@ -88,22 +76,30 @@ inline std::vector<PredictorPoint> predictor_points(const std::vector<ComparedRu
   std::vector<PredictorPoint> pts;
   for (const auto& run : runs) {
     const StudyResults& r = run.results;
-    const double probe = detail::largest_probe(r);
+    const double probe = largest_probe_radius(r);
     for (const int b : detail::bit_widths(r)) {
       const auto *rt = r.find("rtn", b), *g = r.find("gptq", b), *q = r.find("qaft", b);
       const std::string what = run.name + " " + r.label(b);
       if (!rt || !g || !q) { skipped.push_back(what + ": lacks an RTN, GPTQ or QAFT unit"); continue; }
       if (std::isnan(probe)) { skipped.push_back(what + ": the run has no landscape (--landscape)"); continue; }
-      PredictorPoint p{model_name(r), run.name, r.label(b), run.protocol};
+      PredictorPoint p{model_name(r), run.name, r.label(b)};
+      p.group = run.model_fingerprint.empty() ? p.model : run.model_fingerprint;
+      p.protocol = run.protocol;
       p.radius_beyond = !std::isfinite(r.basin_radius);
       p.log_ratio = std::log10(rt->weight_distance / (p.radius_beyond ? probe : r.basin_radius));
-      p.exits = detail::exit_fraction(r, *rt);
+      const LayersOutside n = layers_outside_basin(r, *rt);
+      p.exits = n.total > 0 ? static_cast<double>(n.outside) / n.total : nan_value;
       p.log_mse = detail::log_mean_mse(*rt);
       p.rtn_increase = rt->test_nll - r.fp_test_nll;
       p.gptq_increase = g->test_nll - r.fp_test_nll;
       p.qaft_minus_gptq = q->test_nll - g->test_nll;
-      if (!std::isfinite(p.exits) || !std::isfinite(p.log_mse) || !std::isfinite(p.log_ratio)) {
-        skipped.push_back(what + ": no per-layer landscape (a --quick run) or no layer errors");
+      if (!std::isfinite(p.exits)) { skipped.push_back(what + ": no per-layer landscape (a --quick run?)"); continue; }
+      if (!std::isfinite(p.log_mse) || !std::isfinite(p.log_ratio)) {
+        skipped.push_back(what + ": ‖w_RTN − w‖ or RTN's layer output MSE is zero or not a number");
+        continue;
+      }
+      if (!std::isfinite(p.rtn_increase) || !std::isfinite(p.gptq_increase) || !std::isfinite(p.qaft_minus_gptq)) {
+        skipped.push_back(what + ": a test NLL is not a number (a diverged unit?)");
         continue;
       }
       pts.push_back(std::move(p));
@@ -138,7 +134,7 @@ struct PredictorEvaluation {
 
 inline PredictorEvaluation evaluate_predictor(const std::vector<PredictorPoint>& pts) {
   std::vector<std::string> groups;
-  for (const auto& p : pts) groups.push_back(p.model);
+  for (const auto& p : pts) groups.push_back(p.group);
   const auto regress = [&](auto target, FeatureSet f) {
     return analysis::leave_one_group_out(groups, [&](const std::vector<int>& train, const std::vector<int>& test) {
       Eigen::VectorXd y(static_cast<Eigen::Index>(train.size()));
@@ -173,6 +169,7 @@ inline PredictorEvaluation evaluate_predictor(const std::vector<PredictorPoint>&
     for (Eigen::Index k = 0; k < p.size(); ++k) out.push_back(p(k) > 0.5 ? 1 : 0);
     return out;
   });
+  // The baseline: the other models' majority (a tie counts as QAFT winning).
   e.wins_majority = analysis::leave_one_group_out(groups, [&](const std::vector<int>& train, const std::vector<int>& test) {
     double wins = 0;
     for (const int i : train) wins += pts[static_cast<std::size_t>(i)].qaft_wins();
@@ -187,7 +184,7 @@ inline std::string accuracy(const std::vector<PredictorPoint>& pts, const std::v
   int right = 0, total = 0;
   for (std::size_t i = 0; i < pts.size(); ++i)
     if (std::isfinite(predicted[i])) ++total, right += (predicted[i] == 1.0) == pts[i].qaft_wins() ? 1 : 0;
-  if (total == 0) return "— (needs two models)";
+  if (total == 0) return pts.empty() ? "— (no usable points)" : "— (needs two models)";
   return std::to_string(right) + "/" + std::to_string(total) + " (" + num(100.0 * right / total, 3) + " %)";
 }
 
@@ -202,7 +199,7 @@ inline std::string regression_score(const std::vector<PredictorPoint>& pts, cons
       p.push_back(predicted[i]);
       err += std::fabs(p.back() - a.back());
     }
-  if (a.empty()) return "— (needs two models)";
+  if (a.empty()) return pts.empty() ? "— (no usable points)" : "— (needs two models)";
   return "mean |error| " + num(err / static_cast<double>(a.size()), 3) + " decades (×" +
          num(std::pow(10.0, err / static_cast<double>(a.size())), 3) + "), Spearman ρ " + num(analysis::spearman(a, p), 3) +
          " over " + std::to_string(a.size()) + " points";

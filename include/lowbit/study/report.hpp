@@ -272,12 +272,10 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
         o << " " << r.label(b) << " " << num(rt->weight_distance, 4)
           << (std::isfinite(r.basin_radius) ? (rt->weight_distance > r.basin_radius ? " (outside)" : " (inside)") : "");
     o << ". The study predicts that local (layer-wise) and global objectives disagree once ‖Δw‖ leaves the basin.";
-    for (const auto& p : r.profiles)
-      if (p.label.starts_with("random") && !p.t.empty()) {
-        o << " Radii probed up to " << num(p.t.back(), 4)
-          << " (1.5 × ‖Δw‖ of per-tensor 2-bit RTN: the same for every run of this model, whatever its scheme).";
-        break;
-      }
+    if (const double probe = largest_probe_radius(r); std::isfinite(probe))
+      o << " Radii probed up to " << num(probe, 4)
+        << " (1.5 × ‖Δw‖ of round-to-nearest in the study's default scheme at 2 bits: the same for every run of this "
+           "model, whatever its scheme).";
     o << "\n";
   }
   // 4b. the same, layer by layer (beyond the study)
@@ -286,14 +284,8 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
     for (const int b : detail::bit_widths(r)) {
       const auto* rt = r.find("rtn", b);
       if (!rt) continue;
-      int outside = 0, total = 0;
-      for (const auto& p : r.layer_profiles)
-        for (const auto& l : rt->layers)
-          if (p.label == "layer " + l.name) {
-            ++total;
-            outside += std::sqrt(l.weight_sq_error) > p.basin_radius ? 1 : 0;
-          }
-      o << r.label(b) << ": " << outside << "/" << total << " layers have ‖ΔW_RTN‖ outside their basin; ";
+      const LayersOutside n = layers_outside_basin(r, *rt);
+      o << r.label(b) << ": " << n.outside << "/" << n.total << " layers have ‖ΔW_RTN‖ outside their basin; ";
     }
     o << "per-layer radii in `layer_basins.csv`.\n";
   }

@@ -1,6 +1,7 @@
 // What one study run measures: the full-precision model and every method × bit width.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -86,5 +87,30 @@ struct StudyResults {
     return nullptr;
   }
 };
+
+/// How many layers of unit `u` have ‖ΔW‖ outside that layer's own basin (the run's
+/// per-layer landscape), of the layers probed; a layer whose basin is beyond its
+/// largest probe (NaN radius) counts as inside.
+struct LayersOutside {
+  int outside = 0, total = 0;
+};
+inline LayersOutside layers_outside_basin(const StudyResults& r, const UnitResult& u) {
+  LayersOutside n;
+  for (const auto& p : r.layer_profiles)
+    for (const auto& l : u.layers)
+      if (p.label == "layer " + l.name) {
+        ++n.total;
+        n.outside += std::isfinite(p.basin_radius) && std::sqrt(l.weight_sq_error) > p.basin_radius ? 1 : 0;
+      }
+  return n;
+}
+
+/// The largest radius the run's random radial profiles probed; NaN without a landscape.
+inline double largest_probe_radius(const StudyResults& r) {
+  double m = nan_value;
+  for (const auto& p : r.profiles)
+    if (p.label.starts_with("random") && !p.t.empty()) m = std::isnan(m) ? p.t.back() : std::max(m, p.t.back());
+  return m;
+}
 
 }  // namespace lowbit::study

@@ -17,6 +17,7 @@
 #include "lowbit/io/json.hpp"
 #include "lowbit/nn/evaluate.hpp"
 #include "lowbit/quant/spec_quantizer.hpp"
+#include "lowbit/study/metrics.hpp"
 #include "lowbit/study/options.hpp"
 #include "lowbit/study/results_json.hpp"
 #include "lowbit/study/unit_context.hpp"
@@ -30,8 +31,11 @@ struct LandscapeUnits {
     const io::Json inputs = drawn_from(c, r, scale);
     const UnitResult u = with_profiles(c, "landscape", r.profiles, inputs, [&] { return whole_stack(c, r, scale); });
     r.basin_radius = u.basin_radius;
-    if (!c.options.quick)  // per layer: beyond the study, and ~layers × 12 evaluations
-      (void)with_profiles(c, "landscape-layers", r.layer_profiles, inputs, [&] { return per_layer(c, scale); });
+    if (!c.options.quick) {  // per layer: beyond the study, and ~layers × 12 evaluations
+      io::Json layer_inputs = io::Json::object();  // the model's probes alone: no unit is drawn
+      layer_inputs.set("probe_scale", io::Json::number(scale.whole));
+      (void)with_profiles(c, "landscape-layers", r.layer_profiles, layer_inputs, [&] { return per_layer(c, scale); });
+    }
   }
 
   /// How far the probes reach: ‖Q(W) − W‖ of round-to-nearest in the study's default
@@ -55,13 +59,9 @@ struct LandscapeUnits {
       const Index rows = l.out_features(), cols = l.in_features();
       std::vector<float> wq(static_cast<std::size_t>(rows * cols));
       q.fake_quantize(l.weight->matrix(), MatrixView(wq.data(), rows, cols), l.name);
-      // Summed as metrics.hpp sums ‖ΔW‖² (a float difference, then double), so that the
-      // default scheme's runs keep the radii their RTN distance gave them, to the bit.
-      Eigen::MatrixXf delta(rows, cols);
-      for (Index r = 0; r < rows; ++r)
-        for (Index k = 0; k < cols; ++k)
-          delta(r, k) = wq[static_cast<std::size_t>(r * cols + k)] - l.weight->data()[r * cols + k];
-      const double d2 = static_cast<double>(delta.cast<double>().squaredNorm());
+      // Summed as the RTN units' ‖ΔW‖² are, so that the default scheme's runs keep the
+      // radii their RTN distance gave them, to the bit.
+      const double d2 = squared_norm(weight_difference(l.weight->data(), wq.data(), rows, cols));
       s.layer.push_back(std::sqrt(d2));
       total += d2;
     }

@@ -8,15 +8,17 @@
 // of 8 epochs at each of 4 rates was most of QAFT's time on the pd models (1,162
 // windows per evaluation, 421 of 978 s for a pd-200k rate), and only the chosen
 // rate's curve is reported. So each rate keeps its quantized weights after every
-// epoch in units/<rate>.epochs/ until the choice is made; the chosen rate's are
-// evaluated on the test split, then all are removed. A rate whose epoch weights are
-// gone (its unit computed elsewhere) is trained again with its test curve: training
-// is deterministic, so that is the same run.
+// epoch in units/<rate>.epochs/ while it can still be chosen (the best so far); the
+// chosen rate's are evaluated on the test split, then removed. A rate whose epoch
+// weights are gone (its unit computed elsewhere) is trained again with its test
+// curve: training is deterministic, so that is the same run.
 #pragma once
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,8 +47,12 @@ struct QaftUnit {
 
   UnitResult run(UnitContext& c) const {
     const std::string final_key = c.key("qaft", q.bits);
-    if (auto done = c.store.reuse(final_key)) return std::move(*done);
+    if (auto done = c.store.reuse(final_key)) {
+      remove_epochs(c);  // left by a run stopped between storing the unit and cleaning up
+      return std::move(*done);
+    }
     std::vector<UnitResult> runs;
+    std::size_t best = 0;
     for (const double lr : c.options.lr_grid) {
       const std::string k = rate_key(c, q.bits, lr);
       runs.push_back(c.cached_or(k, [&] { return train(c, lr); }));
@@ -54,12 +60,21 @@ struct QaftUnit {
         throw UsageError(c.store.path(k).string() + ": records learning rate " +
                          detail::num(runs.back().learning_rate, 6) + ", not " + detail::num(lr, 6) +
                          "; delete it to recompute");
+      // Only the best rate so far can still be chosen: the others' epoch weights go now,
+      // so at most two rates' are on disk (the best and the one training).
+      const std::size_t i = runs.size() - 1;
+      if (i == 0) continue;
+      if (better(runs[i], runs[best])) {
+        remove_epochs(c, runs[best].learning_rate);
+        best = i;
+      } else {
+        remove_epochs(c, lr);
+      }
     }
-    std::size_t best = 0;
-    for (std::size_t i = 1; i < runs.size(); ++i)
-      if (runs[i].val_nll < runs[best].val_nll) best = i;
     UnitResult u = runs[best];
-    if (u.epoch_test_nll.size() != u.epoch_val_nll.size()) u.epoch_test_nll = test_curve(c, u.learning_rate);
+    if (!std::isfinite(u.val_nll))
+      u.notes.push_back("every learning rate ended with a validation NLL that is not a number");
+    if (u.epoch_test_nll.size() != u.epoch_val_nll.size()) u = with_test_curve(c, std::move(u));
     u.lr_curve.clear();
     for (const auto& r : runs) u.lr_curve.emplace_back(r.learning_rate, r.val_nll);
     // The chosen run's weights and packed model are the unit's.
@@ -70,7 +85,7 @@ struct QaftUnit {
         fs::copy_file(from, c.options.out / folder / (final_key + ".safetensors"), fs::copy_options::overwrite_existing);
     }
     c.store.store(final_key, u);
-    for (const double lr : c.options.lr_grid) std::filesystem::remove_all(epochs_dir(c, q.bits, lr));
+    remove_epochs(c);
     return u;
   }
 
@@ -88,26 +103,51 @@ struct QaftUnit {
     return epochs_dir(c, bits, lr) / ("epoch-" + std::to_string(epoch + 1) + ".safetensors");
   }
 
-  /// The chosen rate's test NLL after every epoch: from its kept epoch weights, or by
-  /// training it again with the test split evaluated as it goes.
-  std::vector<double> test_curve(UnitContext& c, double lr) const {
-    bool kept = true;
-    for (std::size_t e = 0; e < static_cast<std::size_t>(c.options.qaft_epochs); ++e)
-      kept = kept && std::filesystem::exists(epoch_file(c, q.bits, lr, e));
+  /// The lower final validation NLL; a number beats NaN; the earlier rate wins ties.
+  static bool better(const UnitResult& a, const UnitResult& b) {
+    return std::isfinite(a.val_nll) && (!std::isfinite(b.val_nll) || a.val_nll < b.val_nll);
+  }
+
+  /// Removes one rate's kept epoch weights, or (no rate given) every rate's.
+  void remove_epochs(const UnitContext& c, std::optional<double> lr = std::nullopt) const {
+    std::error_code ec;
+    if (lr) std::filesystem::remove_all(epochs_dir(c, q.bits, *lr), ec);
+    else
+      for (const double r : c.options.lr_grid) std::filesystem::remove_all(epochs_dir(c, q.bits, r), ec);
+  }
+
+  /// The chosen rate's unit with its test NLL after every epoch: from its kept epoch
+  /// weights — each checked to be this run's by its validation NLL, which must be the
+  /// one recorded — or else the rate trained again with the test split evaluated as it
+  /// goes (the same run: training is deterministic).
+  UnitResult with_test_curve(UnitContext& c, UnitResult chosen) const {
+    const double lr = chosen.learning_rate;
+    const auto& val = c.setup.data.validation;
     std::vector<double> curve;
-    if (kept) {
-      for (std::size_t e = 0; e < static_cast<std::size_t>(c.options.qaft_epochs); ++e) {
-        c.read_linear_weights(epoch_file(c, q.bits, lr, e));
-        curve.push_back(c.nll(c.setup.data.test, "test"));
-        c.log("    qaft %s, learning rate %g, epoch %zu: test NLL %.5f", c.label(q.bits).c_str(), lr, e + 1, curve.back());
+    for (std::size_t e = 0; e < chosen.epoch_val_nll.size(); ++e) {
+      if (!c.read_linear_weights(epoch_file(c, q.bits, lr, e))) break;
+      const double v = c.nll(val, "validation"), recorded = chosen.epoch_val_nll[e];
+      if (!(std::fabs(v - recorded) <= 1e-7 * std::max(1.0, std::fabs(recorded)))) {
+        c.log("  %s: the kept weights of epoch %zu give validation NLL %.9g, not the recorded %.9g: not this run's",
+              rate_key(c, q.bits, lr).c_str(), e + 1, v, recorded);
+        break;
       }
-      c.restore_fp();
-      return curve;
+      curve.push_back(c.nll(c.setup.data.test, "test"));
+      c.log("    qaft %s, learning rate %g, epoch %zu: test NLL %.5f", c.label(q.bits).c_str(), lr, e + 1, curve.back());
+    }
+    c.restore_fp();
+    if (curve.size() == chosen.epoch_val_nll.size()) {
+      chosen.epoch_test_nll = std::move(curve);
+      return chosen;
     }
     const std::string k = rate_key(c, q.bits, lr);
     c.log("  %s: its epoch weights are gone; training it again for its test curve", k.c_str());
     std::filesystem::remove(c.store.path(k));
-    return c.cached_or(k, [&] { return train(c, lr, /*test_each_epoch=*/true); }).epoch_test_nll;
+    UnitResult again = c.cached_or(k, [&] { return train(c, lr, /*test_each_epoch=*/true); });
+    if (again.epoch_val_nll != chosen.epoch_val_nll)
+      c.log("warning: %s trained again ends at validation NLL %.9g, not %.9g (training not reproducible here?); "
+            "its new run is the unit", k.c_str(), again.val_nll, chosen.val_nll);
+    return again;
   }
 
   UnitResult train(UnitContext& c, double lr, bool test_each_epoch = false) const {
