@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The study's cross-run outputs from the finished paper-protocol runs under
+# docs/results/ (issue #15): Figure 2 of the pd family (--compare over pd-*-paper,
+# into docs/results/pd-family/) and the landscape predictor over every finished run,
+# judged leaving one model out (--predict, into docs/results/predictor/). Uses
+# whatever has finished (a folder with results.json); rerun it as more runs land.
+#
+#   scripts/study_summary.sh [BUILD_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build/release}
+study="$build/examples/lowbit-study"
+[[ -x "$study" ]] || { echo "study_summary: $study is not built" >&2; exit 2; }
+finished() {  # the folders among "$@" that hold a finished run, comma-separated
+  local out=() d
+  for d in "$@"; do
+    d=${d%/}
+    [[ -f "$d/results.json" && -f "$d/run.json" ]] && out+=("$d")
+  done
+  (IFS=,; echo "${out[*]}")
+}
+family=$(finished docs/results/pd-*-paper)
+all=$(finished docs/results/*-paper docs/results/*-schemes/*/)
+if [[ -n "$family" ]]; then
+  echo "study_summary: pd family: $family"
+  "$study" --compare "$family" --out docs/results/pd-family
+fi
+[[ -n "$all" ]] || { echo "study_summary: no finished run under docs/results" >&2; exit 2; }
+echo "study_summary: predictor over: $all"
+"$study" --predict "$all" --out docs/results/predictor
