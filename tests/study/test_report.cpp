@@ -37,6 +37,8 @@ StudyResults sample() {
              unit("gptq", 2, 3.0, 1.1, 5e-2, 3e-1), unit("qaft", 2, 2.0, 1.3, 2e-1, 1e-1)};
   r.units[2].epoch_test_nll = {1.25};
   r.units[5].epoch_test_nll = {3.5};
+  r.units[2].lr_curve = {{1e-4, 1.4}, {1e-3, 1.3}};
+  r.units[5].lr_curve = {{1e-4, 3.4}, {1e-3, 2.1}};
   return r;
 }
 }  // namespace
@@ -83,7 +85,8 @@ TEST_CASE("write_report writes every file into the folder") {
   r.profiles = {radial, to_rtn, to_gptq, to_qaft};
   write_report(r, dir, "lowbit-study");
   for (const char* f : {"units.csv", "layers.csv", "qaft.csv", "profiles.csv", "fig1_nll_qaft_vs_gptq.svg",
-                        "fig1_layer_mse.svg", "fig2_nll_vs_size.svg", "fig3_landscape.svg", "report.md"})
+                        "fig1_layer_mse.svg", "fig2_nll_vs_size.svg", "fig3_landscape.svg", "figB_qaft_epochs.svg",
+                        "figA_qaft_rates.svg", "report.md"})
     CHECK(std::filesystem::exists(dir / f));
 
   // Every figure renders (a malformed one fails here).
@@ -94,7 +97,7 @@ TEST_CASE("write_report writes every file into the folder") {
       ++figures;
       lowbit::test::check_renders(e.path());
     }
-    CHECK(figures == 4);
+    CHECK(figures == 6);
   }
   // Figure 3: one panel per bit width, each with the random direction (grey, in the
   // legend once) and that width's segments, and the basin radius marked.

@@ -48,6 +48,8 @@ class SvgPlot {
     series_.push_back(std::move(s));
     return series_.back();
   }
+  /// Whether nothing has been added (a figure not worth writing).
+  [[nodiscard]] bool empty() const { return series_.empty(); }
 
   /// The colour of the k-th series without its own: ten well-separated colours, then
   /// hues spaced by the golden angle, so no two series of a legend share one.

@@ -150,6 +150,50 @@ inline analysis::SvgPlot figure_nll_vs_size(const StudyResults& r) {
   return p;
 }
 
+/// Appendix B: QAFT's test NLL after each epoch (the chosen rate), one panel per bit
+/// width — its own NLL scale — with GPTQ's test NLL as a dashed line: where the curve
+/// first drops below it, fine-tuning has beaten the layer-wise solver.
+inline std::vector<analysis::SvgPlot> figure_qaft_epochs(const StudyResults& r) {
+  std::vector<analysis::SvgPlot> panels;
+  for (const int b : detail::bit_widths(r)) {
+    const auto *q = r.find("qaft", b), *g = r.find("gptq", b);
+    if (!q || q->epoch_test_nll.empty()) continue;
+    analysis::SvgPlot p;
+    p.id = "epochs_" + r.label(b);
+    p.title = "QAFT " + r.label(b) + ": test NLL after each epoch";
+    p.x_label = "epoch";
+    p.y_label = "test NLL (nats/token)";
+    p.width = 420;
+    p.height = 300;
+    const auto n = static_cast<double>(q->epoch_test_nll.size());
+    analysis::Series s{"QAFT", {}, q->epoch_test_nll, true, true, analysis::SvgPlot::palette_color(2), false};
+    for (std::size_t e = 0; e < q->epoch_test_nll.size(); ++e) s.x.push_back(static_cast<double>(e + 1));
+    p.add(std::move(s));
+    if (g) p.add({"GPTQ", {1.0, std::max(n, 2.0)}, {g->test_nll, g->test_nll}, true, false, analysis::SvgPlot::palette_color(1), true});
+    panels.push_back(std::move(p));
+  }
+  return panels;
+}
+
+/// Appendix A: QAFT's final validation NLL at each learning rate of the grid, one line
+/// per bit width (log axes: the widths' NLLs differ by orders); the lowest point of
+/// each line is the rate chosen.
+inline analysis::SvgPlot figure_qaft_rates(const StudyResults& r) {
+  analysis::SvgPlot p;
+  p.title = "QAFT: validation NLL by learning rate (lowest = chosen)";
+  p.x_label = "learning rate";
+  p.y_label = "validation NLL (nats/token)";
+  p.log_x = p.log_y = true;
+  for (const int b : detail::bit_widths(r)) {
+    const auto* q = r.find("qaft", b);
+    if (!q || q->lr_curve.empty()) continue;
+    analysis::Series s{r.label(b), {}, {}, true, true, "", false};
+    for (const auto& [lr, nll] : q->lr_curve) s.x.push_back(lr), s.y.push_back(nll);
+    p.add(std::move(s));
+  }
+  return p;
+}
+
 namespace detail {
 /// The bit width a segment profile belongs to: the text in its label's last
 /// parentheses ("w -> w_gptq (int4)" → "int4"); empty for a random direction.
@@ -230,6 +274,8 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
   o << "\n![NLL QAFT vs GPTQ](fig1_nll_qaft_vs_gptq.svg) ![layer MSE](fig1_layer_mse.svg)\n\n"
     << "![NLL vs size](fig2_nll_vs_size.svg)";
   if (!r.profiles.empty()) o << " ![landscape](fig3_landscape.svg)";
+  if (!figure_qaft_epochs(r).empty()) o << "\n\n![QAFT test NLL per epoch (Appendix B)](figB_qaft_epochs.svg)";
+  if (!figure_qaft_rates(r).empty()) o << " ![QAFT learning rates (Appendix A)](figA_qaft_rates.svg)";
   o << "\n\n## The study's findings, checked on this model\n\n";
   // 1. QAFT beats GPTQ at low precision
   for (const int b : {4, 3, 2}) {
@@ -329,6 +375,9 @@ inline void write_report(const StudyResults& r, const std::filesystem::path& dir
   figure_layer_mse(r).write(dir / "fig1_layer_mse.svg");
   figure_nll_vs_size(r).write(dir / "fig2_nll_vs_size.svg");
   if (!r.profiles.empty()) write_file_atomic(dir / "fig3_landscape.svg", analysis::SvgPlot::panels(figure_landscape(r), 2));
+  if (const auto epochs = figure_qaft_epochs(r); !epochs.empty())
+    write_file_atomic(dir / "figB_qaft_epochs.svg", analysis::SvgPlot::panels(epochs, 2));
+  if (const auto rates = figure_qaft_rates(r); !rates.empty()) rates.write(dir / "figA_qaft_rates.svg");
   write_file_atomic(dir / "report.md", report_markdown(r, command));
 }
 
