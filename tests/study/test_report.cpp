@@ -47,6 +47,11 @@ TEST_CASE("report.md states each finding with its numbers") {
   const std::string md = report_markdown(sample(), "lowbit-study --quick");
   CHECK(md.find("int4: QAFT beats GPTQ on test NLL — **held** (1.2 vs 1.3)") != std::string::npos);
   CHECK(md.find("int2: QAFT beats GPTQ on test NLL — **held** (2 vs 3)") != std::string::npos);
+  // Closer than method_tie_margin is a tie, either way round.
+  auto close = sample();
+  close.units[2].test_nll = close.units[1].test_nll + 0.5 * method_tie_margin;
+  CHECK(report_markdown(close, "x").find("int4: QAFT beats GPTQ on test NLL — **a tie** (within 0.02 nats) (1.31 vs 1.3)") !=
+        std::string::npos);
   CHECK(md.find("int4: GPTQ lowers the output MSE of every layer below RTN's — **held** (2/2 layers); QAFT does so for 0/2") !=
         std::string::npos);
   CHECK(md.find("int2: GPTQ lowers the output MSE of every layer below RTN's — **did not hold** (1/2 layers)") !=

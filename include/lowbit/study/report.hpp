@@ -280,9 +280,12 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
   // 1. QAFT beats GPTQ at low precision
   for (const int b : {4, 3, 2}) {
     const auto *g = r.find("gptq", b), *q = r.find("qaft", b);
-    if (g && q)
-      o << "- " << r.label(b) << ": QAFT beats GPTQ on test NLL — " << detail::verdict(q->test_nll < g->test_nll) << " ("
-        << num(q->test_nll, 5) << " vs " << num(g->test_nll, 5) << ").\n";
+    if (!g || !q) continue;
+    const double gap = q->test_nll - g->test_nll;
+    o << "- " << r.label(b) << ": QAFT beats GPTQ on test NLL — "
+      << (std::fabs(gap) <= method_tie_margin ? "**a tie** (within " + num(method_tie_margin, 2) + " nats)"
+                                              : detail::verdict(gap < 0))
+      << " (" << num(q->test_nll, 5) << " vs " << num(g->test_nll, 5) << ").\n";
   }
   // 2. GPTQ lowers every layer's MSE relative to RTN; QAFT does not
   for (const int b : detail::bit_widths(r)) {
