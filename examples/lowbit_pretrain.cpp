@@ -497,10 +497,8 @@ int run(const Options& o, const std::string& command) {
   for (double f : fractions) radii.push_back(f * wnorm);
   const auto profile_windows = subset(all_val_windows, 8L * o.context, o.context);
   Json profiles = Json::array();
-  lowbit::analysis::SvgPlot radial;
-  radial.title = o.name + ": validation NLL along random unit directions";
-  radial.x_label = "distance from w (fraction of |w|)";
-  radial.y_label = "validation NLL (nats/token)";
+  lowbit::analysis::SvgPlot radial(o.name + ": validation NLL along random unit directions",
+                                   "distance from w (fraction of |w|)", "validation NLL (nats/token)");
   for (long d = 0; d < o.directions; ++d) {
     std::fprintf(stderr, "radial profile %ld/%ld...\n", d + 1, o.directions);
     const auto dir = lowbit::analysis::random_unit_direction(set.size(), 1000 + static_cast<std::uint64_t>(d));
@@ -571,10 +569,7 @@ int run(const Options& o, const std::string& command) {
   lowbit::io::write_file_atomic(o.out / "results.json", res.dump() + "\n");
   radial.write(o.out / "radial_profiles.svg");
 
-  lowbit::analysis::SvgPlot curve;
-  curve.title = o.name + ": training curve";
-  curve.x_label = "tokens";
-  curve.y_label = "NLL (nats/token)";
+  lowbit::analysis::SvgPlot curve(o.name + ": training curve", "tokens", "NLL (nats/token)");
   lowbit::analysis::Series tr, va;
   tr.label = "train (mean since previous row)";
   va.label = "validation subset";

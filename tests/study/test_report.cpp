@@ -90,8 +90,8 @@ TEST_CASE("write_report writes every file into the folder") {
   r.profiles = {radial, to_rtn, to_gptq, to_qaft};
   write_report(r, dir, "lowbit-study");
   for (const char* f : {"units.csv", "layers.csv", "qaft.csv", "profiles.csv", "fig1_nll_qaft_vs_gptq.svg",
-                        "fig1_layer_mse.svg", "fig2_nll_vs_size.svg", "fig3_landscape.svg", "figB_qaft_epochs.svg",
-                        "figA_qaft_rates.svg", "report.md"})
+                        "fig1_layer_mse.svg", "fig2_nll_vs_size.svg", "fig3_landscape.svg", "fig4_nll_vs_distance.svg",
+                        "fig5_nll_by_dataset.svg", "figB_qaft_epochs.svg", "figA_qaft_rates.svg", "report.md"})
     CHECK(std::filesystem::exists(dir / f));
 
   // Every figure renders (a malformed one fails here).
@@ -102,7 +102,7 @@ TEST_CASE("write_report writes every file into the folder") {
       ++figures;
       lowbit::test::check_renders(e.path());
     }
-    CHECK(figures == 6);
+    CHECK(figures == 8);
   }
   // Figure 3: one panel per bit width, each with the random direction (grey, in the
   // legend once) and that width's segments, and the basin radius marked.
@@ -120,4 +120,28 @@ TEST_CASE("write_report writes every file into the folder") {
   CHECK(count("clipPath id=\"landscape0\"") == 1);
   CHECK(count("clipPath id=\"landscape1\"") == 1);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("Figure 4 puts each method at its distance from w; Figure 5 has a panel per evaluation set measured") {
+  StudyResults r = sample();
+  const auto fig4 = figure_nll_vs_distance(r).svg();
+  for (const char* m : {">rtn<", ">gptq<", ">qaft<", ">fp32<", "R(w) = 0.5"}) CHECK(fig4.find(m) != std::string::npos);
+  CHECK(report_markdown(r, "x").find("fig4_nll_vs_distance.svg") != std::string::npos);
+
+  auto count = [](const std::string& s, const std::string& what) {
+    int n = 0;
+    for (auto p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+    return n;
+  };
+  CHECK(figure_nll_by_dataset(r).size() == 1);  // no out-of-domain NLL measured: the test split alone
+  r.fp_ood_nll = 2.0;
+  for (auto& u : r.units) u.ood_nll = u.test_nll + 1.0;
+  r.units[0].ood_nll = lowbit::study::nan_value;  // a unit without it is left out, not drawn at NaN
+  const auto panels = figure_nll_by_dataset(r);
+  REQUIRE(panels.size() == 2);
+  const std::string ood = panels[1].svg();
+  CHECK(ood.find("Out-of-domain text") != std::string::npos);
+  CHECK(count(ood, ">fp32<") == 1);
+  CHECK(ood.find("NaN") == std::string::npos);
+  CHECK(ood.find("nan") == std::string::npos);
 }

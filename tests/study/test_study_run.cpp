@@ -127,7 +127,7 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
   CHECK(probe_scale[2] > std::sqrt(rtn_layers[2].weight_sq_error));  // int2 moves the weights further than int3
   for (const char* f : {"results.json", "report.md", "units.csv", "layers.csv", "qaft.csv", "profiles.csv",
                         "fig1_nll_qaft_vs_gptq.svg", "fig1_layer_mse.svg", "fig2_nll_vs_size.svg", "fig3_landscape.svg",
-                        "units/fp.json", "units/rtn-int3.json", "units/gptq-int3.json", "units/qaft-int3-lr1e-03.json",
+                        "fig4_nll_vs_distance.svg", "fig5_nll_by_dataset.svg", "units/fp.json", "units/rtn-int3.json", "units/gptq-int3.json", "units/qaft-int3-lr1e-03.json",
                         "units/qaft-int3-lr1e-02.json", "units/qaft-int3.json", "units/landscape.json",
                         "units/landscape-layers.json", "layer_basins.csv"})
     CHECK_MESSAGE(fs::exists(out / f), f);

@@ -8,6 +8,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lowbit/core/atomic_file.hpp"
@@ -43,6 +44,11 @@ class SvgPlot {
   std::vector<Marker> markers;
   /// Unique within a document that holds several plots (panels()): names the clip path.
   std::string id = "plot";
+
+  SvgPlot() = default;
+  /// The set-up every figure starts from: its title and axis labels.
+  SvgPlot(std::string title_, std::string x_label_, std::string y_label_)
+      : title(std::move(title_)), x_label(std::move(x_label_)), y_label(std::move(y_label_)) {}
 
   Series& add(Series s) {
     series_.push_back(std::move(s));

@@ -94,10 +94,8 @@ inline std::vector<std::pair<double, double>> pareto_front(std::vector<std::pair
 /// GPTQ dashed, RTN markers only, fp32 a black marker), the Pareto front over every
 /// quantized unit in grey, and each run's QAFT–GPTQ gap as a vertical line per bit width.
 inline analysis::SvgPlot figure_compare(const std::vector<ComparedRun>& runs) {
-  analysis::SvgPlot p;
-  p.title = "Test NLL vs weight size: QAFT solid, GPTQ dashed, RTN points";
-  p.x_label = "weight bytes";
-  p.y_label = "test NLL (nats/token)";
+  analysis::SvgPlot p("Test NLL vs weight size: QAFT solid, GPTQ dashed, RTN points", "weight bytes",
+                      "test NLL (nats/token)");
   p.log_x = true;
   std::vector<std::pair<double, double>> all;
   bool gap_listed = false, fp_listed = false;

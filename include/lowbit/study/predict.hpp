@@ -256,10 +256,8 @@ inline std::string predictor_markdown(const std::vector<PredictorPoint>& pts, co
 
 /// Measured against leave-one-model-out predicted NLL increases (log axes), y = x drawn.
 inline analysis::SvgPlot figure_predictor(const std::vector<PredictorPoint>& pts, const PredictorEvaluation& e) {
-  analysis::SvgPlot p;
-  p.title = "NLL increase: predicted (other models only) vs measured";
-  p.x_label = "measured test NLL increase (nats)";
-  p.y_label = "predicted (nats)";
+  analysis::SvgPlot p("NLL increase: predicted (other models only) vs measured", "measured test NLL increase (nats)",
+                      "predicted (nats)");
   p.log_x = p.log_y = true;
   p.identity_line = true;
   for (const bool gptq : {false, true}) {

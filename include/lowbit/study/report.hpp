@@ -94,10 +94,7 @@ inline std::string qaft_csv(const StudyResults& r) {
 
 /// Figure 1 (left): global test NLL, QAFT against GPTQ, one point per bit width.
 inline analysis::SvgPlot figure_nll_qaft_vs_gptq(const StudyResults& r) {
-  analysis::SvgPlot p;
-  p.title = "Test NLL: QAFT vs GPTQ (" + r.model + ")";
-  p.x_label = "GPTQ test NLL (nats/token)";
-  p.y_label = "QAFT test NLL (nats/token)";
+  analysis::SvgPlot p("Test NLL: QAFT vs GPTQ (" + r.model + ")", "GPTQ test NLL (nats/token)", "QAFT test NLL (nats/token)");
   p.identity_line = true;
   for (const int b : detail::bit_widths(r)) {
     const auto *g = r.find("gptq", b), *q = r.find("qaft", b);
@@ -108,10 +105,7 @@ inline analysis::SvgPlot figure_nll_qaft_vs_gptq(const StudyResults& r) {
 
 /// Figure 1 (right): per-layer output MSE, QAFT against GPTQ, log-log.
 inline analysis::SvgPlot figure_layer_mse(const StudyResults& r) {
-  analysis::SvgPlot p;
-  p.title = "Per-layer output MSE: QAFT vs GPTQ";
-  p.x_label = "GPTQ layer MSE";
-  p.y_label = "QAFT layer MSE";
+  analysis::SvgPlot p("Per-layer output MSE: QAFT vs GPTQ", "GPTQ layer MSE", "QAFT layer MSE");
   p.log_x = p.log_y = true;
   p.identity_line = true;
   for (const int b : detail::bit_widths(r)) {
@@ -131,10 +125,7 @@ inline analysis::SvgPlot figure_layer_mse(const StudyResults& r) {
 
 /// Figure 2: test NLL against weight size in bytes, one line per method.
 inline analysis::SvgPlot figure_nll_vs_size(const StudyResults& r) {
-  analysis::SvgPlot p;
-  p.title = "Test NLL vs weight size (" + r.model + ")";
-  p.x_label = "weight bytes";
-  p.y_label = "test NLL (nats/token)";
+  analysis::SvgPlot p("Test NLL vs weight size (" + r.model + ")", "weight bytes", "test NLL (nats/token)");
   p.log_x = true;
   for (const std::string m : {"rtn", "gptq", "qaft"}) {
     analysis::Series s{m, {}, {}, true, true, "", false};
@@ -150,6 +141,52 @@ inline analysis::SvgPlot figure_nll_vs_size(const StudyResults& r) {
   return p;
 }
 
+/// Figure 4 (left): test NLL against how far each method moved the weights,
+/// ‖w_q − w‖₂, one line per method through its bit widths, fp32 at the origin and
+/// R(w) marked — where the perturbation leaves the basin, and whether QAFT reaches a
+/// lower NLL further from w than GPTQ (the study's reading of its landscape).
+inline analysis::SvgPlot figure_nll_vs_distance(const StudyResults& r) {
+  analysis::SvgPlot p("Test NLL vs distance from w (" + r.model + ")", "‖w_q − w‖₂ over the quantized weights",
+                      "test NLL (nats/token)");
+  for (const std::string m : {"rtn", "gptq", "qaft"}) {
+    analysis::Series s{m, {}, {}, true, true, "", false};
+    for (const int b : detail::bit_widths(r))
+      if (const auto* u = r.find(m, b)) s.x.push_back(u->weight_distance), s.y.push_back(u->test_nll);
+    if (!s.x.empty()) p.add(std::move(s));
+  }
+  if (p.empty()) return p;
+  if (std::isfinite(r.fp_test_nll)) p.add({"fp32", {0.0}, {r.fp_test_nll}, false, true, "#000000", false});
+  if (std::isfinite(r.basin_radius)) p.markers.push_back({r.basin_radius, "R(w) = " + detail::num(r.basin_radius, 3)});
+  return p;
+}
+
+/// Figure 5: every method's NLL against bit width on each evaluation set the run
+/// measured — the study's test split and, where measured, the out-of-domain text —
+/// one panel per set, fp32 dashed: whether the methods keep their order off the
+/// distribution the calibration and the choices saw.
+inline std::vector<analysis::SvgPlot> figure_nll_by_dataset(const StudyResults& r) {
+  struct Set { std::string id, title; double UnitResult::*nll; double fp; };
+  const std::vector<Set> sets = {{"test", "Test split", &UnitResult::test_nll, r.fp_test_nll},
+                                 {"ood", "Out-of-domain text", &UnitResult::ood_nll, r.fp_ood_nll}};
+  std::vector<analysis::SvgPlot> panels;
+  for (const auto& set : sets) {
+    analysis::SvgPlot p(set.title + ": NLL by bit width (" + r.model + ")", "bit width", "NLL (nats/token)");
+    p.id = "dataset_" + set.id;
+    double lo = INFINITY, hi = -INFINITY;
+    for (const std::string m : {"rtn", "gptq", "qaft"}) {
+      analysis::Series s{m, {}, {}, true, true, "", false};
+      for (const int b : detail::bit_widths(r))
+        if (const auto* u = r.find(m, b); u && std::isfinite(u->*set.nll))
+          s.x.push_back(b), s.y.push_back(u->*set.nll), lo = std::min(lo, double(b)), hi = std::max(hi, double(b));
+      if (!s.x.empty()) p.add(std::move(s));
+    }
+    if (p.empty()) continue;
+    if (std::isfinite(set.fp)) p.add({"fp32", {lo, std::max(hi, lo + 1)}, {set.fp, set.fp}, true, false, "#000000", true});
+    panels.push_back(std::move(p));
+  }
+  return panels;
+}
+
 /// Appendix B: QAFT's test NLL after each epoch (the chosen rate), one panel per bit
 /// width — its own NLL scale — with GPTQ's test NLL as a dashed line: where the curve
 /// first drops below it, fine-tuning has beaten the layer-wise solver.
@@ -158,11 +195,8 @@ inline std::vector<analysis::SvgPlot> figure_qaft_epochs(const StudyResults& r) 
   for (const int b : detail::bit_widths(r)) {
     const auto *q = r.find("qaft", b), *g = r.find("gptq", b);
     if (!q || q->epoch_test_nll.empty()) continue;
-    analysis::SvgPlot p;
+    analysis::SvgPlot p("QAFT " + r.label(b) + ": test NLL after each epoch", "epoch", "test NLL (nats/token)");
     p.id = "epochs_" + r.label(b);
-    p.title = "QAFT " + r.label(b) + ": test NLL after each epoch";
-    p.x_label = "epoch";
-    p.y_label = "test NLL (nats/token)";
     p.width = 420;
     p.height = 300;
     const auto n = static_cast<double>(q->epoch_test_nll.size());
@@ -179,10 +213,8 @@ inline std::vector<analysis::SvgPlot> figure_qaft_epochs(const StudyResults& r) 
 /// per bit width (log axes: the widths' NLLs differ by orders); the lowest point of
 /// each line is the rate chosen.
 inline analysis::SvgPlot figure_qaft_rates(const StudyResults& r) {
-  analysis::SvgPlot p;
-  p.title = "QAFT: validation NLL by learning rate (lowest = chosen)";
-  p.x_label = "learning rate";
-  p.y_label = "validation NLL (nats/token)";
+  analysis::SvgPlot p("QAFT: validation NLL by learning rate (lowest = chosen)", "learning rate",
+                      "validation NLL (nats/token)");
   p.log_x = p.log_y = true;
   for (const int b : detail::bit_widths(r)) {
     const auto* q = r.find("qaft", b);
@@ -225,11 +257,9 @@ inline std::vector<analysis::SvgPlot> figure_landscape(const StudyResults& r) {
   };
   std::vector<analysis::SvgPlot> out;
   for (std::size_t k = 0; k < panels.size(); ++k) {
-    analysis::SvgPlot p;
+    analysis::SvgPlot p("Global NLL along directions from w" + (panels[k].empty() ? "" : " (" + panels[k] + ")"),
+                        "distance from w (L2 over quantized weights)", "NLL (nats/token)");
     p.id = "landscape" + std::to_string(k);
-    p.title = "Global NLL along directions from w" + (panels[k].empty() ? "" : " (" + panels[k] + ")");
-    p.x_label = "distance from w (L2 over quantized weights)";
-    p.y_label = "NLL (nats/token)";
     bool random_listed = false;
     for (const auto& pr : r.profiles) {
       const std::string panel = detail::profile_panel(pr.label);
@@ -249,6 +279,10 @@ inline std::vector<analysis::SvgPlot> figure_landscape(const StudyResults& r) {
 }
 
 namespace detail {
+template <class Pred>
+bool any_unit(const StudyResults& r, Pred pred) {
+  return std::any_of(r.units.begin(), r.units.end(), pred);
+}
 inline std::string verdict(bool held) { return held ? "**held**" : "**did not hold**"; }
 }  // namespace detail
 
@@ -274,8 +308,11 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
   o << "\n![NLL QAFT vs GPTQ](fig1_nll_qaft_vs_gptq.svg) ![layer MSE](fig1_layer_mse.svg)\n\n"
     << "![NLL vs size](fig2_nll_vs_size.svg)";
   if (!r.profiles.empty()) o << " ![landscape](fig3_landscape.svg)";
-  if (!figure_qaft_epochs(r).empty()) o << "\n\n![QAFT test NLL per epoch (Appendix B)](figB_qaft_epochs.svg)";
-  if (!figure_qaft_rates(r).empty()) o << " ![QAFT learning rates (Appendix A)](figA_qaft_rates.svg)";
+  o << "\n\n![NLL vs distance from w](fig4_nll_vs_distance.svg) ![NLL by bit width per evaluation set](fig5_nll_by_dataset.svg)";
+  if (detail::any_unit(r, [](const UnitResult& u) { return u.method == "qaft" && !u.epoch_test_nll.empty(); }))
+    o << "\n\n![QAFT test NLL per epoch (Appendix B)](figB_qaft_epochs.svg)";
+  if (detail::any_unit(r, [](const UnitResult& u) { return u.method == "qaft" && !u.lr_curve.empty(); }))
+    o << " ![QAFT learning rates (Appendix A)](figA_qaft_rates.svg)";
   o << "\n\n## The study's findings, checked on this model\n\n";
   // 1. QAFT beats GPTQ at low precision
   for (const int b : {4, 3, 2}) {
@@ -378,6 +415,8 @@ inline void write_report(const StudyResults& r, const std::filesystem::path& dir
   figure_layer_mse(r).write(dir / "fig1_layer_mse.svg");
   figure_nll_vs_size(r).write(dir / "fig2_nll_vs_size.svg");
   if (!r.profiles.empty()) write_file_atomic(dir / "fig3_landscape.svg", analysis::SvgPlot::panels(figure_landscape(r), 2));
+  figure_nll_vs_distance(r).write(dir / "fig4_nll_vs_distance.svg");
+  write_file_atomic(dir / "fig5_nll_by_dataset.svg", analysis::SvgPlot::panels(figure_nll_by_dataset(r), 2));
   if (const auto epochs = figure_qaft_epochs(r); !epochs.empty())
     write_file_atomic(dir / "figB_qaft_epochs.svg", analysis::SvgPlot::panels(epochs, 2));
   if (const auto rates = figure_qaft_rates(r); !rates.empty()) rates.write(dir / "figA_qaft_rates.svg");
