@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "lowbit/core/huge_page_allocator.hpp"
+
 namespace lowbit::text {
 
 class MergeTable {
@@ -48,6 +50,12 @@ class MergeTable {
     return nullptr;
   }
 
+  /// Starts loading the slot where (a, b)'s rule would be, so that several lookups a
+  /// BPE step makes wait for memory together instead of one after the other.
+  void prefetch(int a, int b) const {
+    if (a >= 0 && b >= 0 && !slots_.empty()) __builtin_prefetch(&slots_[slot(key(a, b))]);
+  }
+
   [[nodiscard]] std::size_t size() const { return size_; }
 
   /// f(a, b, merge) for every rule, in no particular order.
@@ -75,7 +83,7 @@ class MergeTable {
   }
 
   void rehash(std::size_t capacity) {
-    std::vector<Slot> old = std::move(slots_);
+    auto old = std::move(slots_);
     slots_.assign(capacity, Slot{empty, {}});
     for (const Slot& s : old) {
       if (s.key == empty) continue;
@@ -85,7 +93,7 @@ class MergeTable {
     }
   }
 
-  std::vector<Slot> slots_;
+  std::vector<Slot, HugePageAllocator<Slot>> slots_;  // 8 MB for Llama 3: see huge_page_allocator.hpp
   std::size_t size_ = 0;
 };
 

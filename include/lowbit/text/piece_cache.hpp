@@ -21,6 +21,8 @@
 #include <string_view>
 #include <vector>
 
+#include "lowbit/text/prefix_word.hpp"
+
 namespace lowbit::text {
 
 class PieceCache {
@@ -92,37 +94,19 @@ class PieceCache {
     std::uint16_t tag;
   };
 
-  // The first min(n, 8) bytes as one word: overlapping loads instead of a byte loop
-  // (pieces are mostly 2-8 bytes); bytes past n are zero.
-  static std::uint64_t load_prefix(const char* p, std::size_t n) {
-    const auto u8 = [&](std::size_t k) { return std::uint64_t{static_cast<unsigned char>(p[k])}; };
-    std::uint64_t w = 0;
-    if (n >= 8) {
-      std::memcpy(&w, p, 8);
-    } else if (n >= 4) {
-      std::uint32_t a = 0, b = 0;
-      std::memcpy(&a, p, 4);
-      std::memcpy(&b, p + n - 4, 4);
-      w = std::uint64_t{a} | (std::uint64_t{b} << (8 * (n - 4)));  // the overlap ORs equal bytes
-    } else if (n > 0) {
-      w = u8(0) | (u8(n / 2) << (8 * (n / 2))) | (u8(n - 1) << (8 * (n - 1)));
-    }
-    return w;
-  }
-
   // A multiply-xorshift over the piece's eight-byte words and its length. A piece of
   // at most eight bytes hashes from its prefix word and length alone, so grow() can
   // rehash an inline slot without the text (`data` is read only past eight bytes).
   static std::uint64_t hash(std::uint64_t prefix, std::size_t n, const char* data) {
     std::uint64_t h = (prefix ^ (n * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
     for (std::size_t i = 8; i < n; i += 8)
-      h = ((h ^ (h >> 31)) ^ load_prefix(data + i, std::min<std::size_t>(8, n - i))) * 0x94D049BB133111EBull;
+      h = ((h ^ (h >> 31)) ^ prefix_word(data + i, std::min<std::size_t>(8, n - i))) * 0x94D049BB133111EBull;
     h ^= h >> 32;  // one more round, so that every byte reaches the low bits the slot index uses
     h *= 0xD6E8FEB86659FD93ull;
     return h ^ (h >> 32);
   }
   static Key key(std::string_view s) {
-    const std::uint64_t prefix = load_prefix(s.data(), s.size());
+    const std::uint64_t prefix = prefix_word(s.data(), s.size());
     const std::uint64_t h = hash(prefix, s.size(), s.data());
     return {prefix, h, static_cast<std::uint16_t>(h >> 48)};
   }

@@ -130,63 +130,55 @@ inline std::size_t contraction_length(std::string_view s, std::size_t i) {
   return 0;
 }
 
+/// The end of the Llama 3 / Qwen piece that starts with white space at s[i]:
+/// \s*[\r\n]+ ends after the run's last CR/LF, if it has one; else \s+(?!\S) leaves
+/// the run's last white space to the next piece (when one follows and the run has two
+/// or more); else \s+.
+inline std::size_t whitespace_piece_end(std::string_view s, std::size_t i) {
+  const std::size_t n = s.size();
+  std::size_t e = i, last = i, last_crlf = n, count = 0, l = 0;
+  while (e < n && class_at(s, e, l) == CharClass::space) {
+    if (s[e] == '\r' || s[e] == '\n') last_crlf = e;
+    last = e;
+    e += l;
+    ++count;
+  }
+  if (last_crlf != n) return last_crlf + 1;
+  return (e < n && count >= 2) ? last : e;
+}
+
 /// The Llama 3 Split pattern (max_digits 3) or Qwen's (max_digits 1), over code
 /// points of valid UTF-8, calling f(piece) for each match. Every code point is
 /// matched by some alternative, so Isolated splitting leaves no gaps.
 template <class F>
 void split_llama3_style(std::string_view s, std::size_t max_digits, F&& f) {
   const std::size_t n = s.size();
-  std::size_t len = 0;
-  const auto cls = [&](std::size_t p) {
-    std::size_t l = 0;
-    return p < n ? class_at(s, p, l) : CharClass::space;  // past the end: no class matters
-  };
-  const auto run_end = [&](std::size_t p, CharClass c) {
-    std::size_t l = 0;
-    while (p < n && class_at(s, p, l) == c) p += l;
-    return p;
-  };
   const auto is_crlf = [&](std::size_t p) { return p < n && (s[p] == '\r' || s[p] == '\n'); };
   std::size_t i = 0;
-  const auto emit = [&](std::size_t e) {
+  while (i < n) {
+    std::size_t len = 0, e = 0;
+    const CharClass c = class_at(s, i, len);
+    if (c == CharClass::letter) {  // \p{L}+ (most pieces: words)
+      e = class_run_end(s, i + len, c);
+    } else if (const std::size_t m = contraction_length(s, i)) {  // the first alternative wins
+      e = i + m;
+    } else if (c == CharClass::number) {  // \p{N}{1,max_digits}
+      e = i + len;
+      for (std::size_t k = 1, l = 0; k < max_digits && e < n && class_at(s, e, l) == CharClass::number; ++k) e += l;
+    } else {
+      std::size_t next_len = 0;
+      const CharClass next = i + len < n ? class_at(s, i + len, next_len) : CharClass::space;
+      if (next == CharClass::letter && !is_crlf(i)) {  // [^\r\n\p{L}\p{N}]?\p{L}+
+        e = class_run_end(s, i + len + next_len, CharClass::letter);
+      } else if (c == CharClass::other || (s[i] == ' ' && next == CharClass::other)) {  // " ?[^\s\p{L}\p{N}]+[\r\n]*"
+        e = class_run_end(s, i + len, CharClass::other);
+        while (is_crlf(e)) ++e;
+      } else {
+        e = whitespace_piece_end(s, i);
+      }
+    }
     f(s.substr(i, e - i));
     i = e;
-  };
-  while (i < n) {
-    if (const std::size_t m = contraction_length(s, i)) { emit(i + m); continue; }
-    const CharClass c = class_at(s, i, len);
-    // [^\r\n\p{L}\p{N}]?\p{L}+
-    if (c == CharClass::letter) { emit(run_end(i + len, c)); continue; }
-    if (c != CharClass::number && !is_crlf(i) && i + len < n && cls(i + len) == CharClass::letter) {
-      emit(run_end(i + len, CharClass::letter));
-      continue;
-    }
-    // \p{N}{1,max_digits}
-    if (c == CharClass::number) {
-      std::size_t e = i, k = 0, l = 0;
-      while (k < max_digits && e < n && class_at(s, e, l) == CharClass::number) e += l, ++k;
-      emit(e);
-      continue;
-    }
-    // " ?[^\s\p{L}\p{N}]+[\r\n]*"
-    const std::size_t p = (s[i] == ' ' && cls(i + 1) == CharClass::other) ? i + 1 : i;
-    if (cls(p) == CharClass::other) {
-      std::size_t e = run_end(p, CharClass::other);
-      while (is_crlf(e)) ++e;
-      emit(e);
-      continue;
-    }
-    // c is whitespace. \s*[\r\n]+ ends after the run's last CR/LF, if it has one.
-    std::size_t e = i, last = i, last_crlf = n, count = 0, l = 0;
-    while (e < n && class_at(s, e, l) == CharClass::space) {
-      if (s[e] == '\r' || s[e] == '\n') last_crlf = e;
-      last = e;
-      e += l;
-      ++count;
-    }
-    if (last_crlf != n) { emit(last_crlf + 1); continue; }
-    // \s+(?!\S) leaves the last white space to the next piece; else \s+.
-    emit((e < n && count >= 2) ? last : e);
   }
 }
 
@@ -614,6 +606,9 @@ class TokenizerJson {
     added_[i] = true;
     added_by_first_[static_cast<unsigned char>(content[0])].push_back(content);
     added_first_[static_cast<unsigned char>(content[0])] = true;
+    only_added_first_ = -1;
+    for (int b = 0, starts = 0; b < 256; ++b)
+      if (added_first_[static_cast<std::size_t>(b)]) only_added_first_ = ++starts == 1 ? b : -1;
     auto& v = added_by_first_[static_cast<unsigned char>(content[0])];
     std::stable_sort(v.begin(), v.end(), [](const std::string& x, const std::string& y) { return x.size() > y.size(); });
   }
@@ -702,7 +697,14 @@ class TokenizerJson {
   void split_added(std::string_view s, F&& f) const {
     std::size_t start = 0;
     for (std::size_t i = 0; i < s.size();) {
-      if (!added_first_[static_cast<unsigned char>(s[i])]) { ++i; continue; }  // most bytes start none
+      if (only_added_first_ >= 0) {  // all start alike ("<|...", "<s>"): memchr's vector scan
+        const void* p = std::memchr(s.data() + i, only_added_first_, s.size() - i);
+        if (!p) break;
+        i = static_cast<std::size_t>(static_cast<const char*>(p) - s.data());
+      } else if (!added_first_[static_cast<unsigned char>(s[i])]) {
+        ++i;  // most bytes start none
+        continue;
+      }
       const auto& cands = added_by_first_[static_cast<unsigned char>(s[i])];
       const std::string* hit = nullptr;
       for (const auto& c : cands)
@@ -868,6 +870,7 @@ class TokenizerJson {
   void bpe_small(std::vector<int>& ids, std::vector<std::uint32_t>& pos) const {
     std::array<const Merge*, small_word> pair{};  // pair[k]: the merge of ids[k], ids[k+1]
     std::size_t n = ids.size();
+    for (std::size_t k = 0; k + 1 < n; ++k) merges_.prefetch(ids[k], ids[k + 1]);
     for (std::size_t k = 0; k + 1 < n; ++k) pair[k] = merge_of(ids[k], ids[k + 1]);
     while (n > 1) {
       const Merge* best = nullptr;
@@ -880,6 +883,8 @@ class TokenizerJson {
       pos.erase(pos.begin() + static_cast<std::ptrdiff_t>(at) + 1);
       --n;
       for (std::size_t k = at + 1; k + 1 < n; ++k) pair[k] = pair[k + 1];
+      if (at > 0) merges_.prefetch(ids[at - 1], ids[at]);
+      if (at + 1 < n) merges_.prefetch(ids[at], ids[at + 1]);
       if (at > 0) pair[at - 1] = merge_of(ids[at - 1], ids[at]);
       if (at + 1 < n) pair[at] = merge_of(ids[at], ids[at + 1]);
     }
@@ -1026,6 +1031,7 @@ class TokenizerJson {
   tokenizer_json_detail::IdMap added_ids_;  // added tokens, by content
   std::array<std::vector<std::string>, 256> added_by_first_;  // longest first
   std::array<bool, 256> added_first_{};  // whether an added token starts with the byte
+  int only_added_first_ = -1;            // the byte every added token starts with, if there is one
   MergeTable merges_;
   std::array<int, 256> byte_id_{};
   std::array<int, 128> ascii_id_{};  // the one-byte token of each ASCII character, or -1

@@ -96,4 +96,22 @@ inline CharClass class_at(std::string_view s, std::size_t p, std::size_t& len) {
   return classify(decode_utf8(s, p, len));
 }
 
+/// The end of the run of code points of class c that starts at s[p] (p itself when
+/// s[p] is of another class). The pre-tokenizers' innermost loop: ASCII bytes are
+/// classified from the table one after the other, without a length to carry.
+inline std::size_t class_run_end(std::string_view s, std::size_t p, CharClass c) {
+  const std::size_t n = s.size();
+  while (p < n) {
+    if (const auto b = static_cast<unsigned char>(s[p]); b < 0x80) {
+      if (classes::ascii_classes[b] != c) break;
+      ++p;
+      continue;
+    }
+    std::size_t len = 0;
+    if (classify(decode_utf8(s, p, len)) != c) break;
+    p += len;
+  }
+  return p;
+}
+
 }  // namespace lowbit::text
