@@ -129,7 +129,7 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
                         "fig1_nll_qaft_vs_gptq.svg", "fig1_layer_mse.svg", "fig2_nll_vs_size.svg", "fig3_landscape.svg",
                         "fig4_nll_vs_distance.svg", "fig5_nll_by_dataset.svg", "units/fp.json", "units/rtn-int3.json", "units/gptq-int3.json", "units/qaft-int3-lr1e-03.json",
                         "units/qaft-int3-lr1e-02.json", "units/qaft-int3.json", "units/landscape.json",
-                        "units/landscape-layers.json", "layer_basins.csv"})
+                        "units/landscape-layers.json", "units/probe-scale.json", "layer_basins.csv"})
     CHECK_MESSAGE(fs::exists(out / f), f);
   // --save: packed models whose codes·scales are exactly the weights each method evaluated.
   for (const char* k : {"rtn-int3", "gptq-int3", "qaft-int3-lr1e-02", "qaft-int3"}) {
@@ -169,6 +169,10 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
   std::fclose(log2f);
   CHECK(log2.find("reusing") != std::string::npos);
   CHECK(log2.find("epoch 1") == std::string::npos);  // no QAFT retraining
+  // The probe scale kept in units/probe-scale.json is the computed one to the bit:
+  // the landscapes, keyed on it, are reused.
+  CHECK(log2.find("landscape: reusing") != std::string::npos);
+  CHECK(log2.find("landscape-layers: reusing") != std::string::npos);
   CHECK(second.units.size() == 3);
   for (std::size_t i = 0; i < 3; ++i) CHECK(second.units[i].test_nll == first.units[i].test_nll);
   CHECK(second.profiles.size() == first.profiles.size());

@@ -27,7 +27,7 @@ namespace lowbit::study {
 struct LandscapeUnits {
   /// Fills r.profiles, r.basin_radius and (not --quick) r.layer_profiles.
   void run(UnitContext& c, StudyResults& r) const {
-    const ProbeScale scale = probe_scale(c);
+    const ProbeScale scale = probe_scale_kept(c);
     const io::Json inputs = drawn_from(c, r, scale);
     const UnitResult u = with_profiles(c, "landscape", r.profiles, inputs, [&] { return whole_stack(c, r, scale); });
     r.basin_radius = u.basin_radius;
@@ -70,6 +70,34 @@ struct LandscapeUnits {
   }
 
  private:
+  /// probe_scale, kept in units/probe-scale.json (with the run's identity, which the
+  /// unit store checks like a unit's): a resumed run reuses it instead of quantizing
+  /// every layer again. %.17g round-trips, so the radii are the same to the bit.
+  static ProbeScale probe_scale_kept(UnitContext& c) {
+    const auto file = c.options.out / "units" / "probe-scale.json";
+    if (std::filesystem::exists(file)) {
+      try {
+        const io::Json j = io::Json::parse(io::read_file(file), file.string());
+        ProbeScale s;
+        s.whole = j.at("whole").as_double();
+        for (const auto& v : j.at("layers").items()) s.layer.push_back(v.as_double());
+        if (s.layer.size() == c.model.linear_layers().size()) return s;
+        c.log("warning: %s lists %zu layers, the model has %zu; computing it again", file.string().c_str(),
+              s.layer.size(), c.model.linear_layers().size());
+      } catch (const Error& e) {
+        c.log("warning: %s is unreadable (%s); computing it again", file.string().c_str(), e.what());
+      }
+    }
+    const ProbeScale s = probe_scale(c);
+    io::Json j = io::Json::object(), layers = io::Json::array();
+    for (const double v : s.layer) layers.push_back(io::Json::number(v));
+    j.set("run", c.store.run());
+    j.set("whole", io::Json::number(s.whole));
+    j.set("layers", std::move(layers));
+    io::write_file_atomic(file, j.dump() + "\n");
+    return s;
+  }
+
   /// Radii as fractions of 1.5 × the probe scale.
   static constexpr double fractions[] = {0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0};
   static std::vector<double> radii_up_to(double scale) {
