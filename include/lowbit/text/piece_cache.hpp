@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include "lowbit/text/prefix_word.hpp"
+#include "lowbit/text/piece_key.hpp"
 
 namespace lowbit::text {
 
@@ -32,8 +32,12 @@ class PieceCache {
 
   /// Whether `piece` is cached; its ids in `ids` if so (valid until the next insert).
   [[nodiscard]] bool find(std::string_view piece, std::span<const int>& ids) const {
+    return find(piece, piece_key(piece), ids);
+  }
+  /// The same with the piece's key already computed (piece_key(piece)).
+  [[nodiscard]] bool find(std::string_view piece, const PieceKey& pk, std::span<const int>& ids) const {
     if (slots_.empty() || piece.size() >= max_piece) return false;
-    const Key k = key(piece);
+    const Key k = key(pk);
     for (std::size_t i = k.hash & mask(); slots_[i].size != 0; i = (i + 1) & mask()) {
       const Slot& s = slots_[i];
       if (s.prefix != k.prefix || (s.size & size_bits) != piece.size() || s.tag != k.tag) continue;
@@ -94,22 +98,9 @@ class PieceCache {
     std::uint16_t tag;
   };
 
-  // A multiply-xorshift over the piece's eight-byte words and its length. A piece of
-  // at most eight bytes hashes from its prefix word and length alone, so grow() can
-  // rehash an inline slot without the text (`data` is read only past eight bytes).
-  static std::uint64_t hash(std::uint64_t prefix, std::size_t n, const char* data) {
-    std::uint64_t h = (prefix ^ (n * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
-    for (std::size_t i = 8; i < n; i += 8)
-      h = ((h ^ (h >> 31)) ^ prefix_word(data + i, std::min<std::size_t>(8, n - i))) * 0x94D049BB133111EBull;
-    h ^= h >> 32;  // one more round, so that every byte reaches the low bits the slot index uses
-    h *= 0xD6E8FEB86659FD93ull;
-    return h ^ (h >> 32);
-  }
-  static Key key(std::string_view s) {
-    const std::uint64_t prefix = prefix_word(s.data(), s.size());
-    const std::uint64_t h = hash(prefix, s.size(), s.data());
-    return {prefix, h, static_cast<std::uint16_t>(h >> 48)};
-  }
+  static std::uint64_t hash(std::uint64_t prefix, std::size_t n, const char* data) { return piece_hash(prefix, n, data); }
+  static Key key(std::string_view s) { return key(piece_key(s)); }
+  static Key key(const PieceKey& k) { return {k.prefix, k.hash, static_cast<std::uint16_t>(k.hash >> 48)}; }
 
   [[nodiscard]] std::size_t mask() const { return slots_.size() - 1; }
 

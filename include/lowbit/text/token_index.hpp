@@ -15,22 +15,14 @@
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/huge_page_allocator.hpp"
-#include "lowbit/text/prefix_word.hpp"
+#include "lowbit/text/piece_key.hpp"
 
 namespace lowbit::text {
-
-/// FNV-1a, 64-bit, the high bits folded into the low ones (which pick a slot): tokens
-/// and pre-tokens are a few bytes, where a byte loop beats block hashes' setup.
-inline std::uint64_t piece_hash(std::string_view s) {
-  std::uint64_t h = 14695981039346656037ull;
-  for (const char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-  return h ^ (h >> 29);
-}
 
 class TokenIndex {
  public:
   // 16-byte slots at most 60 % full, as MergeTable: Llama 3's 128,256 tokens take
-  // 4 MB. A slot holds the token's first eight bytes (prefix_word.hpp), so a lookup
+  // 4 MB. A slot holds the token's first eight bytes (piece_key.hpp), so a lookup
   // of a token of at most eight bytes reads nothing but its slot: an encoder with
   // ignore_merges asks for every new word, and the second miss into bytes_ had been
   // most of that (perf, Llama 3 on WikiText-2).
@@ -49,9 +41,10 @@ class TokenIndex {
       return true;
     }
     if (5 * (size_ + 1) > 3 * slots_.size()) rehash(slots_.empty() ? 1024 : 2 * slots_.size());
-    std::size_t i = piece_hash(token) & mask();
+    const PieceKey k = piece_key(token);
+    std::size_t i = k.hash & mask();
     while (!is_empty(slots_[i])) i = (i + 1) & mask();
-    slots_[i] = {prefix_word(token.data(), token.size()), static_cast<std::uint32_t>(bytes_.size()),
+    slots_[i] = {k.prefix, static_cast<std::uint32_t>(bytes_.size()),
                  static_cast<std::uint32_t>(id) << size_bits | static_cast<std::uint32_t>(token.size())};
     bytes_.append(token);
     ++size_;
@@ -59,20 +52,27 @@ class TokenIndex {
   }
 
   /// The token's id, or -1.
-  [[nodiscard]] int find(std::string_view token) const {
+  [[nodiscard]] int find(std::string_view token) const { return find(token, piece_key(token)); }
+
+  /// The same with the token's key already computed (piece_key(token)).
+  [[nodiscard]] int find(std::string_view token, const PieceKey& k) const {
     if (token.size() >= long_size) {
       const auto it = long_.find(std::string(token));
       return it == long_.end() ? -1 : it->second;
     }
     if (slots_.empty()) return -1;
-    const std::uint64_t prefix = prefix_word(token.data(), token.size());
-    for (std::size_t i = piece_hash(token) & mask(); !is_empty(slots_[i]); i = (i + 1) & mask()) {
+    for (std::size_t i = k.hash & mask(); !is_empty(slots_[i]); i = (i + 1) & mask()) {
       const Slot& s = slots_[i];
-      if (s.prefix != prefix || (s.size_id & size_mask) != token.size()) continue;
+      if (s.prefix != k.prefix || (s.size_id & size_mask) != token.size()) continue;
       if (token.size() <= 8 || std::memcmp(bytes_.data() + s.offset + 8, token.data() + 8, token.size() - 8) == 0)
         return static_cast<int>(s.size_id >> size_bits);
     }
     return -1;
+  }
+
+  /// Starts loading the slot where a lookup of the piece keyed `k` begins.
+  void prefetch(const PieceKey& k) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[k.hash & mask()]);
   }
 
   /// f(token) for every token, in no particular order.
@@ -109,7 +109,7 @@ class TokenIndex {
     slots_.assign(capacity, Slot{});
     for (const Slot& s : old) {
       if (is_empty(s)) continue;
-      std::size_t i = piece_hash(std::string_view(bytes_).substr(s.offset, s.size_id & size_mask)) & mask();
+      std::size_t i = piece_key(std::string_view(bytes_).substr(s.offset, s.size_id & size_mask)).hash & mask();
       while (!is_empty(slots_[i])) i = (i + 1) & mask();
       slots_[i] = s;
     }

@@ -807,7 +807,12 @@ class TokenizerJson {
 
   void encode_cached(std::string_view piece, Workspace& w) const {
     std::span<const int> hit;
-    if (w.cache.find(piece, hit)) {
+    const PieceKey k = piece_key(piece);
+    // With ignore_merges a piece seen for the first time is looked up in the
+    // vocabulary next, a miss to memory: its slot starts loading while the cache is
+    // probed (for a piece the cache holds, a wasted prefetch of one line).
+    if (ignore_merges_) ids_.prefetch(k);
+    if (w.cache.find(piece, k, hit)) {
       w.out.insert(w.out.end(), hit.begin(), hit.end());
       return;
     }
