@@ -171,6 +171,7 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
   CHECK(log2.find("epoch 1") == std::string::npos);  // no QAFT retraining
   // The probe scale kept in units/probe-scale.json is the computed one to the bit:
   // the landscapes, keyed on it, are reused.
+  CHECK(log2.find("probe scale: kept in") != std::string::npos);
   CHECK(log2.find("landscape: reusing") != std::string::npos);
   CHECK(log2.find("landscape-layers: reusing") != std::string::npos);
   CHECK(second.units.size() == 3);

@@ -361,3 +361,21 @@ TEST_CASE("tokenizer_json: a GPT-2 tokenizer.json gives Gpt2Tokenizer's ids on W
   CHECK(tok.decode(ids) == text);
   CHECK(tok.vocab_size() == ref.vocab_size());
 }
+
+TEST_CASE("tokenizer_json: added tokens found whether they all start alike (memchr) or not") {
+  // "<x>" and "<xy>" both start with "<": the scan jumps from "<" to "<"; adding "q!"
+  // makes two first bytes and the byte-by-byte scan. Same ids either way, leftmost
+  // then longest, a "<" that starts none left to the model (unk here).
+  const std::string alike = R"(,"added_tokens":[{"id":6,"content":"<x>"},{"id":7,"content":"<xy>"}])";
+  const std::string mixed = R"(,"added_tokens":[{"id":6,"content":"<x>"},{"id":7,"content":"<xy>"},{"id":8,"content":"q!"}])";
+  for (const auto& tail : {alike, mixed}) {
+    CAPTURE(tail);
+    const auto tok = TjTokenizer::from_string(tj_toy("", "[\"a b\"]", tail), "toy.json");
+    CHECK(tok.encode("a<x>b<xy><c<") == std::vector<int>{1, 6, 2, 7, 0, 5, 0});
+    CHECK(tok.encode("<x><x>") == std::vector<int>{6, 6});
+    CHECK(tok.encode("<") == std::vector<int>{0});
+    CHECK(tok.encode("ab") == std::vector<int>{3});
+  }
+  const auto tok = TjTokenizer::from_string(tj_toy("", "[\"a b\"]", mixed), "toy.json");
+  CHECK(tok.encode("aq!<xy") == std::vector<int>{1, 8, 0, 0, 0});  // "<xy" is no added token: unk per symbol
+}

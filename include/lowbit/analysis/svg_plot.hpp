@@ -47,8 +47,7 @@ class SvgPlot {
 
   SvgPlot() = default;
   /// The set-up every figure starts from: its title and axis labels.
-  SvgPlot(std::string title_, std::string x_label_, std::string y_label_)
-      : title(std::move(title_)), x_label(std::move(x_label_)), y_label(std::move(y_label_)) {}
+  SvgPlot(std::string t, std::string x, std::string y) : title(std::move(t)), x_label(std::move(x)), y_label(std::move(y)) {}
 
   Series& add(Series s) {
     series_.push_back(std::move(s));

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <type_traits>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -49,7 +50,12 @@ struct HugePageAllocator {
     else std::free(p);
   }
 
-  friend bool operator==(const HugePageAllocator&, const HugePageAllocator&) noexcept { return true; }
+  using is_always_equal = std::true_type;
 };
+
+template <class T, class U>
+bool operator==(const HugePageAllocator<T>&, const HugePageAllocator<U>&) noexcept {
+  return true;  // stateless: memory from one is freed by any other
+}
 
 }  // namespace lowbit

@@ -166,8 +166,10 @@ inline analysis::SvgPlot figure_nll_vs_distance(const StudyResults& r) {
 /// distribution the calibration and the choices saw.
 inline std::vector<analysis::SvgPlot> figure_nll_by_dataset(const StudyResults& r) {
   struct Set { std::string id, title; double UnitResult::*nll; double fp; };
+  const std::string ood = r.ood_data.substr(0, std::min(r.ood_data.find(" ("), r.ood_data.find(',')));
   const std::vector<Set> sets = {{"test", "Test split", &UnitResult::test_nll, r.fp_test_nll},
-                                 {"ood", "Out-of-domain text", &UnitResult::ood_nll, r.fp_ood_nll}};
+                                 {"ood", ood.empty() ? "Out-of-domain text" : "Out of domain, " + ood, &UnitResult::ood_nll,
+                                  r.fp_ood_nll}};
   std::vector<analysis::SvgPlot> panels;
   for (const auto& set : sets) {
     analysis::SvgPlot p(set.title + ": NLL by bit width (" + r.model + ")", "bit width", "NLL (nats/token)");
@@ -181,11 +183,25 @@ inline std::vector<analysis::SvgPlot> figure_nll_by_dataset(const StudyResults& 
       if (!s.x.empty()) p.add(std::move(s));
     }
     if (p.empty()) continue;
-    if (std::isfinite(set.fp)) p.add({"fp32", {lo, std::max(hi, lo + 1)}, {set.fp, set.fp}, true, false, "#000000", true});
+    if (lo == hi) lo -= 0.5, hi += 0.5;  // one bit width: a short line around it, as the axis pads
+    if (std::isfinite(set.fp)) p.add({"fp32", {lo, hi}, {set.fp, set.fp}, true, false, "#000000", true});
     panels.push_back(std::move(p));
   }
   return panels;
 }
+
+namespace detail {
+/// Whether some QAFT unit has what Appendix B / Appendix A draw: the figures and the
+/// report's links to them ask the same question here.
+inline bool has_qaft_epochs(const StudyResults& r) {
+  return std::any_of(r.units.begin(), r.units.end(),
+                     [](const UnitResult& u) { return u.method == "qaft" && !u.epoch_test_nll.empty(); });
+}
+inline bool has_qaft_rates(const StudyResults& r) {
+  return std::any_of(r.units.begin(), r.units.end(),
+                     [](const UnitResult& u) { return u.method == "qaft" && !u.lr_curve.empty(); });
+}
+}  // namespace detail
 
 /// Appendix B: QAFT's test NLL after each epoch (the chosen rate), one panel per bit
 /// width — its own NLL scale — with GPTQ's test NLL as a dashed line: where the curve
@@ -279,10 +295,6 @@ inline std::vector<analysis::SvgPlot> figure_landscape(const StudyResults& r) {
 }
 
 namespace detail {
-template <class Pred>
-bool any_unit(const StudyResults& r, Pred pred) {
-  return std::any_of(r.units.begin(), r.units.end(), pred);
-}
 inline std::string verdict(bool held) { return held ? "**held**" : "**did not hold**"; }
 }  // namespace detail
 
@@ -308,11 +320,10 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
   o << "\n![NLL QAFT vs GPTQ](fig1_nll_qaft_vs_gptq.svg) ![layer MSE](fig1_layer_mse.svg)\n\n"
     << "![NLL vs size](fig2_nll_vs_size.svg)";
   if (!r.profiles.empty()) o << " ![landscape](fig3_landscape.svg)";
-  o << "\n\n![NLL vs distance from w](fig4_nll_vs_distance.svg) ![NLL by bit width per evaluation set](fig5_nll_by_dataset.svg)";
-  if (detail::any_unit(r, [](const UnitResult& u) { return u.method == "qaft" && !u.epoch_test_nll.empty(); }))
-    o << "\n\n![QAFT test NLL per epoch (Appendix B)](figB_qaft_epochs.svg)";
-  if (detail::any_unit(r, [](const UnitResult& u) { return u.method == "qaft" && !u.lr_curve.empty(); }))
-    o << " ![QAFT learning rates (Appendix A)](figA_qaft_rates.svg)";
+  if (!r.units.empty())
+    o << "\n\n![NLL vs distance from w](fig4_nll_vs_distance.svg) ![NLL by bit width per evaluation set](fig5_nll_by_dataset.svg)";
+  if (detail::has_qaft_epochs(r)) o << "\n\n![QAFT test NLL per epoch (Appendix B)](figB_qaft_epochs.svg)";
+  if (detail::has_qaft_rates(r)) o << " ![QAFT learning rates (Appendix A)](figA_qaft_rates.svg)";
   o << "\n\n## The study's findings, checked on this model\n\n";
   // 1. QAFT beats GPTQ at low precision
   for (const int b : {4, 3, 2}) {
@@ -415,11 +426,12 @@ inline void write_report(const StudyResults& r, const std::filesystem::path& dir
   figure_layer_mse(r).write(dir / "fig1_layer_mse.svg");
   figure_nll_vs_size(r).write(dir / "fig2_nll_vs_size.svg");
   if (!r.profiles.empty()) write_file_atomic(dir / "fig3_landscape.svg", analysis::SvgPlot::panels(figure_landscape(r), 2));
-  figure_nll_vs_distance(r).write(dir / "fig4_nll_vs_distance.svg");
-  write_file_atomic(dir / "fig5_nll_by_dataset.svg", analysis::SvgPlot::panels(figure_nll_by_dataset(r), 2));
-  if (const auto epochs = figure_qaft_epochs(r); !epochs.empty())
-    write_file_atomic(dir / "figB_qaft_epochs.svg", analysis::SvgPlot::panels(epochs, 2));
-  if (const auto rates = figure_qaft_rates(r); !rates.empty()) rates.write(dir / "figA_qaft_rates.svg");
+  if (!r.units.empty()) {
+    figure_nll_vs_distance(r).write(dir / "fig4_nll_vs_distance.svg");
+    write_file_atomic(dir / "fig5_nll_by_dataset.svg", analysis::SvgPlot::panels(figure_nll_by_dataset(r), 2));
+  }
+  if (detail::has_qaft_epochs(r)) write_file_atomic(dir / "figB_qaft_epochs.svg", analysis::SvgPlot::panels(figure_qaft_epochs(r), 2));
+  if (detail::has_qaft_rates(r)) figure_qaft_rates(r).write(dir / "figA_qaft_rates.svg");
   write_file_atomic(dir / "report.md", report_markdown(r, command));
 }
 

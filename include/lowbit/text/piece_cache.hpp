@@ -14,7 +14,6 @@
 // encoders keep one per call, which also keeps encode() thread-safe).
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -54,10 +53,12 @@ class PieceCache {
   }
 
   /// Remembers the ids of `piece` (not already cached; ignored when too long).
-  void insert(std::string_view piece, std::span<const int> ids) {
+  void insert(std::string_view piece, std::span<const int> ids) { insert(piece, piece_key(piece), ids); }
+  /// The same with the piece's key already computed (piece_key(piece)).
+  void insert(std::string_view piece, const PieceKey& pk, std::span<const int> ids) {
     if (piece.size() >= max_piece || piece.empty()) return;
     if (2 * (used_ + 1) > slots_.size()) grow();
-    const Key k = key(piece);
+    const Key k = key(pk);
     Slot s{k.prefix, 0, static_cast<std::uint16_t>(piece.size()), k.tag};
     if (piece.size() <= 8 && ids.size() == 1) {
       s.size |= inline_id;
@@ -98,8 +99,6 @@ class PieceCache {
     std::uint16_t tag;
   };
 
-  static std::uint64_t hash(std::uint64_t prefix, std::size_t n, const char* data) { return piece_hash(prefix, n, data); }
-  static Key key(std::string_view s) { return key(piece_key(s)); }
   static Key key(const PieceKey& k) { return {k.prefix, k.hash, static_cast<std::uint16_t>(k.hash >> 48)}; }
 
   [[nodiscard]] std::size_t mask() const { return slots_.size() - 1; }
@@ -119,7 +118,7 @@ class PieceCache {
       if (s.size == 0) continue;
       const std::size_t n = s.size & size_bits;
       const char* data = (s.size & inline_id) ? nullptr : entries_[static_cast<std::size_t>(s.value)].data;
-      place(s, hash(s.prefix, n, data));
+      place(s, piece_hash(s.prefix, n, data));
     }
   }
 

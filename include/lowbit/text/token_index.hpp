@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <functional>
 #include <unordered_map>
 #include <vector>
 
@@ -33,15 +34,16 @@ class TokenIndex {
   /// Adds token → id (id >= 0); false, and no change, if the token is there already.
   bool insert(std::string_view token, int id) {
     lowbit::detail::check(bytes_.size() + token.size() < (std::size_t{1} << 32), "TokenIndex: more than 4 GiB of tokens");
-    lowbit::detail::check(id >= 0 && id < max_id, "TokenIndex: token id ", id, " is outside 0..", max_id - 1);
-    if (find(token) >= 0) return false;
+    lowbit::detail::check(id >= 0 && id < max_id, "TokenIndex: token id ", id, " is outside 0..", max_id - 1,
+                          " (the ids a slot holds)");
+    const PieceKey k = piece_key(token);
+    if (find(token, k) >= 0) return false;
     if (token.size() >= long_size) {
       long_.emplace(std::string(token), id);
       ++size_;
       return true;
     }
     if (5 * (size_ + 1) > 3 * slots_.size()) rehash(slots_.empty() ? 1024 : 2 * slots_.size());
-    const PieceKey k = piece_key(token);
     std::size_t i = k.hash & mask();
     while (!is_empty(slots_[i])) i = (i + 1) & mask();
     slots_[i] = {k.prefix, static_cast<std::uint32_t>(bytes_.size()),
@@ -57,7 +59,7 @@ class TokenIndex {
   /// The same with the token's key already computed (piece_key(token)).
   [[nodiscard]] int find(std::string_view token, const PieceKey& k) const {
     if (token.size() >= long_size) {
-      const auto it = long_.find(std::string(token));
+      const auto it = long_.find(token);
       return it == long_.end() ? -1 : it->second;
     }
     if (slots_.empty()) return -1;
@@ -92,7 +94,8 @@ class TokenIndex {
   static constexpr int size_bits = 11;
   static constexpr std::uint32_t size_mask = (1u << size_bits) - 1, empty = ~std::uint32_t{0};
   static constexpr std::size_t long_size = size_mask;
-  static constexpr int max_id = (1 << (32 - size_bits)) - 1;  // 2,097,150: the all-ones id marks an empty slot
+  // Ids below 2^21; the all-ones word marks an empty slot (no slot's size is 2,047).
+  static constexpr int max_id = 1 << (32 - size_bits);
 
   struct Slot {
     std::uint64_t prefix = 0;    // the token's first (up to) eight bytes
@@ -117,7 +120,11 @@ class TokenIndex {
 
   std::string bytes_;  // every token's bytes, back to back
   std::vector<Slot, HugePageAllocator<Slot>> slots_;  // 4 MB for Llama 3: see huge_page_allocator.hpp
-  std::unordered_map<std::string, int> long_;
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, int, StringHash, std::equal_to<>> long_;
   std::size_t size_ = 0;
 };
 

@@ -606,9 +606,7 @@ class TokenizerJson {
     added_[i] = true;
     added_by_first_[static_cast<unsigned char>(content[0])].push_back(content);
     added_first_[static_cast<unsigned char>(content[0])] = true;
-    only_added_first_ = -1;
-    for (int b = 0, starts = 0; b < 256; ++b)
-      if (added_first_[static_cast<std::size_t>(b)]) only_added_first_ = ++starts == 1 ? b : -1;
+    only_added_first_ = the_only_true(added_first_);
     auto& v = added_by_first_[static_cast<unsigned char>(content[0])];
     std::stable_sort(v.begin(), v.end(), [](const std::string& x, const std::string& y) { return x.size() > y.size(); });
   }
@@ -690,6 +688,17 @@ class TokenizerJson {
 
   // ---- encoding -----------------------------------------------------------------
   const Merge* merge_of(int a, int b) const { return merges_.find(a, b); }
+
+  // The one byte flagged, or -1 if none or several are.
+  static int the_only_true(const std::array<bool, 256>& flags) {
+    int only = -1;
+    for (int b = 0; b < 256; ++b)
+      if (flags[static_cast<std::size_t>(b)]) {
+        if (only >= 0) return -1;
+        only = b;
+      }
+    return only;
+  }
 
   // Calls f(section, -1) for text between added tokens and f(content, id) for each
   // added token: leftmost, then longest match, like the reference's DictionarySplitter.
@@ -817,15 +826,18 @@ class TokenizerJson {
       return;
     }
     const std::size_t before = w.out.size();
-    encode_piece(piece, w);
-    w.cache.insert(piece, std::span<const int>(w.out).subspan(before));
+    if (const int id = ignore_merges_ ? ids_.find(piece, k) : -1; id >= 0) w.out.push_back(id);
+    else encode_piece(piece, w, /*leading_mark=*/false, /*vocabulary_checked=*/ignore_merges_);
+    w.cache.insert(piece, k, std::span<const int>(w.out).subspan(before));
   }
 
   // One pre-token: its symbols (bytes, or code points for a SentencePiece-style
   // vocabulary; -1 for a code point the vocabulary lacks), BPE, then fallbacks.
   // `leading_mark`: the piece is read after a word mark (encode_spaced's first word).
-  void encode_piece(std::string_view piece, Workspace& w, bool leading_mark = false) const {
-    if (ignore_merges_)
+  // `vocabulary_checked`: the caller found the piece is no vocabulary token.
+  void encode_piece(std::string_view piece, Workspace& w, bool leading_mark = false,
+                    bool vocabulary_checked = false) const {
+    if (ignore_merges_ && !vocabulary_checked)
       if (const int id = ids_.find(piece); id >= 0) return w.out.push_back(id);
     w.ids.clear();
     w.pos.clear();

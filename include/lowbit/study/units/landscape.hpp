@@ -81,9 +81,14 @@ struct LandscapeUnits {
         ProbeScale s;
         s.whole = j.at("whole").as_double();
         for (const auto& v : j.at("layers").items()) s.layer.push_back(v.as_double());
-        if (s.layer.size() == c.model.linear_layers().size()) return s;
-        c.log("warning: %s lists %zu layers, the model has %zu; computing it again", file.string().c_str(),
-              s.layer.size(), c.model.linear_layers().size());
+        const bool usable = j.at("run").dump() == c.store.run().dump() && std::isfinite(s.whole) && s.whole > 0 &&
+                            s.layer.size() == c.model.linear_layers().size() &&
+                            std::all_of(s.layer.begin(), s.layer.end(), [](double v) { return std::isfinite(v) && v >= 0; });
+        if (usable) {
+          c.log("probe scale: kept in %s (%.6g)", file.string().c_str(), s.whole);
+          return s;
+        }
+        c.log("warning: %s is not this run's or this model's probe scale; computing it again", file.string().c_str());
       } catch (const Error& e) {
         c.log("warning: %s is unreadable (%s); computing it again", file.string().c_str(), e.what());
       }
