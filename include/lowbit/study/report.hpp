@@ -123,19 +123,23 @@ inline analysis::SvgPlot figure_layer_mse(const StudyResults& r) {
   return p;
 }
 
+namespace detail {
+/// One line per method through its bit widths: (u.*x, test NLL) — Figures 2 and 4.
+inline void add_method_lines(analysis::SvgPlot& p, const StudyResults& r, double UnitResult::*x) {
+  for (const std::string m : {"rtn", "gptq", "qaft"}) {
+    analysis::Series s{m, {}, {}, true, true, "", false};
+    for (const int b : bit_widths(r))
+      if (const auto* u = r.find(m, b)) s.x.push_back(u->*x), s.y.push_back(u->test_nll);
+    if (!s.x.empty()) p.add(std::move(s));
+  }
+}
+}  // namespace detail
+
 /// Figure 2: test NLL against weight size in bytes, one line per method.
 inline analysis::SvgPlot figure_nll_vs_size(const StudyResults& r) {
   analysis::SvgPlot p("Test NLL vs weight size (" + r.model + ")", "weight bytes", "test NLL (nats/token)");
   p.log_x = true;
-  for (const std::string m : {"rtn", "gptq", "qaft"}) {
-    analysis::Series s{m, {}, {}, true, true, "", false};
-    for (const int b : detail::bit_widths(r))
-      if (const auto* u = r.find(m, b)) {
-        s.x.push_back(u->weight_bytes);
-        s.y.push_back(u->test_nll);
-      }
-    if (!s.x.empty()) p.add(s);
-  }
+  detail::add_method_lines(p, r, &UnitResult::weight_bytes);
   if (std::isfinite(r.fp_test_nll))
     p.add({"fp32", {r.fp_weight_bytes}, {r.fp_test_nll}, false, true, "#000000", false});
   return p;
@@ -148,12 +152,7 @@ inline analysis::SvgPlot figure_nll_vs_size(const StudyResults& r) {
 inline analysis::SvgPlot figure_nll_vs_distance(const StudyResults& r) {
   analysis::SvgPlot p("Test NLL vs distance from w (" + r.model + ")", "‖w_q − w‖₂ over the quantized weights",
                       "test NLL (nats/token)");
-  for (const std::string m : {"rtn", "gptq", "qaft"}) {
-    analysis::Series s{m, {}, {}, true, true, "", false};
-    for (const int b : detail::bit_widths(r))
-      if (const auto* u = r.find(m, b)) s.x.push_back(u->weight_distance), s.y.push_back(u->test_nll);
-    if (!s.x.empty()) p.add(std::move(s));
-  }
+  detail::add_method_lines(p, r, &UnitResult::weight_distance);
   if (p.empty()) return p;
   if (std::isfinite(r.fp_test_nll)) p.add({"fp32", {0.0}, {r.fp_test_nll}, false, true, "#000000", false});
   if (std::isfinite(r.basin_radius)) p.markers.push_back({r.basin_radius, "R(w) = " + detail::num(r.basin_radius, 3)});

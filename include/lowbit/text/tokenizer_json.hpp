@@ -826,19 +826,17 @@ class TokenizerJson {
       return;
     }
     const std::size_t before = w.out.size();
+    // ignore_merges: a piece that is a vocabulary token is that token, without BPE
+    // (every piece with ignore_merges comes through here: encode_spaced never has it).
     if (const int id = ignore_merges_ ? ids_.find(piece, k) : -1; id >= 0) w.out.push_back(id);
-    else encode_piece(piece, w, /*leading_mark=*/false, /*vocabulary_checked=*/ignore_merges_);
+    else encode_piece(piece, w);
     w.cache.insert(piece, k, std::span<const int>(w.out).subspan(before));
   }
 
   // One pre-token: its symbols (bytes, or code points for a SentencePiece-style
   // vocabulary; -1 for a code point the vocabulary lacks), BPE, then fallbacks.
   // `leading_mark`: the piece is read after a word mark (encode_spaced's first word).
-  // `vocabulary_checked`: the caller found the piece is no vocabulary token.
-  void encode_piece(std::string_view piece, Workspace& w, bool leading_mark = false,
-                    bool vocabulary_checked = false) const {
-    if (ignore_merges_ && !vocabulary_checked)
-      if (const int id = ids_.find(piece); id >= 0) return w.out.push_back(id);
+  void encode_piece(std::string_view piece, Workspace& w, bool leading_mark = false) const {
     w.ids.clear();
     w.pos.clear();
     if (leading_mark) {
