@@ -6,7 +6,8 @@
 # docs/results/<model>-schemes/<scheme>/, with the landscape (where ‖Δw‖ sits
 # against R(w)) and, for the TinyStories model, the held-out re-measure. Every
 # finished unit is a file at once, so the job resumes where it stopped and skips a
-# folder whose results.json exists.
+# folder whose results.json exists, or that another runner holds (start a second
+# runner for the same model on a free core and the two share its schemes).
 #
 #   nohup nice -n 19 scripts/study_schemes.sh [BUILD_DIR] [MODEL...] > /tmp/study-schemes.log 2>&1 &
 #
@@ -45,6 +46,11 @@ for name in "${models[@]}"; do
     [[ "$scheme" == int* ]] && bits=(--bits 4,3,2)
     out="docs/results/$name-$suffix/${scheme//:/-}"
     if [[ -f "$out/results.json" ]]; then echo "study_schemes: $out: done"; continue; fi
+    # Another runner on this folder holds its lock (lowbit-study's flock): leave the
+    # folder to it and go on, so two runners started one after the other share a sweep.
+    if [[ -f "$out/lock" ]] && ! flock -n "$out/lock" true; then
+      echo "study_schemes: $out: another run holds it, next"; continue
+    fi
     echo "study_schemes: $name $scheme: starting or resuming in $out ($(date -u +%H:%M) UTC)"
     "$study" "${model_flag[@]}" --scheme "$scheme" "${bits[@]}" --out "$out" --landscape --directions 8 \
       "${heldout[@]}" "${extra[@]}" --threads "$threads"
