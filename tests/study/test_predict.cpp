@@ -37,23 +37,29 @@ UnitResult unit(const std::string& method, int bits, double nll, double distance
 
 /// A model whose basin radius is `radius`; at each width RTN moves the weights by
 /// `d`, RTN's and GPTQ's NLL increases are 0.1·(d/R)² and 0.05·(d/R)², and QAFT
-/// beats GPTQ by 0.1 exactly when d > R.
-StudyResults model_run(const std::string& model, double radius, const std::vector<double>& distances, bool landscape = true) {
+/// beats GPTQ by 0.1 exactly when d > R — unless `valleys` marks the width: there
+/// GPTQ's segment rises a twentieth of the random direction's rise and QAFT loses.
+StudyResults model_run(const std::string& model, double radius, const std::vector<double>& distances, bool landscape = true,
+                       const std::vector<bool>& valleys = {}) {
   StudyResults r;
   r.model = model + " (2 layers, d=16)";
   r.fp_test_nll = 2.0;
   r.basin_radius = landscape ? radius : lowbit::study::nan_value;
+  const Profile random{"random 0", {0, radius, 3 * radius}, {2, 2.1, 3}, radius};
   int bits = 8;
-  for (const double d : distances) {
-    const double x = d / radius;
+  for (std::size_t k = 0; k < distances.size(); ++k) {
+    const double d = distances[k], x = d / radius;
+    const bool valley = k < valleys.size() && valleys[k];
     const double rtn = 2.0 + 0.1 * x * x, gptq = 2.0 + 0.05 * x * x;
     r.units.push_back(unit("rtn", bits, rtn, d, d / 4));
     r.units.push_back(unit("gptq", bits, gptq, 1.2 * d, d / 4));
-    r.units.push_back(unit("qaft", bits, gptq + (x > 1 ? -0.1 : 0.1), 1.3 * d, d / 4));
+    r.units.push_back(unit("qaft", bits, gptq + (x > 1 && !valley ? -0.1 : 0.1), 1.3 * d, d / 4));
+    const double rise = random.nll_at(1.2 * d) - 2.0;
+    if (landscape) r.profiles.push_back({segment_label("gptq", r.label(bits)), {0, 1.2 * d}, {2, 2 + (valley ? rise / 20 : rise)}});
     bits -= 2;
   }
   if (landscape) {
-    r.profiles.push_back({"random 0", {0, radius, 3 * radius}, {2, 2.1, 3}, radius});
+    r.profiles.push_back(random);
     for (int k = 0; k < 4; ++k)  // layer k's basin: R/2; RTN's layer error (d/4)(k+1)
       r.layer_profiles.push_back({"layer layer" + std::to_string(k), {0, radius}, {2, 2.1}, radius / 2});
   }
@@ -85,6 +91,7 @@ TEST_CASE("predictor: points from runs, what cannot be used named") {
   CHECK(pts[0].exits == 0.0);  // layer errors d/4·(k+1) = 0.5..2, all inside R/2 = 5
   CHECK(pts[1].exits == 0.5);  // 2, 4, 6, 8: two of four outside
   CHECK(pts[2].exits == 1.0);
+  CHECK(pts[0].log_valley == doctest::Approx(0.0));  // the segment rises as the random direction does
   PredictorPoint tie;  // closer than the margin: a tie, not a win
   tie.qaft_minus_gptq = -0.5 * PredictorPoint::win_margin;
   CHECK_FALSE(tie.qaft_wins());
@@ -143,6 +150,46 @@ TEST_CASE("predictor: runs of the same weights are one model, whatever their nam
   CHECK(predictor_points({bad}, skipped).empty());
   REQUIRE(skipped.size() == 1);
   CHECK(skipped[0].find("not a number") != std::string::npos);
+}
+
+TEST_CASE("predictor: the valley tells where GPTQ wins outside the basin, which r alone cannot") {
+  // Outside the basin QAFT wins unless GPTQ found a valley; the valley sits at a larger
+  // r than the plain width in one model, a smaller one in another, the same in the third
+  // (which no threshold on r can get right).
+  std::vector<std::string> skipped;
+  const auto pts = predictor_points({compared("a", model_run("a", 10, {2, 20, 30}, true, {false, false, true})),
+                                     compared("b", model_run("b", 10, {2, 20, 30}, true, {false, true, false})),
+                                     compared("c", model_run("c", 10, {2, 25, 25}, true, {false, true, false}))},
+                                    skipped);
+  REQUIRE(pts.size() == 9);
+  // GPTQ's segment (to 36) outruns the random probes (to 30): both rises are read at 30,
+  // the segment's 30/36 of the way along.
+  CHECK(pts[2].log_valley == doctest::Approx(std::log10(1.0 / 20 * 30 / 36)));
+  const auto e = evaluate_predictor(pts);
+  int threshold_right = 0;
+  for (std::size_t i = 0; i < pts.size(); ++i) {
+    INFO(pts[i].run << " " << pts[i].width);
+    CHECK(e.wins_valley[i] == (pts[i].qaft_wins() ? 1.0 : 0.0));
+    threshold_right += e.wins_threshold[i] == (pts[i].qaft_wins() ? 1.0 : 0.0);
+  }
+  CHECK(threshold_right < 9);
+  // A run whose landscape lacks GPTQ's segment at a width cannot give that point.
+  ComparedRun gap = compared("gap", model_run("g", 10, {2, 20}));
+  std::erase_if(gap.results.profiles, [](const Profile& p) { return p.label == "w -> w_gptq (int6)"; });
+  skipped.clear();
+  CHECK(predictor_points({gap}, skipped).size() == 1);
+  REQUIRE(skipped.size() == 1);
+  CHECK(skipped[0].find("w -> w_gptq") != std::string::npos);
+}
+
+TEST_CASE("landscape profiles: the NLL between and beyond the probes") {
+  const Profile p{"random 0", {0, 10, 30}, {2, 2.1, 3}};
+  CHECK(p.nll_at(-1) == 2.0);
+  CHECK(p.nll_at(5) == doctest::Approx(2.05));
+  CHECK(p.nll_at(20) == doctest::Approx(2.55));
+  CHECK(p.nll_at(30) == doctest::Approx(3.0));
+  CHECK(p.nll_at(99) == 3.0);
+  CHECK(std::isnan(Profile{}.nll_at(1)));
 }
 
 TEST_CASE("predictor: one model alone cannot be judged, and says so") {

@@ -4,14 +4,19 @@
 // quantized LLMs", which fits such predictors from local landscape features.)
 //
 // One point per finished run and bit width that has RTN, GPTQ and QAFT units and a
-// landscape. Its features need no fine-tuning and no GPTQ — the model, its RTN
-// weights, the validation windows the landscape probes and the layers' inputs:
+// landscape. Its first three features need no fine-tuning and no GPTQ — the model,
+// its RTN weights, the validation windows the landscape probes and the layers' inputs:
 //   * log10 ‖w_RTN − w‖ / R(w) — the perturbation against the basin radius (the
 //     radii are the model's own probe grid, the same in every run of it);
 //   * the fraction of layers whose ‖ΔW_RTN‖ leaves that layer's own basin;
 //   * log10 of RTN's mean layer output MSE (‖ΔW·X‖² per output). Its X are the
 //     test split's activations (the study measures every unit's layer MSE there), the
 //     split the targets are measured on: a feature that shares data with its target.
+// A fourth needs GPTQ's weights but still no fine-tuning, and enters only the "does
+// QAFT win" question: the valley — log10 of how much the NLL rises along the straight
+// segment w → w_GPTQ against the random directions at the same distance. pd-1m's
+// exceptions (GPTQ beating QAFT outside the basin) have GPTQ's segment rising a
+// tenth of the random directions' rise (docs/results/README.md).
 // Targets: the test-NLL increase over full precision after RTN and after GPTQ
 // (log10, floored at 1e-3 nats), and whether QAFT's test NLL is below GPTQ's by more
 // than PredictorPoint::win_margin. Each
@@ -42,6 +47,7 @@ struct PredictorPoint {
   bool radius_beyond = false;     ///< R(w) beyond the probes: log_ratio is an upper bound
   double exits = nan_value;       ///< fraction of layers outside their own basin
   double log_mse = nan_value;     ///< log10 mean RTN layer output MSE
+  double log_valley = nan_value;  ///< log10 GPTQ segment's NLL rise / random directions' (detail::log_valley)
   double rtn_increase = nan_value, gptq_increase = nan_value;  ///< test NLL − fp test NLL
   double qaft_minus_gptq = nan_value;
 
@@ -67,6 +73,27 @@ inline double log_mean_mse(const UnitResult& rtn) {
   for (const auto& l : rtn.layers) s += l.output_mse;
   return rtn.layers.empty() || !(s > 0) ? nan_value : std::log10(s / static_cast<double>(rtn.layers.size()));
 }
+
+/// NLL rises below this (nats) are within the probes' noise (int8 moves the weights
+/// so little that both rises are): the valley floors both, so such a point reads 0.
+inline constexpr double valley_floor = 1e-3;
+
+/// log10 of (the NLL rise along w → w_GPTQ at distance D) / (the random directions'
+/// mean rise at D), D = ‖w_GPTQ − w‖ or the largest probe if that is nearer (the
+/// random profiles end there). Below 0: GPTQ moved along a valley, flatter than a
+/// random direction. NaN without the run's GPTQ segment at `width`.
+inline double log_valley(const StudyResults& r, const std::string& width) {
+  const Profile* g = r.find_profile(segment_label("gptq", width));
+  if (!g || g->t.size() < 2) return nan_value;
+  const double d = std::min(g->t.back(), largest_probe_radius(r));
+  double random = 0;
+  int n = 0;
+  for (const auto& p : r.profiles)
+    if (p.label.starts_with("random") && !p.t.empty()) random += p.nll_at(d) - p.nll.front(), ++n;
+  if (n == 0) return nan_value;
+  const double rise = g->nll_at(d) - g->nll.front();
+  return std::log10(std::max(rise, valley_floor) / std::max(random / n, valley_floor));
+}
 }  // namespace detail
 
 /// The points of finished runs; `skipped` says which widths could not be used and why.
@@ -80,7 +107,8 @@ inline std::vector<PredictorPoint> predictor_points(const std::vector<ComparedRu
       const std::string what = run.name + " " + r.label(b);
       if (!rt || !g || !q) { skipped.push_back(what + ": lacks an RTN, GPTQ or QAFT unit"); continue; }
       if (std::isnan(probe)) { skipped.push_back(what + ": the run has no landscape (--landscape)"); continue; }
-      PredictorPoint p{model_name(r), run.name, r.label(b)};
+      PredictorPoint p;
+      p.model = model_name(r), p.run = run.name, p.width = r.label(b);
       p.group = run.model_fingerprint.empty() ? p.model : run.model_fingerprint;
       p.protocol = run.protocol;
       p.radius_beyond = !std::isfinite(r.basin_radius);
@@ -88,12 +116,17 @@ inline std::vector<PredictorPoint> predictor_points(const std::vector<ComparedRu
       const LayersOutside n = layers_outside_basin(r, *rt);
       p.exits = n.total > 0 ? static_cast<double>(n.outside) / n.total : nan_value;
       p.log_mse = detail::log_mean_mse(*rt);
+      p.log_valley = detail::log_valley(r, p.width);
       p.rtn_increase = rt->test_nll - r.fp_test_nll;
       p.gptq_increase = g->test_nll - r.fp_test_nll;
       p.qaft_minus_gptq = q->test_nll - g->test_nll;
       if (!std::isfinite(p.exits)) { skipped.push_back(what + ": no per-layer landscape (a --quick run?)"); continue; }
       if (!std::isfinite(p.log_mse) || !std::isfinite(p.log_ratio)) {
         skipped.push_back(what + ": ‖w_RTN − w‖ or RTN's layer output MSE is zero or not a number");
+        continue;
+      }
+      if (!std::isfinite(p.log_valley)) {
+        skipped.push_back(what + ": the landscape has no segment w -> w_gptq (GPTQ's weights were missing?)");
         continue;
       }
       if (!std::isfinite(p.rtn_increase) || !std::isfinite(p.gptq_increase) || !std::isfinite(p.qaft_minus_gptq)) {
@@ -106,16 +139,22 @@ inline std::vector<PredictorPoint> predictor_points(const std::vector<ComparedRu
   return pts;
 }
 
-/// Which features a model reads.
-enum class FeatureSet { ratio, all };
+/// Which features a model reads: r alone; the three that need no GPTQ; r and the valley.
+enum class FeatureSet { ratio, all, valley };
 
 inline Eigen::MatrixXd feature_matrix(const std::vector<PredictorPoint>& pts, const std::vector<int>& rows, FeatureSet f) {
-  Eigen::MatrixXd x(static_cast<Eigen::Index>(rows.size()), f == FeatureSet::all ? 3 : 1);
+  const auto features = [f](const PredictorPoint& p) -> std::vector<double> {
+    switch (f) {
+      case FeatureSet::ratio: return {p.log_ratio};
+      case FeatureSet::all: return {p.log_ratio, p.exits, p.log_mse};
+      case FeatureSet::valley: return {p.log_ratio, p.log_valley};
+    }
+    return {};
+  };
+  Eigen::MatrixXd x(static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(features(PredictorPoint{}).size()));
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    const auto& p = pts[static_cast<std::size_t>(rows[i])];
-    const auto k = static_cast<Eigen::Index>(i);
-    x(k, 0) = p.log_ratio;
-    if (f == FeatureSet::all) x(k, 1) = p.exits, x(k, 2) = p.log_mse;
+    const auto v = features(pts[static_cast<std::size_t>(rows[i])]);
+    for (std::size_t j = 0; j < v.size(); ++j) x(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = v[j];
   }
   return x;
 }
@@ -124,10 +163,22 @@ inline Eigen::MatrixXd feature_matrix(const std::vector<PredictorPoint>& pts, co
 /// model can come out a hair better than full precision).
 inline double log_increase(double d) { return std::log10(std::max(d, 1e-3)); }
 
+/// Whether QAFT wins at the points `test`, by a logistic regression on `f` fitted at
+/// the points `train` (1 or 0 per test point).
+inline std::vector<double> predict_wins_logistic(const std::vector<PredictorPoint>& pts, const std::vector<int>& train,
+                                                 const std::vector<int>& test, FeatureSet f) {
+  Eigen::VectorXd y(static_cast<Eigen::Index>(train.size()));
+  for (std::size_t i = 0; i < train.size(); ++i) y(static_cast<Eigen::Index>(i)) = pts[static_cast<std::size_t>(train[i])].qaft_wins();
+  const Eigen::VectorXd p = analysis::LogisticRegression::fit(feature_matrix(pts, train, f), y).probability(feature_matrix(pts, test, f));
+  std::vector<double> out;
+  for (Eigen::Index k = 0; k < p.size(); ++k) out.push_back(p(k) > 0.5 ? 1 : 0);
+  return out;
+}
+
 /// What leaving each model out gave.
 struct PredictorEvaluation {
   std::vector<double> rtn_all, rtn_ratio, gptq_all, gptq_ratio;  ///< predicted log10 increases
-  std::vector<double> wins_threshold, wins_logistic, wins_majority;  ///< predicted labels (NaN: no other model)
+  std::vector<double> wins_threshold, wins_logistic, wins_valley, wins_majority;  ///< predicted labels (NaN: no other model)
 };
 
 inline PredictorEvaluation evaluate_predictor(const std::vector<PredictorPoint>& pts) {
@@ -158,15 +209,13 @@ inline PredictorEvaluation evaluate_predictor(const std::vector<PredictorPoint>&
     for (const int i : test) out.push_back(rule.predict(pts[static_cast<std::size_t>(i)].log_ratio));
     return out;
   });
-  e.wins_logistic = analysis::leave_one_group_out(groups, [&](const std::vector<int>& train, const std::vector<int>& test) {
-    Eigen::VectorXd y(static_cast<Eigen::Index>(train.size()));
-    for (std::size_t i = 0; i < train.size(); ++i) y(static_cast<Eigen::Index>(i)) = pts[static_cast<std::size_t>(train[i])].qaft_wins();
-    const Eigen::VectorXd p = analysis::LogisticRegression::fit(feature_matrix(pts, train, FeatureSet::all), y)
-                                  .probability(feature_matrix(pts, test, FeatureSet::all));
-    std::vector<double> out;
-    for (Eigen::Index k = 0; k < p.size(); ++k) out.push_back(p(k) > 0.5 ? 1 : 0);
-    return out;
-  });
+  const auto classify = [&](FeatureSet f) {
+    return analysis::leave_one_group_out(groups, [&](const std::vector<int>& train, const std::vector<int>& test) {
+      return predict_wins_logistic(pts, train, test, f);
+    });
+  };
+  e.wins_logistic = classify(FeatureSet::all);
+  e.wins_valley = classify(FeatureSet::valley);
   // The baseline: the other models' majority (a tie counts as QAFT winning).
   e.wins_majority = analysis::leave_one_group_out(groups, [&](const std::vector<int>& train, const std::vector<int>& test) {
     double wins = 0;
@@ -212,21 +261,25 @@ inline std::string predictor_markdown(const std::vector<PredictorPoint>& pts, co
   std::ostringstream o;
   o << "# When does GPTQ fail? A predictor from the landscape\n\nCommand: `" << command << "`\n\n"
     << "Features (before any fine-tuning): r = log10 ‖w_RTN − w‖ / R(w) (≤: R(w) beyond the probes), the fraction of "
-       "layers whose ‖ΔW_RTN‖ leaves that layer's basin, log10 of RTN's mean layer output MSE. Every model is predicted "
-       "by fits on the other models only (leave one model out).\n\n"
+       "layers whose ‖ΔW_RTN‖ leaves that layer's basin, log10 of RTN's mean layer output MSE; and, for whether QAFT "
+       "beats GPTQ only, the valley v = log10 (NLL rise along w → w_GPTQ) / (random directions' mean rise), both at "
+       "min(‖w_GPTQ − w‖, the largest probe), rises floored at "
+    << num(detail::valley_floor, 2)
+    << " nats (v < 0: GPTQ moved along a valley; it needs GPTQ, no fine-tuning). Every model is predicted by fits on "
+       "the other models only (leave one model out).\n\n"
     << "![predicted vs measured](fig_predictor.svg)\n\n"
-    << "| model | run | width | protocol | r | layers outside | log10 MSE | ΔNLL RTN | ΔNLL GPTQ | QAFT − GPTQ | "
-       "predicted ΔNLL RTN | predicted ΔNLL GPTQ | QAFT wins: threshold | logistic |\n"
-    << "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    << "| model | run | width | protocol | r | layers outside | log10 MSE | v | ΔNLL RTN | ΔNLL GPTQ | QAFT − GPTQ | "
+       "predicted ΔNLL RTN | predicted ΔNLL GPTQ | QAFT wins: threshold | logistic | r + v |\n"
+    << "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   const auto label = [](double v) { return std::isfinite(v) ? std::string(v == 1.0 ? "yes" : "no") : std::string("—"); };
   const auto back = [](double v) { return std::isfinite(v) ? num(std::pow(10.0, v), 3) : std::string("—"); };
   for (std::size_t i = 0; i < pts.size(); ++i) {
     const auto& p = pts[i];
     o << "| " << p.model << " | " << p.run << " | " << p.width << " | " << p.protocol << " | "
       << (p.radius_beyond ? "≤ " : "") << num(p.log_ratio, 3) << " | " << num(p.exits, 3) << " | " << num(p.log_mse, 3)
-      << " | " << num(p.rtn_increase, 4) << " | " << num(p.gptq_increase, 4) << " | " << num(p.qaft_minus_gptq, 4) << " | "
+      << " | " << num(p.log_valley, 3) << " | " << num(p.rtn_increase, 4) << " | " << num(p.gptq_increase, 4) << " | " << num(p.qaft_minus_gptq, 4) << " | "
       << back(e.rtn_all[i]) << " | " << back(e.gptq_all[i]) << " | " << label(e.wins_threshold[i]) << " | "
-      << label(e.wins_logistic[i]) << " |\n";
+      << label(e.wins_logistic[i]) << " | " << label(e.wins_valley[i]) << " |\n";
   }
   o << "\n## Held-out accuracy (leave one model out)\n\n"
     << "- ΔNLL after RTN, all three features: " << detail::regression_score(pts, e.rtn_all, false) << "; r alone: "
@@ -235,6 +288,7 @@ inline std::string predictor_markdown(const std::vector<PredictorPoint>& pts, co
     << detail::regression_score(pts, e.gptq_ratio, true) << ".\n"
     << "- QAFT beats GPTQ (by more than " << num(PredictorPoint::win_margin, 2) << " nats; closer is a tie) — threshold on r: " << detail::accuracy(pts, e.wins_threshold)
     << "; logistic regression on all three: " << detail::accuracy(pts, e.wins_logistic)
+    << "; logistic regression on r and v: " << detail::accuracy(pts, e.wins_valley)
     << "; baseline (the other models' majority): " << detail::accuracy(pts, e.wins_majority) << ".\n";
   if (!pts.empty()) {
     std::vector<double> x;
@@ -245,7 +299,11 @@ inline std::string predictor_markdown(const std::vector<PredictorPoint>& pts, co
     for (const double v : x) fitted.push_back(rule.predict(v));
     o << "\nFitted on every point: QAFT beats GPTQ when r " << (rule.above ? ">" : "<") << " " << num(rule.threshold, 3)
       << " (‖Δw_RTN‖ " << (rule.above ? "above" : "below") << " " << num(std::pow(10.0, rule.threshold), 3)
-      << " × R(w)); right for " << detail::accuracy(pts, fitted) << " of the points it was fitted on.\n";
+      << " × R(w)); right for " << detail::accuracy(pts, fitted) << " of the points it was fitted on";
+    std::vector<int> every(pts.size());
+    for (std::size_t i = 0; i < pts.size(); ++i) every[i] = static_cast<int>(i);
+    o << "; the logistic regression on r and v, fitted on every point, is right for "
+      << detail::accuracy(pts, predict_wins_logistic(pts, every, every, FeatureSet::valley)) << ".\n";
   }
   if (!skipped.empty()) {
     o << "\nNot used:\n";
@@ -283,14 +341,15 @@ inline std::vector<PredictorPoint> write_predictor(const std::vector<std::filesy
   const auto e = evaluate_predictor(pts);
   std::ostringstream csv;
   csv << "model,run,width,protocol,log_ratio,radius_beyond,layers_outside,log_mse,rtn_increase,gptq_increase,"
-         "qaft_minus_gptq,pred_log_rtn,pred_log_gptq,pred_wins_threshold,pred_wins_logistic\n";
+         "qaft_minus_gptq,log_valley,pred_log_rtn,pred_log_gptq,pred_wins_threshold,pred_wins_logistic,pred_wins_valley\n";
   for (std::size_t i = 0; i < pts.size(); ++i) {
     const auto& p = pts[i];
     using detail::csv_field, detail::num;
     csv << csv_field(p.model) << "," << csv_field(p.run) << "," << p.width << "," << csv_field(p.protocol) << ","
         << num(p.log_ratio) << "," << p.radius_beyond << "," << num(p.exits) << "," << num(p.log_mse) << ","
-        << num(p.rtn_increase) << "," << num(p.gptq_increase) << "," << num(p.qaft_minus_gptq) << "," << num(e.rtn_all[i])
-        << "," << num(e.gptq_all[i]) << "," << num(e.wins_threshold[i]) << "," << num(e.wins_logistic[i]) << "\n";
+        << num(p.rtn_increase) << "," << num(p.gptq_increase) << "," << num(p.qaft_minus_gptq) << "," << num(p.log_valley)
+        << "," << num(e.rtn_all[i]) << "," << num(e.gptq_all[i]) << "," << num(e.wins_threshold[i]) << ","
+        << num(e.wins_logistic[i]) << "," << num(e.wins_valley[i]) << "\n";
   }
   std::filesystem::create_directories(out);
   write_file_atomic(out / "predictor.csv", csv.str());

@@ -55,11 +55,28 @@ struct UnitResult {
 
 /// A radial or segment profile of the global NLL.
 struct Profile {
-  std::string label;  ///< "random 0", "w -> w_gptq (int4)", …
-  std::vector<double> t;
+  std::string label;  ///< "random 0", segment_label(): "w -> w_gptq (int4)", …
+  std::vector<double> t;  ///< distance from the start, ascending
   std::vector<double> nll;
   double basin_radius = nan_value;
+
+  /// The NLL at distance x, linear between the probes, held at the ends.
+  [[nodiscard]] double nll_at(double x) const {
+    if (t.empty()) return nan_value;
+    const auto hi = std::lower_bound(t.begin(), t.end(), x);
+    if (hi == t.begin()) return nll.front();
+    if (hi == t.end()) return nll.back();
+    const auto k = static_cast<std::size_t>(hi - t.begin());
+    const double a = (x - t[k - 1]) / (t[k] - t[k - 1]);
+    return nll[k - 1] + a * (nll[k] - nll[k - 1]);
+  }
 };
+
+/// The label of the straight segment from w to a method's weights at one width
+/// ("w -> w_gptq (int4)"): the landscape names its segments so, the predictor finds them so.
+inline std::string segment_label(const std::string& method, const std::string& width) {
+  return "w -> w_" + method + " (" + width + ")";
+}
 
 struct StudyResults {
   std::string model;
@@ -84,6 +101,11 @@ struct StudyResults {
   [[nodiscard]] const UnitResult* find(const std::string& method, int bits) const {
     for (const auto& u : units)
       if (u.method == method && u.bits == bits) return &u;
+    return nullptr;
+  }
+  [[nodiscard]] const Profile* find_profile(const std::string& label) const {
+    for (const auto& p : profiles)
+      if (p.label == label) return &p;
     return nullptr;
   }
 };

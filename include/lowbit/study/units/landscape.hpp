@@ -240,7 +240,7 @@ struct LandscapeUnits {
       }
       const std::vector<float> target = set.snapshot();
       c.restore_fp();
-      profiles.push_back(segment(set, base, target, "w -> w_" + x.method + " (" + c.label(x.bits) + ")", loss));
+      profiles.push_back(segment(set, base, target, segment_label(x.method, c.label(x.bits)), loss));
     }
     // Segments w_GPTQ → w_QAFT: is there a barrier between the two solutions?
     for (const int bits : c.options.bits) {
