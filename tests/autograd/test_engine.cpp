@@ -235,3 +235,17 @@ TEST_CASE("thread pool: LOWBIT_THREADS sets the default thread count, and a bad 
   if (old) ::setenv("LOWBIT_THREADS", saved.c_str(), 1);
   else ::unsetenv("LOWBIT_THREADS");
 }
+
+TEST_CASE("engine: add and mul of empty tensors give empty results and gradients (no division by zero)") {
+  Parameter a("a", Shape{3, 0}), b("b", Shape{0});
+  Graph g;
+  for (const bool multiply : {false, true}) {
+    g.clear();
+    Tensor y = multiply ? mul(a.tensor(), b.tensor()) : add(a.tensor(), b.tensor());
+    CHECK(y.numel() == 0);
+    CHECK(y.shape() == Shape{3, 0});
+    Tensor total = sum(y);
+    CHECK(total.item() == 0.0f);
+    backward(total);
+  }
+}

@@ -21,29 +21,38 @@ inline void check_broadcast(const Shape& a, const Shape& b, const char* op) {
 
 inline constexpr Index elementwise_grain = 1 << 15;
 
+/// A new node y = op(a, b), b broadcast over a's leading dimensions: the rows of a
+/// (each b's size) split across the pool.
+template <class S, class Op>
+TensorImpl<S>* broadcast_forward(BasicGraph<S>& g, const BasicTensor<S>& a, const BasicTensor<S>& b, const char* name,
+                                 Op op) {
+  check_broadcast(a.shape(), b.shape(), name);
+  TensorImpl<S>* y = g.make(a.shape());
+  const Index m = b.numel(), rows = m == 0 ? 0 : a.numel() / m;
+  const S *x = a.data(), *z = b.data();
+  S* o = y->data;
+  parallel_for(rows, std::max<Index>(1, elementwise_grain / std::max<Index>(m, 1)), [=](Index r0, Index r1, int) {
+    for (Index r = r0; r < r1; ++r)
+      for (Index i = 0; i < m; ++i) o[r * m + i] = op(x[r * m + i], z[i]);
+  });
+  return y;
+}
+
 }  // namespace detail
 
 /// a + b, b broadcast over a's leading dimensions.
 template <class S>
 BasicTensor<S> add(BasicTensor<S> a, BasicTensor<S> b) {
   auto& g = BasicGraph<S>::current("add");
-  detail::check_broadcast(a.shape(), b.shape(), "add");
-  TensorImpl<S>* y = g.make(a.shape());
-  const Index n = a.numel(), m = b.numel();
-  const S *x = a.data(), *z = b.data();
-  S* o = y->data;
-  parallel_for(n / m, std::max<Index>(1, detail::elementwise_grain / std::max<Index>(m, 1)),
-               [=](Index r0, Index r1, int) {
-                 for (Index r = r0; r < r1; ++r)
-                   for (Index i = 0; i < m; ++i) o[r * m + i] = x[r * m + i] + z[i];
-               });
+  TensorImpl<S>* y = detail::broadcast_forward(g, a, b, "add", [](S u, S v) { return u + v; });
+  const Index m = b.numel(), rows = m == 0 ? 0 : a.numel() / m;
   if (g.tracks({a.impl(), b.impl()}))
-    g.record(y, {a.impl(), b.impl()}, [a = a.impl(), b = b.impl(), y, n, m] {
+    g.record(y, {a.impl(), b.impl()}, [a = a.impl(), b = b.impl(), y, rows, m] {
       const S* dy = y->grad;
       if (a->grad)
-        for (Index i = 0; i < n; ++i) a->grad[i] += dy[i];
+        for (Index i = 0; i < rows * m; ++i) a->grad[i] += dy[i];
       if (b->grad)
-        for (Index r = 0; r < n / m; ++r)
+        for (Index r = 0; r < rows; ++r)
           for (Index i = 0; i < m; ++i) b->grad[i] += dy[r * m + i];
     });
   return BasicTensor<S>(y);
@@ -53,20 +62,12 @@ BasicTensor<S> add(BasicTensor<S> a, BasicTensor<S> b) {
 template <class S>
 BasicTensor<S> mul(BasicTensor<S> a, BasicTensor<S> b) {
   auto& g = BasicGraph<S>::current("mul");
-  detail::check_broadcast(a.shape(), b.shape(), "mul");
-  TensorImpl<S>* y = g.make(a.shape());
-  const Index n = a.numel(), m = b.numel();
-  const S *x = a.data(), *z = b.data();
-  S* o = y->data;
-  parallel_for(n / m, std::max<Index>(1, detail::elementwise_grain / std::max<Index>(m, 1)),
-               [=](Index r0, Index r1, int) {
-                 for (Index r = r0; r < r1; ++r)
-                   for (Index i = 0; i < m; ++i) o[r * m + i] = x[r * m + i] * z[i];
-               });
+  TensorImpl<S>* y = detail::broadcast_forward(g, a, b, "mul", [](S u, S v) { return u * v; });
+  const Index m = b.numel(), rows = m == 0 ? 0 : a.numel() / m;
   if (g.tracks({a.impl(), b.impl()}))
-    g.record(y, {a.impl(), b.impl()}, [a = a.impl(), b = b.impl(), y, n, m] {
+    g.record(y, {a.impl(), b.impl()}, [a = a.impl(), b = b.impl(), y, rows, m] {
       const S* dy = y->grad;
-      for (Index r = 0; r < n / m; ++r)
+      for (Index r = 0; r < rows; ++r)
         for (Index i = 0; i < m; ++i) {
           const Index k = r * m + i;
           if (a->grad) a->grad[k] += dy[k] * b->data[i];
