@@ -11,7 +11,7 @@
 #
 #   nohup nice -n 19 scripts/study_schemes.sh [BUILD_DIR] [MODEL...] > /tmp/study-schemes.log 2>&1 &
 #
-# MODEL: stories260K, pd-1m, pd-5m (default: all three, in that order). QUICK=1 runs
+# MODEL: stories260K, pd-200k, pd-1m, pd-5m (default: all four, in that order). QUICK=1 runs
 # the reduced grid into <model>-schemes-quick/ instead. STUDY_THREADS (default 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,15 +21,17 @@ study="$build/examples/lowbit-study"
 [[ -x "$study" ]] || { echo "study_schemes: $study is not built" >&2; exit 2; }
 threads=${STUDY_THREADS:-1}
 models=("$@")
-[[ ${#models[@]} -gt 0 ]] || models=(stories260K pd-1m pd-5m)
+[[ ${#models[@]} -gt 0 ]] || models=(stories260K pd-200k pd-1m pd-5m)
 
 # The schemes a model's widths allow (rows of 32 for q4_0/iq4_nl/q8_0, of 256 for the
-# k-quants and tq2_0; stories260K's 64/172-wide rows take 32-blocks where they can).
+# k-quants and tq2_0; stories260K's 64/172-wide rows take 32-blocks where they can;
+# pd-200k's 64 and pd-1m's 128 fit no 256-block).
 schemes_for() {
   case "$1" in
     stories260K) echo "q4_0 int4:g32 iq4_nl q8_0" ;;
+    pd-200k) echo "int4:g32 q4_0" ;;
     pd-1m) echo "int4:g32 q4_0 iq4_nl" ;;
-    pd-5m) echo "int4:g128 q4_k q3_k q2_k tq2_0" ;;
+    pd-5m) echo "int4:g128 q4_k q3_k q2_k q4_0 tq2_0" ;;
     *) echo "study_schemes: unknown model $1" >&2; exit 2 ;;
   esac
 }
