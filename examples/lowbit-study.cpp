@@ -70,7 +70,10 @@ int main(int argc, char** argv) {
     } catch (const lowbit::study::Interrupted& e) {
       std::fprintf(stderr, "\nlowbit-study: %s; run the same command again to resume\n", e.what());
       return lowbit::cli::exit_interrupted;
-    } catch (const lowbit::study::UsageError& e) {  // --out holds another run, or is locked
+    } catch (const lowbit::study::FolderBusy& e) {  // another lowbit-study runs on --out
+      std::fprintf(stderr, "lowbit-study: %s\n", e.what());
+      return lowbit::cli::exit_busy;
+    } catch (const lowbit::study::UsageError& e) {  // --out holds another run
       std::fprintf(stderr, "lowbit-study: %s\n", e.what());
       return lowbit::cli::exit_bad_input;
     }

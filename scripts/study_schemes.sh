@@ -26,7 +26,7 @@ models=("$@")
 # The schemes a model's widths allow (rows of 32 for q4_0/iq4_nl/q8_0, of 256 for the
 # k-quants and tq2_0; stories260K's 64/172-wide rows take 32-blocks where they can;
 # pd-200k's 64 and pd-1m's 128 fit no 256-block).
-schemes_for() {
+schemes_for() {  # (called once per model before the loop too, so a wrong name stops at once)
   case "$1" in
     stories260K) echo "q4_0 int4:g32 iq4_nl q8_0" ;;
     pd-200k) echo "int4:g32 q4_0" ;;
@@ -36,6 +36,7 @@ schemes_for() {
   esac
 }
 
+for name in "${models[@]}"; do schemes_for "$name" > /dev/null; done
 suffix=schemes
 extra=()
 if [[ "${QUICK:-0}" == 1 ]]; then suffix=schemes-quick; extra=(--quick); fi
@@ -48,13 +49,13 @@ for name in "${models[@]}"; do
     [[ "$scheme" == int* ]] && bits=(--bits 4,3,2)
     out="docs/results/$name-$suffix/${scheme//:/-}"
     if [[ -f "$out/results.json" ]]; then echo "study_schemes: $out: done"; continue; fi
-    # Another runner on this folder holds its lock (lowbit-study's flock): leave the
-    # folder to it and go on, so two runners started one after the other share a sweep.
-    if [[ -f "$out/lock" ]] && ! flock -n "$out/lock" true; then
-      echo "study_schemes: $out: another run holds it, next"; continue
-    fi
     echo "study_schemes: $name $scheme: starting or resuming in $out ($(date -u +%H:%M) UTC)"
+    rc=0
     "$study" "${model_flag[@]}" --scheme "$scheme" "${bits[@]}" --out "$out" --landscape --directions 8 \
-      "${heldout[@]}" "${extra[@]}" --threads "$threads"
+      "${heldout[@]}" "${extra[@]}" --threads "$threads" || rc=$?
+    # 75: another runner holds the folder (lowbit-study's own lock decides, so two
+    # runners started at any moment cannot both take it); leave it to that runner.
+    if [[ $rc == 75 ]]; then echo "study_schemes: $out: another run holds it, next"; continue; fi
+    [[ $rc == 0 ]] || exit "$rc"
   done
 done

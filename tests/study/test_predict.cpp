@@ -54,7 +54,7 @@ StudyResults model_run(const std::string& model, double radius, const std::vecto
     r.units.push_back(unit("rtn", bits, rtn, d, d / 4));
     r.units.push_back(unit("gptq", bits, gptq, 1.2 * d, d / 4));
     r.units.push_back(unit("qaft", bits, gptq + (x > 1 && !valley ? -0.1 : 0.1), 1.3 * d, d / 4));
-    const double rise = random.nll_at(1.2 * d) - 2.0;
+    const double rise = random.rise_at(1.2 * d);
     if (landscape) r.profiles.push_back({segment_label("gptq", r.label(bits)), {0, 1.2 * d}, {2, 2 + (valley ? rise / 20 : rise)}});
     bits -= 2;
   }
@@ -163,8 +163,8 @@ TEST_CASE("predictor: the valley tells where GPTQ wins outside the basin, which 
                                     skipped);
   REQUIRE(pts.size() == 9);
   // GPTQ's segment (to 36) outruns the random probes (to 30): both rises are read at 30,
-  // the segment's 30/36 of the way along.
-  CHECK(pts[2].log_valley == doctest::Approx(std::log10(1.0 / 20 * 30 / 36)));
+  // the segment's (30/36)² of its rise there (interpolated in t²).
+  CHECK(pts[2].log_valley == doctest::Approx(std::log10(1.0 / 20 * 900 / 1296)));
   const auto e = evaluate_predictor(pts);
   int threshold_right = 0;
   for (std::size_t i = 0; i < pts.size(); ++i) {
@@ -173,23 +173,43 @@ TEST_CASE("predictor: the valley tells where GPTQ wins outside the basin, which 
     threshold_right += e.wins_threshold[i] == (pts[i].qaft_wins() ? 1.0 : 0.0);
   }
   CHECK(threshold_right < 9);
-  // A run whose landscape lacks GPTQ's segment at a width cannot give that point.
-  ComparedRun gap = compared("gap", model_run("g", 10, {2, 20}));
-  std::erase_if(gap.results.profiles, [](const Profile& p) { return p.label == "w -> w_gptq (int6)"; });
-  skipped.clear();
-  CHECK(predictor_points({gap}, skipped).size() == 1);
-  REQUIRE(skipped.size() == 1);
-  CHECK(skipped[0].find("w -> w_gptq") != std::string::npos);
 }
 
-TEST_CASE("landscape profiles: the NLL between and beyond the probes") {
+TEST_CASE("landscape profiles: the rise between probes grows with t², and is held beyond them") {
   const Profile p{"random 0", {0, 10, 30}, {2, 2.1, 3}};
-  CHECK(p.nll_at(-1) == 2.0);
-  CHECK(p.nll_at(5) == doctest::Approx(2.05));
-  CHECK(p.nll_at(20) == doctest::Approx(2.55));
-  CHECK(p.nll_at(30) == doctest::Approx(3.0));
-  CHECK(p.nll_at(99) == 3.0);
-  CHECK(std::isnan(Profile{}.nll_at(1)));
+  CHECK(p.rise_at(0) == 0.0);
+  CHECK(p.rise_at(5) == doctest::Approx(0.025));  // a bowl: a quarter of the rise at 10, not half
+  CHECK(p.rise_at(20) == doctest::Approx(0.1 + 0.9 * 300.0 / 800.0));
+  CHECK(p.rise_at(30) == doctest::Approx(1.0));
+  CHECK(p.rise_at(99) == doctest::Approx(1.0));
+  CHECK(Profile{"one probe", {0}, {2}}.rise_at(5) == 0.0);
+  CHECK(Profile{"repeated probe", {0, 10, 10, 30}, {2, 2.1, 2.1, 3}}.rise_at(10) == doctest::Approx(0.1));
+  CHECK(std::isnan(p.rise_at(-1)));
+  CHECK(std::isnan(p.rise_at(std::nan(""))));
+  CHECK(std::isnan(Profile{}.rise_at(1)));
+  CHECK(std::isnan(Profile{"short", {0, 10}, {2}}.rise_at(5)));  // malformed: fewer NLLs than radii
+}
+
+TEST_CASE("predictor: the valley averages the random directions and floors rises within the probes' noise") {
+  StudyResults r;
+  r.profiles = {{random_label(0), {0, 10}, {2, 2.2}}, {random_label(1), {0, 10}, {2, 2.6}},
+                {segment_label("gptq", "int4"), {0, 10}, {2, 2.04}}, {segment_label("gptq", "int8"), {0, 0.5}, {2, 2}}};
+  CHECK(detail::log_valley(r, "int4") == doctest::Approx(std::log10(0.04 / 0.4)));  // the mean of 0.2 and 0.6
+  // At 0.5 the random directions rise 0.4 · 0.25 % = 0.001 nats and GPTQ not at all:
+  // both floored, no signal.
+  CHECK(detail::log_valley(r, "int8") == doctest::Approx(0.0));
+  CHECK(std::isnan(detail::log_valley(r, "int2")));  // no segment
+  // A run without GPTQ's segment keeps its points; only the valley's classifier skips them.
+  ComparedRun gap = compared("gap", model_run("g", 10, {2, 20}));
+  std::erase_if(gap.results.profiles, [](const Profile& p) { return p.label == segment_label("gptq", "int6"); });
+  std::vector<std::string> skipped;
+  const auto pts = predictor_points({gap, compared("h", model_run("h", 10, {2, 20}))}, skipped);
+  REQUIRE(pts.size() == 4);
+  CHECK(std::isnan(pts[1].log_valley));
+  const auto e = evaluate_predictor(pts);
+  CHECK(std::isnan(e.wins_valley[1]));
+  CHECK(std::isfinite(e.wins_valley[0]));
+  CHECK(std::isfinite(e.wins_threshold[1]));
 }
 
 TEST_CASE("predictor: one model alone cannot be judged, and says so") {

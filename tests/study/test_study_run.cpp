@@ -277,12 +277,13 @@ TEST_CASE("lowbit-study on a tiny model: outputs, then a resumed run reuses ever
     CHECK(again.find("rtn", 3)->test_nll == first.find("rtn", 3)->test_nll);
     CHECK(text.find("gptq-int3: reusing") != std::string::npos);
   }
-  // A second run on the same --out while one holds it is refused at once.
+  // A second run on the same --out while one holds it is refused at once, as
+  // FolderBusy (lowbit-study exits 75 for it, and scripts/study_schemes.sh moves on).
   {
     const lowbit::io::FileLock held(out / "lock");
     StudySetup s = StudySetup::prepare(tiny_options(model, data, out), "test");
     CHECK_THROWS_WITH_AS(StudyRunner(s, nullptr, nullptr).run(), doctest::Contains("another lowbit-study is running"),
-                         lowbit::study::UsageError);
+                         lowbit::study::FolderBusy);
   }
 
   // A stop request before a unit: Interrupted, and no partial unit file.

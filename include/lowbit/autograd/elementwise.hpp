@@ -21,6 +21,9 @@ inline void check_broadcast(const Shape& a, const Shape& b, const char* op) {
 
 inline constexpr Index elementwise_grain = 1 << 15;
 
+/// How many rows of b's size a holds (none when b is empty: then so is a).
+inline Index broadcast_rows(Index a_size, Index b_size) { return b_size == 0 ? 0 : a_size / b_size; }
+
 /// A new node y = op(a, b), b broadcast over a's leading dimensions: the rows of a
 /// (each b's size) split across the pool.
 template <class S, class Op>
@@ -28,7 +31,7 @@ TensorImpl<S>* broadcast_forward(BasicGraph<S>& g, const BasicTensor<S>& a, cons
                                  Op op) {
   check_broadcast(a.shape(), b.shape(), name);
   TensorImpl<S>* y = g.make(a.shape());
-  const Index m = b.numel(), rows = m == 0 ? 0 : a.numel() / m;
+  const Index m = b.numel(), rows = broadcast_rows(a.numel(), m);
   const S *x = a.data(), *z = b.data();
   S* o = y->data;
   parallel_for(rows, std::max<Index>(1, elementwise_grain / std::max<Index>(m, 1)), [=](Index r0, Index r1, int) {
@@ -45,7 +48,7 @@ template <class S>
 BasicTensor<S> add(BasicTensor<S> a, BasicTensor<S> b) {
   auto& g = BasicGraph<S>::current("add");
   TensorImpl<S>* y = detail::broadcast_forward(g, a, b, "add", [](S u, S v) { return u + v; });
-  const Index m = b.numel(), rows = m == 0 ? 0 : a.numel() / m;
+  const Index m = b.numel(), rows = detail::broadcast_rows(a.numel(), m);
   if (g.tracks({a.impl(), b.impl()}))
     g.record(y, {a.impl(), b.impl()}, [a = a.impl(), b = b.impl(), y, rows, m] {
       const S* dy = y->grad;
@@ -63,7 +66,7 @@ template <class S>
 BasicTensor<S> mul(BasicTensor<S> a, BasicTensor<S> b) {
   auto& g = BasicGraph<S>::current("mul");
   TensorImpl<S>* y = detail::broadcast_forward(g, a, b, "mul", [](S u, S v) { return u * v; });
-  const Index m = b.numel(), rows = m == 0 ? 0 : a.numel() / m;
+  const Index m = b.numel(), rows = detail::broadcast_rows(a.numel(), m);
   if (g.tracks({a.impl(), b.impl()}))
     g.record(y, {a.impl(), b.impl()}, [a = a.impl(), b = b.impl(), y, rows, m] {
       const S* dy = y->grad;

@@ -5,6 +5,8 @@
 //   exit 0  done
 //   exit 1  a failure during the work (out of memory, a write that failed, …)
 //   exit 2  bad flags or unreadable/invalid inputs, found before any work
+//   exit 75 busy: another process holds what the tool needs (lowbit-study's --out);
+//           nothing was done, try again later (sysexits' EX_TEMPFAIL)
 //   exit 130 interrupted (the tool says how to resume)
 #pragma once
 
@@ -21,6 +23,7 @@ namespace lowbit::cli {
 inline constexpr int exit_ok = 0;
 inline constexpr int exit_failed = 1;
 inline constexpr int exit_bad_input = 2;
+inline constexpr int exit_busy = 75;
 inline constexpr int exit_interrupted = 130;
 
 /// Runs body() (which returns an exit status). An exception that escapes it is

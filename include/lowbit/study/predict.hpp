@@ -74,25 +74,25 @@ inline double log_mean_mse(const UnitResult& rtn) {
   return rtn.layers.empty() || !(s > 0) ? nan_value : std::log10(s / static_cast<double>(rtn.layers.size()));
 }
 
-/// NLL rises below this (nats) are within the probes' noise (int8 moves the weights
-/// so little that both rises are): the valley floors both, so such a point reads 0.
+/// NLL rises below this (nats) are within the probes' noise: the valley floors both
+/// rises here, so where both are that small (q8_0, most int8) it reads 0 — no signal.
 inline constexpr double valley_floor = 1e-3;
 
 /// log10 of (the NLL rise along w → w_GPTQ at distance D) / (the random directions'
-/// mean rise at D), D = ‖w_GPTQ − w‖ or the largest probe if that is nearer (the
-/// random profiles end there). Below 0: GPTQ moved along a valley, flatter than a
-/// random direction. NaN without the run's GPTQ segment at `width`.
+/// mean rise at D), D = ‖w_GPTQ − w‖ or the end of the shortest random profile if
+/// that is nearer. Below 0: GPTQ moved along a valley, flatter than a random
+/// direction. NaN without the run's GPTQ segment at `width` or random profiles.
 inline double log_valley(const StudyResults& r, const std::string& width) {
   const Profile* g = r.find_profile(segment_label("gptq", width));
-  if (!g || g->t.size() < 2) return nan_value;
-  const double d = std::min(g->t.back(), largest_probe_radius(r));
-  double random = 0;
+  if (!g || g->t.empty()) return nan_value;
+  double d = g->t.back(), random = 0;
   int n = 0;
   for (const auto& p : r.profiles)
-    if (p.label.starts_with("random") && !p.t.empty()) random += p.nll_at(d) - p.nll.front(), ++n;
+    if (is_random(p) && !p.t.empty()) d = std::min(d, p.t.back()), ++n;
   if (n == 0) return nan_value;
-  const double rise = g->nll_at(d) - g->nll.front();
-  return std::log10(std::max(rise, valley_floor) / std::max(random / n, valley_floor));
+  for (const auto& p : r.profiles)
+    if (is_random(p) && !p.t.empty()) random += p.rise_at(d) / n;
+  return std::log10(std::max(g->rise_at(d), valley_floor) / std::max(random, valley_floor));
 }
 }  // namespace detail
 
@@ -123,10 +123,6 @@ inline std::vector<PredictorPoint> predictor_points(const std::vector<ComparedRu
       if (!std::isfinite(p.exits)) { skipped.push_back(what + ": no per-layer landscape (a --quick run?)"); continue; }
       if (!std::isfinite(p.log_mse) || !std::isfinite(p.log_ratio)) {
         skipped.push_back(what + ": ‖w_RTN − w‖ or RTN's layer output MSE is zero or not a number");
-        continue;
-      }
-      if (!std::isfinite(p.log_valley)) {
-        skipped.push_back(what + ": the landscape has no segment w -> w_gptq (GPTQ's weights were missing?)");
         continue;
       }
       if (!std::isfinite(p.rtn_increase) || !std::isfinite(p.gptq_increase) || !std::isfinite(p.qaft_minus_gptq)) {
@@ -164,14 +160,25 @@ inline Eigen::MatrixXd feature_matrix(const std::vector<PredictorPoint>& pts, co
 inline double log_increase(double d) { return std::log10(std::max(d, 1e-3)); }
 
 /// Whether QAFT wins at the points `test`, by a logistic regression on `f` fitted at
-/// the points `train` (1 or 0 per test point).
+/// the points `train`: 1 or 0 per test point, NaN where a feature is not a number
+/// (the valley of a run without GPTQ's segment); such points are left out of the fit.
 inline std::vector<double> predict_wins_logistic(const std::vector<PredictorPoint>& pts, const std::vector<int>& train,
                                                  const std::vector<int>& test, FeatureSet f) {
-  Eigen::VectorXd y(static_cast<Eigen::Index>(train.size()));
-  for (std::size_t i = 0; i < train.size(); ++i) y(static_cast<Eigen::Index>(i)) = pts[static_cast<std::size_t>(train[i])].qaft_wins();
-  const Eigen::VectorXd p = analysis::LogisticRegression::fit(feature_matrix(pts, train, f), y).probability(feature_matrix(pts, test, f));
-  std::vector<double> out;
-  for (Eigen::Index k = 0; k < p.size(); ++k) out.push_back(p(k) > 0.5 ? 1 : 0);
+  const auto usable = [&](const std::vector<int>& rows) {
+    std::vector<int> out;
+    for (const int i : rows)
+      if (feature_matrix(pts, {i}, f).allFinite()) out.push_back(i);
+    return out;
+  };
+  const std::vector<int> fit_rows = usable(train), known = usable(test);
+  std::vector<double> out(test.size(), nan_value);
+  if (fit_rows.empty() || known.empty()) return out;
+  Eigen::VectorXd y(static_cast<Eigen::Index>(fit_rows.size()));
+  for (std::size_t i = 0; i < fit_rows.size(); ++i) y(static_cast<Eigen::Index>(i)) = pts[static_cast<std::size_t>(fit_rows[i])].qaft_wins();
+  const Eigen::VectorXd p =
+      analysis::LogisticRegression::fit(feature_matrix(pts, fit_rows, f), y).probability(feature_matrix(pts, known, f));
+  for (std::size_t k = 0, j = 0; k < test.size() && j < known.size(); ++k)
+    if (test[k] == known[j]) out[k] = p(static_cast<Eigen::Index>(j++)) > 0.5 ? 1 : 0;
   return out;
 }
 
@@ -253,6 +260,26 @@ inline std::string regression_score(const std::vector<PredictorPoint>& pts, cons
 }
 }  // namespace detail
 
+namespace detail {
+/// The rules fitted on every point (no point held out) and how many of those points
+/// they get right: the threshold on r as a sentence, and the logistic regression on r
+/// and v — the gap to the held-out accuracies is what the held-out models add.
+inline std::string fitted_on_every_point(const std::vector<PredictorPoint>& pts) {
+  std::vector<double> x, fitted;
+  std::vector<int> y, every;
+  for (const auto& p : pts) x.push_back(p.log_ratio), y.push_back(p.qaft_wins()), every.push_back(static_cast<int>(every.size()));
+  const auto rule = analysis::ThresholdRule::fit(x, y);
+  for (const double v : x) fitted.push_back(rule.predict(v));
+  std::ostringstream o;
+  o << "Fitted on every point: QAFT beats GPTQ when r " << (rule.above ? ">" : "<") << " " << num(rule.threshold, 3)
+    << " (‖Δw_RTN‖ " << (rule.above ? "above" : "below") << " " << num(std::pow(10.0, rule.threshold), 3)
+    << " × R(w)); right for " << accuracy(pts, fitted) << " of the points it was fitted on; the logistic regression "
+    << "on r and v, fitted on every point, is right for "
+    << accuracy(pts, predict_wins_logistic(pts, every, every, FeatureSet::valley)) << ".\n";
+  return o.str();
+}
+}  // namespace detail
+
 /// predictor.md: the points, leave-one-model-out accuracy of each model against a
 /// baseline, and the rule fitted on every point.
 inline std::string predictor_markdown(const std::vector<PredictorPoint>& pts, const PredictorEvaluation& e,
@@ -263,7 +290,7 @@ inline std::string predictor_markdown(const std::vector<PredictorPoint>& pts, co
     << "Features (before any fine-tuning): r = log10 ‖w_RTN − w‖ / R(w) (≤: R(w) beyond the probes), the fraction of "
        "layers whose ‖ΔW_RTN‖ leaves that layer's basin, log10 of RTN's mean layer output MSE; and, for whether QAFT "
        "beats GPTQ only, the valley v = log10 (NLL rise along w → w_GPTQ) / (random directions' mean rise), both at "
-       "min(‖w_GPTQ − w‖, the largest probe), rises floored at "
+       "min(‖w_GPTQ − w‖, the random probes' end), interpolated in t², rises floored at "
     << num(detail::valley_floor, 2)
     << " nats (v < 0: GPTQ moved along a valley; it needs GPTQ, no fine-tuning). Every model is predicted by fits on "
        "the other models only (leave one model out).\n\n"
@@ -290,21 +317,7 @@ inline std::string predictor_markdown(const std::vector<PredictorPoint>& pts, co
     << "; logistic regression on all three: " << detail::accuracy(pts, e.wins_logistic)
     << "; logistic regression on r and v: " << detail::accuracy(pts, e.wins_valley)
     << "; baseline (the other models' majority): " << detail::accuracy(pts, e.wins_majority) << ".\n";
-  if (!pts.empty()) {
-    std::vector<double> x;
-    std::vector<int> y;
-    for (const auto& p : pts) x.push_back(p.log_ratio), y.push_back(p.qaft_wins());
-    const auto rule = analysis::ThresholdRule::fit(x, y);
-    std::vector<double> fitted;
-    for (const double v : x) fitted.push_back(rule.predict(v));
-    o << "\nFitted on every point: QAFT beats GPTQ when r " << (rule.above ? ">" : "<") << " " << num(rule.threshold, 3)
-      << " (‖Δw_RTN‖ " << (rule.above ? "above" : "below") << " " << num(std::pow(10.0, rule.threshold), 3)
-      << " × R(w)); right for " << detail::accuracy(pts, fitted) << " of the points it was fitted on";
-    std::vector<int> every(pts.size());
-    for (std::size_t i = 0; i < pts.size(); ++i) every[i] = static_cast<int>(i);
-    o << "; the logistic regression on r and v, fitted on every point, is right for "
-      << detail::accuracy(pts, predict_wins_logistic(pts, every, every, FeatureSet::valley)) << ".\n";
-  }
+  if (!pts.empty()) o << "\n" << detail::fitted_on_every_point(pts);
   if (!skipped.empty()) {
     o << "\nNot used:\n";
     for (const auto& s : skipped) o << "- " << s << "\n";

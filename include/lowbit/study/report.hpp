@@ -264,7 +264,7 @@ inline std::vector<analysis::SvgPlot> figure_landscape(const StudyResults& r) {
       panels.push_back(k);
   if (panels.empty()) panels.push_back("");  // random directions only
   const auto method_color = [](const std::string& label) -> std::pair<std::string, bool> {
-    if (label.rfind("w_gptq -> w_qaft", 0) == 0) return {"#9467bd", true};
+    if (label.starts_with(solutions_segment)) return {"#9467bd", true};
     if (label.find("w_rtn") != std::string::npos) return {"#1f77b4", false};
     if (label.find("w_gptq") != std::string::npos) return {"#d62728", false};
     if (label.find("w_qaft") != std::string::npos) return {"#2ca02c", false};

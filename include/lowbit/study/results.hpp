@@ -55,27 +55,40 @@ struct UnitResult {
 
 /// A radial or segment profile of the global NLL.
 struct Profile {
-  std::string label;  ///< "random 0", segment_label(): "w -> w_gptq (int4)", …
+  std::string label;  ///< random_label(): "random 0"; segment_label(): "w -> w_gptq (int4)", …
   std::vector<double> t;  ///< distance from the start, ascending
   std::vector<double> nll;
   double basin_radius = nan_value;
 
-  /// The NLL at distance x, linear between the probes, held at the ends.
-  [[nodiscard]] double nll_at(double x) const {
-    if (t.empty()) return nan_value;
+  /// How much the NLL has risen at distance x from the start: interpolated linearly
+  /// in t², exact for a quadratic bowl around the start — near a minimum the rise
+  /// grows with t², and a line through coarse radial probes would overstate it below
+  /// the first probe many times over. Held at the last probe beyond it; NaN for a
+  /// malformed profile or x.
+  [[nodiscard]] double rise_at(double x) const {
+    if (t.empty() || nll.size() != t.size() || !(x >= 0)) return nan_value;
     const auto hi = std::lower_bound(t.begin(), t.end(), x);
-    if (hi == t.begin()) return nll.front();
-    if (hi == t.end()) return nll.back();
+    if (hi == t.begin()) return 0.0;
+    if (hi == t.end()) return nll.back() - nll.front();
     const auto k = static_cast<std::size_t>(hi - t.begin());
-    const double a = (x - t[k - 1]) / (t[k] - t[k - 1]);
-    return nll[k - 1] + a * (nll[k] - nll[k - 1]);
+    const double a = (x * x - t[k - 1] * t[k - 1]) / (t[k] * t[k] - t[k - 1] * t[k - 1]);
+    return nll[k - 1] + a * (nll[k] - nll[k - 1]) - nll.front();
   }
 };
 
+/// The label of the k-th random radial direction ("random 3"), and whether a
+/// profile is one: the landscape names them so, the report and predictor find them so.
+inline std::string random_label(long k) { return "random " + std::to_string(k); }
+inline bool is_random(const Profile& p) { return p.label.starts_with("random "); }
+
 /// The label of the straight segment from w to a method's weights at one width
-/// ("w -> w_gptq (int4)"): the landscape names its segments so, the predictor finds them so.
+/// ("w -> w_gptq (int4)"), and of the one between GPTQ's and QAFT's solutions.
 inline std::string segment_label(const std::string& method, const std::string& width) {
   return "w -> w_" + method + " (" + width + ")";
+}
+inline constexpr const char* solutions_segment = "w_gptq -> w_qaft";
+inline std::string solutions_segment_label(const std::string& width) {
+  return std::string(solutions_segment) + " (" + width + ")";
 }
 
 struct StudyResults {
@@ -137,7 +150,7 @@ inline LayersOutside layers_outside_basin(const StudyResults& r, const UnitResul
 inline double largest_probe_radius(const StudyResults& r) {
   double m = nan_value;
   for (const auto& p : r.profiles)
-    if (p.label.starts_with("random") && !p.t.empty()) m = std::isnan(m) ? p.t.back() : std::max(m, p.t.back());
+    if (is_random(p) && !p.t.empty()) m = std::isnan(m) ? p.t.back() : std::max(m, p.t.back());
   return m;
 }
 

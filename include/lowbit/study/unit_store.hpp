@@ -30,6 +30,14 @@
 
 namespace lowbit::study {
 
+/// --out is held by another lowbit-study: nothing was done, the same command can be
+/// tried later (lowbit-study exits with cli::exit_busy, so a script running several
+/// studies can go on to the next folder — scripts/study_schemes.sh).
+class FolderBusy : public UsageError {
+ public:
+  using UsageError::UsageError;
+};
+
 class UnitStore {
  public:
   /// `run` is this run's identity (run_identity()); `log` may be null; `grid` names
@@ -40,13 +48,13 @@ class UnitStore {
   [[nodiscard]] std::filesystem::path path(const std::string& key) const { return out_ / "units" / (key + ".json"); }
   [[nodiscard]] const io::Json& run() const { return run_; }
 
-  /// Takes --out/lock for the life of the store; UsageError if another run holds
+  /// Takes --out/lock for the life of the store; FolderBusy if another run holds
   /// it (a filesystem without locks gets a warning and no lock).
   void lock() {
     try {
       lock_ = std::make_unique<io::FileLock>(out_ / "lock");
     } catch (const io::LockHeld& e) {
-      throw UsageError("--out " + out_.string() + ": another lowbit-study is running on this folder (" + e.what() +
+      throw FolderBusy("--out " + out_.string() + ": another lowbit-study is running on this folder (" + e.what() +
                        "); wait for it to finish or use another --out");
     } catch (const Error& e) {
       throw UsageError("--out " + out_.string() + ": " + e.what());

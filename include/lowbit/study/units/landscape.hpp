@@ -222,7 +222,7 @@ struct LandscapeUnits {
     for (long k = 0; k < directions; ++k) {
       const auto dir = analysis::random_unit_direction(set.size(), c.options.seed * 1000 + static_cast<std::uint64_t>(k) + 1);
       Profile pr;
-      pr.label = "random " + std::to_string(k);
+      pr.label = random_label(k);
       pr.t = radii;
       pr.nll = analysis::profile(set, base, dir, radii, loss);
       pr.basin_radius = analysis::basin_radius(radii, pr.nll).radius;
@@ -249,7 +249,7 @@ struct LandscapeUnits {
       const std::vector<float> from = set.snapshot();
       if (!c.load_weights(c.key("qaft", bits))) continue;
       const std::vector<float> to = set.snapshot();
-      profiles.push_back(segment(set, from, to, "w_gptq -> w_qaft (" + c.label(bits) + ")", loss));
+      profiles.push_back(segment(set, from, to, solutions_segment_label(c.label(bits)), loss));
     }
     c.restore_fp();
     write_profiles(c, "landscape", std::move(profiles));
