@@ -79,3 +79,30 @@ TEST_CASE("lowbit-study --compare: runs of two schemes side by side, each read b
   CHECK_THROWS_WITH_AS(read_compared_run(root / "model"), doctest::Contains((root / "model").string().c_str()), UsageError);
   fs::remove_all(root);
 }
+
+TEST_CASE("lowbit-study --compare: every run's findings in one table") {
+  const auto unit = [](const std::string& method, double nll, double distance, std::vector<double> mse) {
+    UnitResult u;
+    u.method = method;
+    u.bits = 3;
+    u.test_nll = nll;
+    u.weight_distance = distance;
+    for (std::size_t k = 0; k < mse.size(); ++k) u.layers.push_back({"l" + std::to_string(k), mse[k]});
+    return u;
+  };
+  ComparedRun a;
+  a.name = "m-paper";
+  a.results.basin_radius = 10;
+  a.results.units = {unit("rtn", 4.0, 15, {1, 1, 1}), unit("gptq", 3.5, 20, {0.5, 0.9, 1.0}),
+                     unit("qaft", 3.2, 16, {2, 0.5, 3})};
+  ComparedRun b;  // no landscape, GPTQ ahead by less than the margin, no QAFT
+  b.name = "m q4_0";
+  b.results.grid = "q4_0";
+  b.results.units = {unit("rtn", 4.0, 5, {1}), unit("gptq", 3.9, 6, {2})};
+  b.results.units[0].bits = b.results.units[1].bits = 4;
+  const std::string md = findings_markdown({a, b});
+  CHECK(md.find("| m-paper | int3 | 1.5 | -0.3 | QAFT | 3/3 | 1/3 | 1.33 |") != std::string::npos);
+  CHECK(md.find("| m q4_0 | q4_0 | — | — | — | 0/1 | — | 1.2 |") != std::string::npos);
+  CHECK(std::string(method_winner(0.01)) == "tie");
+  CHECK(std::string(method_winner(0.05)) == "GPTQ");
+}

@@ -169,6 +169,38 @@ inline std::string compare_markdown(const std::vector<ComparedRun>& runs, const 
   return o.str();
 }
 
+/// The study's findings for every run and width in one table — the questions issue #15
+/// asks of each model and scheme: where ‖w_RTN − w‖ sits against R(w), which method
+/// wins, whether GPTQ lowers every layer's output MSE below RTN's while QAFT does not,
+/// and whether GPTQ moves the weights further than RTN.
+inline std::string findings_markdown(const std::vector<ComparedRun>& runs) {
+  using detail::num;
+  std::ostringstream o;
+  o << "## The study's findings, run by run\n\n"
+    << "QAFT − GPTQ on the test split (closer than " << num(method_tie_margin, 2) << " nats: a tie); layers: of the "
+       "layers, how many have an output MSE at or below RTN's.\n\n"
+    << "| run | width | ‖w_RTN − w‖ / R(w) | QAFT − GPTQ | ahead | GPTQ's layers ≤ RTN | QAFT's layers ≤ RTN | "
+       "‖w_GPTQ − w‖ / ‖w_RTN − w‖ |\n|---|---|---|---|---|---|---|---|\n";
+  const auto count = [](const UnitResult* rt, const UnitResult* u) {
+    if (!rt || !u) return std::string("—");
+    const LayersBelow n = layers_below_rtn(*rt, *u);
+    return std::to_string(n.below) + "/" + std::to_string(n.total);
+  };
+  for (const auto& run : runs) {
+    const StudyResults& r = run.results;
+    for (const int b : detail::bit_widths(r)) {
+      const auto *rt = r.find("rtn", b), *g = r.find("gptq", b), *q = r.find("qaft", b);
+      const double gap = g && q ? q->test_nll - g->test_nll : nan_value;
+      o << "| " << run.name << " | " << r.label(b) << " | "
+        << (rt && std::isfinite(r.basin_radius) ? num(rt->weight_distance / r.basin_radius, 3) : std::string("—")) << " | "
+        << (std::isfinite(gap) ? num(gap, 3) + " | " + method_winner(gap) : std::string("— | —")) << " | " << count(rt, g) << " | "
+        << count(rt, q) << " | " << (rt && g ? num(g->weight_distance / rt->weight_distance, 3) : std::string("—"))
+        << " |\n";
+    }
+  }
+  return o.str();
+}
+
 /// Reads every run of `dirs`, writes fig2_compare.svg and compare.md into `out`.
 inline std::vector<ComparedRun> write_compare(const std::vector<std::filesystem::path>& dirs,
                                               const std::filesystem::path& out, const std::string& command) {
@@ -176,7 +208,7 @@ inline std::vector<ComparedRun> write_compare(const std::vector<std::filesystem:
   for (const auto& d : dirs) runs.push_back(read_compared_run(d));
   std::filesystem::create_directories(out);
   write_file_atomic(out / "fig2_compare.svg", figure_compare(runs).svg());
-  write_file_atomic(out / "compare.md", compare_markdown(runs, command));
+  write_file_atomic(out / "compare.md", compare_markdown(runs, command) + "\n" + findings_markdown(runs));
   return runs;
 }
 

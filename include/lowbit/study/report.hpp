@@ -338,17 +338,10 @@ inline std::string report_markdown(const StudyResults& r, const std::string& com
   for (const int b : detail::bit_widths(r)) {
     const auto *rt = r.find("rtn", b), *g = r.find("gptq", b), *q = r.find("qaft", b);
     if (!rt || !g) continue;
-    int lower = 0, total = 0, q_lower = 0, q_total = 0;
-    for (const auto& lr : rt->layers) {
-      for (const auto& lg : g->layers)
-        if (lg.name == lr.name) total += 1, lower += lg.output_mse <= lr.output_mse ? 1 : 0;
-      if (q)
-        for (const auto& lq : q->layers)
-          if (lq.name == lr.name) q_total += 1, q_lower += lq.output_mse <= lr.output_mse ? 1 : 0;
-    }
+    const LayersBelow n = layers_below_rtn(*rt, *g);
     o << "- " << r.label(b) << ": GPTQ lowers the output MSE of every layer below RTN's — "
-      << detail::verdict(total > 0 && lower == total) << " (" << lower << "/" << total << " layers)";
-    if (q) o << "; QAFT does so for " << q_lower << "/" << q_total;
+      << detail::verdict(n.total > 0 && n.below == n.total) << " (" << n.below << "/" << n.total << " layers)";
+    if (q) o << "; QAFT does so for " << layers_below_rtn(*rt, *q).below << "/" << layers_below_rtn(*rt, *q).total;
     o << ".\n";
   }
   // 3. GPTQ moves the weights further than RTN

@@ -129,6 +129,24 @@ struct StudyResults {
 /// objective. The report and the predictor both use it.
 inline constexpr double method_tie_margin = 0.02;
 
+/// Which method is ahead by more than method_tie_margin: "QAFT", "GPTQ" or "tie".
+inline const char* method_winner(double qaft_minus_gptq) {
+  return std::fabs(qaft_minus_gptq) <= method_tie_margin ? "tie" : qaft_minus_gptq < 0 ? "QAFT" : "GPTQ";
+}
+
+/// How many layers of unit `u` have an output MSE at or below RTN's for the same
+/// layer, of the layers both units measured (the study's Figure 1, right).
+struct LayersBelow {
+  int below = 0, total = 0;
+};
+inline LayersBelow layers_below_rtn(const UnitResult& rtn, const UnitResult& u) {
+  LayersBelow n;
+  for (const auto& lr : rtn.layers)
+    for (const auto& l : u.layers)
+      if (l.name == lr.name) ++n.total, n.below += l.output_mse <= lr.output_mse ? 1 : 0;
+  return n;
+}
+
 /// How many layers of unit `u` have ‖ΔW‖ outside that layer's own basin (the run's
 /// per-layer landscape), of the layers probed; a layer whose basin is beyond its
 /// largest probe (NaN radius) counts as inside.
